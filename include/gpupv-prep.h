@@ -1,0 +1,201 @@
+/*
+ * gpupv-prep.h - public interface of libgpupv-prep, the library behind the
+ * gpupv-prep tool that prepares Windows guest disks for Hyper-V GPU
+ * paravirtualization offline.
+ *
+ * Only our own types appear here: no ntfs-3g, hivex or libvhdi type leaks
+ * out.  Every function returns 0 (or a pointer) on success and -1 (or NULL)
+ * with errno set on failure; gp_error_message() then holds one message that
+ * names the object and the reason, and gp_error_code() a GP_EXIT_* class.
+ */
+#ifndef GPUPV_PREP_H
+#define GPUPV_PREP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit codes of the tool; also the class of a recorded error. */
+enum gp_exit {
+	GP_EXIT_OK = 0,
+	GP_EXIT_FAILURE = 1,	/* any other failure */
+	GP_EXIT_USAGE = 2,	/* bad command line */
+	GP_EXIT_CORRUPT = 3,	/* image or structure corrupt or unsupported */
+	GP_EXIT_NO_WINDOWS = 4,	/* no Windows volume found */
+	GP_EXIT_HIBERNATED = 5,	/* NTFS volume hibernated / Fast Startup */
+	GP_EXIT_UNCLEAN = 6,	/* NTFS journal unclean or volume dirty */
+	GP_EXIT_BITLOCKER = 7,	/* BitLocker-encrypted volume */
+	GP_EXIT_BUSY = 8,	/* image in use by another process */
+	GP_EXIT_PARENT = 9,	/* differencing parent missing or mismatched */
+};
+
+const char *gp_error_message(void);	/* last recorded message, or "" */
+int	gp_error_code(void);		/* GP_EXIT_* class of that error */
+void	gp_error_clear(void);
+/* Non-fatal warnings recorded since the last call; caller frees none. */
+size_t	gp_warnings(const char *const **list);
+void	gp_warnings_clear(void);
+
+const char *gp_version(void);
+
+/* ---- images (blk layer) ------------------------------------------- */
+
+typedef struct gp_image gp_image;
+
+enum gp_open_flags {
+	GP_OPEN_RDONLY = 0,
+	GP_OPEN_RDWR = 1 << 0,
+};
+
+struct gp_open_opts {
+	unsigned flags;			/* GP_OPEN_* */
+	const char *parent;		/* differencing parent override */
+	const char *format;		/* force "raw", "vhd", "vhdx"; NULL probes */
+};
+
+struct gp_image_info {
+	const char *path;
+	const char *format;		/* "vhdx", "vhd", "raw" */
+	const char *subformat;		/* "fixed", "dynamic", "differencing", NULL */
+	uint64_t virtual_size;		/* bytes */
+	uint64_t file_size;		/* bytes on the host */
+	uint32_t logical_sector_size;
+	uint32_t physical_sector_size;
+	uint32_t block_size;		/* 0 for raw and fixed VHD */
+	const char *parent;		/* resolved parent path, or NULL */
+	const char *parent_hint;	/* path the file names, or NULL */
+	bool log_replayed;		/* a VHDX log was replayed on open */
+	char disk_id[39];		/* VHDX Page 83 id / VHD unique id, or "" */
+	char creator[64];		/* creator string, or "" */
+};
+
+gp_image *gp_image_open(const char *path, const struct gp_open_opts *opts);
+int	gp_image_get_info(const gp_image *img, struct gp_image_info *info);
+const gp_image *gp_image_parent(const gp_image *img);
+/* Virtual disk I/O; any offset and length inside the virtual size. */
+int	gp_image_read(gp_image *img, void *buf, size_t len, uint64_t off);
+int	gp_image_write(gp_image *img, const void *buf, size_t len, uint64_t off);
+int	gp_image_flush(gp_image *img);
+/* Flushes and closes; -1 if the final flush failed (image still freed). */
+int	gp_image_close(gp_image *img);
+
+/* ---- partitions (part layer) -------------------------------------- */
+
+enum gp_part_scheme { GP_SCHEME_NONE, GP_SCHEME_MBR, GP_SCHEME_GPT };
+
+struct gp_partition {
+	unsigned index;			/* 1-based as the table numbers it */
+	uint64_t start;			/* bytes */
+	uint64_t size;			/* bytes */
+	char type[40];			/* GPT type GUID, or "0x07" for MBR */
+	const char *type_name;		/* "Microsoft basic data", ... or NULL */
+	char name[80];			/* GPT partition name (UTF-8), or "" */
+	const char *filesystem;		/* "ntfs", "fat", "bitlocker", ..., "unknown" */
+	char label[128];		/* filesystem label, or "" */
+};
+
+struct gp_partition_table {
+	enum gp_part_scheme scheme;
+	uint32_t sector_size;
+	unsigned count;
+	struct gp_partition *parts;
+	char disk_guid[39];		/* GPT disk GUID, or "" */
+	uint32_t mbr_signature;
+};
+
+int	gp_partitions_read(gp_image *img, struct gp_partition_table *pt);
+void	gp_partitions_free(struct gp_partition_table *pt);
+
+/* ---- NTFS volumes (ntfs layer) ------------------------------------ */
+
+typedef struct gp_volume gp_volume;
+
+enum gp_volume_state {
+	GP_VOL_CLEAN,
+	GP_VOL_HIBERNATED,
+	GP_VOL_DIRTY,
+	GP_VOL_BITLOCKER,
+};
+const char *gp_volume_state_name(enum gp_volume_state s);
+
+/* Mount the NTFS file system in [start, start+size) of img. */
+gp_volume *gp_volume_open(gp_image *img, uint64_t start, uint64_t size,
+	    bool writable);
+int	gp_volume_close(gp_volume *vol);
+/* State as judged read-only: hibernation, dirty flag, journal. */
+enum gp_volume_state gp_volume_state(gp_volume *vol);
+const char *gp_volume_label(gp_volume *vol);
+
+struct gp_stat {
+	bool is_dir;
+	uint64_t size;
+	uint32_t attributes;		/* FILE_ATTRIBUTE_* as Windows has them */
+	int64_t mtime;			/* Unix seconds */
+};
+
+/* Paths use '/' or '\\' and are matched case-insensitively. */
+int	gp_volume_stat(gp_volume *vol, const char *path, struct gp_stat *st);
+/*
+ * Calls fn for each entry of a directory (Win32/POSIX names only, no
+ * DOS 8.3 aliases, no "." and "..").  fn returns non-zero to stop.
+ */
+int	gp_volume_list(gp_volume *vol, const char *path,
+	    int (*fn)(void *ctx, const char *name, const struct gp_stat *st),
+	    void *ctx);
+/* Copy a file of the volume into a host file (created or truncated). */
+int	gp_volume_extract(gp_volume *vol, const char *path, const char *host_path);
+/* The actual case of each component, e.g. "/Windows/System32". */
+char	*gp_volume_realpath(gp_volume *vol, const char *path);
+/* Create missing directories along path (case-insensitively). */
+int	gp_volume_mkdir_p(gp_volume *vol, const char *path);
+/* Create or replace a file with the given contents. */
+int	gp_volume_write_file(gp_volume *vol, const char *path,
+	    const void *data, size_t len);
+
+/* ---- registry hives (hive layer) ---------------------------------- */
+
+/*
+ * Read a string value (REG_SZ / REG_EXPAND_SZ) from a hive file on the
+ * host; key path components separated by '\\', matched case-insensitively.
+ * Returns a new string or NULL (errno ENOENT when absent).
+ */
+char	*gp_hive_get_string(const char *hive_path, const char *key,
+	    const char *value);
+/*
+ * Write a new, empty, clean hive (regf 1.5: a root key "ROOT" with an
+ * Administrators/SYSTEM security descriptor) to path; hivex can then
+ * populate it.
+ */
+int	gp_hive_create_empty(const char *path);
+
+/* ---- the Windows installation (guest layer) ---------------------- */
+
+struct gp_windows {
+	unsigned partition;		/* partition index (0: whole disk) */
+	unsigned slot;			/* position in the table's parts[] */
+	char *system_root;		/* "\\Windows" in its stored case */
+	char *build;			/* CurrentBuildNumber, or NULL */
+	char *product;			/* ProductName, or NULL */
+	enum gp_volume_state state;
+};
+
+/*
+ * Find the Windows volume by content: an NTFS volume holding
+ * Windows\System32\config\SYSTEM (any case).  partition >= 0 forces
+ * that index.  Also fills the NTFS labels in pt.  Returns -1 with
+ * GP_EXIT_NO_WINDOWS when there is none (a BitLocker volume found
+ * instead gives state GP_VOL_BITLOCKER and returns 0).
+ */
+int	gp_windows_find(gp_image *img, struct gp_partition_table *pt,
+	    int partition, struct gp_windows *w);
+void	gp_windows_free(struct gp_windows *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * blk-raw.c - raw images: the virtual disk is the file.  Bids lowest, so
+ * it is what an image no other driver claims is taken to be.
+ */
+#include <config.h>
+
+#include <errno.h>
+
+#include "blk.h"
+
+static int
+raw_probe(const uint8_t *head, size_t headlen, const uint8_t tail[512],
+    uint64_t file_size)
+{
+	return 1;
+}
+
+static int
+raw_open(gp_image *img, const struct gp_open_opts *opts)
+{
+	img->info.subformat = NULL;
+	img->info.virtual_size = img->file_size;
+	img->info.logical_sector_size = 512;
+	img->info.physical_sector_size = 512;
+	img->info.block_size = 0;
+	img->priv = NULL;
+	return 0;
+}
+
+static int
+raw_read(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	return blk_file_read(img, buf, len, off);
+}
+
+static int
+raw_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	return blk_file_write(img, buf, len, off);
+}
+
+static int
+raw_flush(gp_image *img)
+{
+	return blk_file_sync(img);
+}
+
+static void
+raw_close(gp_image *img)
+{
+}
+
+const struct blk_driver blk_raw_driver = {
+	.name = "raw",
+	.probe = raw_probe,
+	.open = raw_open,
+	.read = raw_read,
+	.write = raw_write,
+	.flush = raw_flush,
+	.close = raw_close,
+};

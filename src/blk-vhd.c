@@ -1,0 +1,510 @@
+/*
+ * blk-vhd.c - VHD images (Microsoft "Virtual Hard Disk Image Format
+ * Specification" 1.0): fixed, dynamic and differencing read; fixed and
+ * dynamic write.  Every field is big-endian.
+ *
+ * Layout: a 512-byte footer at the end (and, for dynamic and
+ * differencing disks, a copy at offset 0), a 1024-byte dynamic header,
+ * the BAT of 32-bit sector offsets, and blocks each preceded by a sector
+ * bitmap (bit set = sector present in this file, most significant bit
+ * first).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "blk.h"
+
+#define VHD_FOOTER_SIZE		512
+#define VHD_DYNHDR_SIZE		1024
+#define VHD_TYPE_FIXED		2
+#define VHD_TYPE_DYNAMIC	3
+#define VHD_TYPE_DIFF		4
+#define VHD_BAT_UNUSED		0xFFFFFFFFu
+#define VHD_MAX_SIZE		(2040ull * 1024 * 1024 * 1024)	/* spec limit */
+#define VHD_MAX_BAT_ENTRIES	(1u << 24)	/* cap on what we load */
+#define VHD_MAX_BLOCK		(256u * 1024 * 1024)
+
+struct vhd {
+	uint8_t footer[VHD_FOOTER_SIZE];
+	uint32_t type;
+	uint64_t size;
+	uint64_t bat_off;
+	uint32_t max_entries;
+	uint32_t block_size;
+	uint32_t bitmap_size;		/* bytes, padded to a sector */
+	uint32_t *bat;			/* host order */
+	uint8_t *bitmap;		/* cached bitmap of one block */
+	uint32_t bitmap_block;
+	bool data_unsynced;
+	uint8_t parent_id[16];
+};
+
+static uint32_t
+vhd_checksum(const uint8_t *p, size_t n, size_t skip_off)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (i < skip_off || i >= skip_off + 4)
+			sum += p[i];
+	return ~sum;
+}
+
+static bool
+footer_valid(const uint8_t *f)
+{
+	return memcmp(f, "conectix", 8) == 0 &&
+	    get_be32(f + 64) == vhd_checksum(f, VHD_FOOTER_SIZE, 64);
+}
+
+static int
+vhd_probe(const uint8_t *head, size_t headlen, const uint8_t tail[512],
+    uint64_t file_size)
+{
+	if (file_size >= VHD_FOOTER_SIZE && memcmp(tail, "conectix", 8) == 0)
+		return 90;
+	/* Dynamic disks keep a copy of the footer at 0; the tail may be torn. */
+	if (headlen >= 8 && memcmp(head, "conectix", 8) == 0)
+		return 80;
+	/* Pre-2004 Virtual PC fixed disks wrote a 511-byte footer. */
+	if (file_size >= 511 && memcmp(tail + 1, "conectix", 8) == 0)
+		return 50;
+	return 0;
+}
+
+static int
+corrupt(gp_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+corrupt(gp_image *img, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", img->path, buf);
+	return -1;
+}
+
+static void
+vhd_free(struct vhd *h)
+{
+	if (!h)
+		return;
+	free(h->bat);
+	free(h->bitmap);
+	free(h);
+}
+
+static int
+parent_check(gp_image *child, gp_image *parent)
+{
+	struct vhd *h = child->priv;
+	uint8_t id[16];
+
+	if (parent->drv != &blk_vhd_driver) {
+		error_setc(GP_EXIT_PARENT, EINVAL, "%s: parent %s is a %s image, "
+		    "not VHD", child->path, parent->path, parent->drv->name);
+		return -1;
+	}
+	memcpy(id, ((struct vhd *)parent->priv)->footer + 68, 16);
+	if (memcmp(id, h->parent_id, 16) != 0) {
+		error_setc(GP_EXIT_PARENT, EINVAL, "%s: parent %s does not "
+		    "match: its unique id differs from the one the child "
+		    "records", child->path, parent->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Parent locators (platform codes W2ru, W2ku: UTF-16LE paths). */
+static int
+open_parent(gp_image *img, struct vhd *h, const uint8_t *dh,
+    const char *override)
+{
+	char *cand[10] = { 0 }, *dir = path_dirname(img->path), *name;
+	const char *c[10];
+	size_t n = 0, i;
+	int ret;
+
+	if (override)
+		cand[n++] = xstrdup(override);
+	for (i = 0; i < 8 && n < 9; i++) {
+		const uint8_t *e = dh + 576 + 24 * i;
+		uint32_t code = get_be32(e), len = get_be32(e + 8);
+		uint64_t off = get_be64(e + 16);
+		uint8_t *buf;
+		char *p, *q;
+
+		if ((code != 0x57327275 /* W2ru */ && code != 0x57326B75 /* W2ku */) ||
+		    len == 0 || len > 4096 || off > img->file_size ||
+		    len > img->file_size - off)
+			continue;
+		buf = xmalloc(len);
+		if (blk_file_read(img, buf, len, off) < 0) {
+			free(buf);
+			goto out_fail;
+		}
+		p = utf16_to_utf8(buf, len / 2, false);
+		free(buf);
+		for (q = p; *q; q++)
+			if (*q == '\\')
+				*q = '/';
+		if (!img->parent_hint)
+			img->parent_hint = xstrdup(p);
+		if (code == 0x57327275)
+			cand[n++] = path_join(dir, p[0] == '.' && p[1] == '/' ?
+			    p + 2 : p);
+		else
+			cand[n++] = path_join(dir, path_basename(p));
+		free(p);
+	}
+	/* The parent's Unicode name (UTF-16BE) in the dynamic header. */
+	name = utf16_to_utf8(dh + 64, 256, true);
+	for (i = 0; name[i]; i++)
+		if (name[i] == '\\')
+			name[i] = '/';
+	if (*name) {
+		if (!img->parent_hint)
+			img->parent_hint = xstrdup(name);
+		cand[n++] = path_join(dir, path_basename(name));
+	}
+	free(name);
+	for (i = 0; i < n; i++)
+		c[i] = cand[i];
+	ret = blk_open_parent(img, c, n, parent_check);
+	goto out;
+out_fail:
+	ret = -1;
+out:
+	for (i = 0; i < n; i++)
+		free(cand[i]);
+	free(dir);
+	return ret;
+}
+
+static int
+vhd_open(gp_image *img, const struct gp_open_opts *opts)
+{
+	struct vhd *h = xcalloc(1, sizeof(*h));
+	uint8_t dh[VHD_DYNHDR_SIZE], head[VHD_FOOTER_SIZE];
+	uint64_t dyn_off, i, fsize = img->file_size;
+	uint8_t *raw = NULL;
+
+	img->priv = h;
+	h->bitmap_block = UINT32_MAX;
+	if (fsize < VHD_FOOTER_SIZE) {
+		corrupt(img, "file too small for a VHD footer");
+		goto fail;
+	}
+	if (blk_file_read(img, h->footer, VHD_FOOTER_SIZE,
+	    fsize - VHD_FOOTER_SIZE) < 0)
+		goto fail;
+	if (!footer_valid(h->footer)) {
+		/* A torn footer: dynamic disks keep a copy at offset 0. */
+		if (blk_file_read(img, head, VHD_FOOTER_SIZE, 0) < 0)
+			goto fail;
+		if (!footer_valid(head)) {
+			corrupt(img, "VHD footer is corrupt (bad cookie or "
+			    "checksum) and has no valid copy");
+			goto fail;
+		}
+		memcpy(h->footer, head, VHD_FOOTER_SIZE);
+		warn_add("%s: VHD footer at the end is corrupt; using the copy "
+		    "at offset 0", img->path);
+	}
+	h->type = get_be32(h->footer + 60);
+	h->size = get_be64(h->footer + 48);
+	snprintf(img->info.creator, sizeof(img->info.creator), "%.4s %u.%u",
+	    (const char *)h->footer + 28, get_be16(h->footer + 32),
+	    get_be16(h->footer + 34));
+	{
+		guid_t g;
+
+		/* The unique id is a plain 16-byte value; show it as a GUID. */
+		guid_from_bytes(&g, h->footer + 68);
+		guid_format(&g, img->info.disk_id);
+	}
+	if (h->size == 0 || h->size > VHD_MAX_SIZE || h->size % 512) {
+		corrupt(img, "VHD current size %llu is zero, above 2040 GiB, "
+		    "or not a multiple of 512", (unsigned long long)h->size);
+		goto fail;
+	}
+	img->info.virtual_size = h->size;
+	img->info.logical_sector_size = 512;
+	img->info.physical_sector_size = 512;
+
+	if (h->type == VHD_TYPE_FIXED) {
+		img->info.subformat = "fixed";
+		if (fsize - VHD_FOOTER_SIZE < h->size) {
+			corrupt(img, "fixed VHD claims %llu bytes but holds %llu",
+			    (unsigned long long)h->size,
+			    (unsigned long long)(fsize - VHD_FOOTER_SIZE));
+			goto fail;
+		}
+		return 0;
+	}
+	if (h->type != VHD_TYPE_DYNAMIC && h->type != VHD_TYPE_DIFF) {
+		corrupt(img, "VHD disk type %u is unknown", h->type);
+		goto fail;
+	}
+	img->info.subformat = h->type == VHD_TYPE_DIFF ? "differencing" :
+	    "dynamic";
+	dyn_off = get_be64(h->footer + 16);
+	if (dyn_off > fsize || VHD_DYNHDR_SIZE > fsize - dyn_off) {
+		corrupt(img, "VHD dynamic header offset %llu lies outside the "
+		    "file", (unsigned long long)dyn_off);
+		goto fail;
+	}
+	if (blk_file_read(img, dh, sizeof(dh), dyn_off) < 0)
+		goto fail;
+	if (memcmp(dh, "cxsparse", 8) != 0 ||
+	    get_be32(dh + 36) != vhd_checksum(dh, sizeof(dh), 36)) {
+		corrupt(img, "VHD dynamic header is corrupt (bad cookie or "
+		    "checksum)");
+		goto fail;
+	}
+	h->bat_off = get_be64(dh + 16);
+	h->max_entries = get_be32(dh + 28);
+	h->block_size = get_be32(dh + 32);
+	memcpy(h->parent_id, dh + 40, 16);
+	if (!is_pow2(h->block_size) || h->block_size < 512 ||
+	    h->block_size > VHD_MAX_BLOCK) {
+		corrupt(img, "VHD block size %u is not a power of two up to "
+		    "256 MiB", h->block_size);
+		goto fail;
+	}
+	img->info.block_size = h->block_size;
+	if (h->max_entries > VHD_MAX_BAT_ENTRIES ||
+	    (uint64_t)h->max_entries * h->block_size < h->size) {
+		corrupt(img, "VHD BAT of %u entries does not cover the %llu "
+		    "byte disk or is absurdly large", h->max_entries,
+		    (unsigned long long)h->size);
+		goto fail;
+	}
+	if (h->bat_off > fsize || (uint64_t)h->max_entries * 4 > fsize - h->bat_off) {
+		corrupt(img, "VHD BAT (offset %llu, %u entries) lies outside "
+		    "the file", (unsigned long long)h->bat_off, h->max_entries);
+		goto fail;
+	}
+	h->bitmap_size = ((h->block_size / 512 / 8) + 511) / 512 * 512;
+	raw = xmalloc((size_t)h->max_entries * 4);
+	h->bat = xmalloc((size_t)h->max_entries * 4);
+	if (blk_file_read(img, raw, (size_t)h->max_entries * 4, h->bat_off) < 0)
+		goto fail;
+	for (i = 0; i < h->max_entries; i++) {
+		uint64_t at;
+
+		h->bat[i] = get_be32(raw + 4 * i);
+		if (h->bat[i] == VHD_BAT_UNUSED)
+			continue;
+		at = (uint64_t)h->bat[i] * 512;
+		if (at > fsize || (uint64_t)h->bitmap_size + h->block_size > fsize - at ||
+		    (at < h->bat_off + (uint64_t)h->max_entries * 4 &&
+		    h->bat_off < at + h->bitmap_size + h->block_size)) {
+			corrupt(img, "VHD BAT entry %llu points at sector %u, "
+			    "outside the file or into the BAT",
+			    (unsigned long long)i, h->bat[i]);
+			goto fail;
+		}
+	}
+	free(raw);
+	raw = NULL;
+	h->bitmap = xmalloc(h->bitmap_size);
+	if (h->type == VHD_TYPE_DIFF && open_parent(img, h, dh,
+	    opts->parent) < 0)
+		goto fail;
+	return 0;
+fail:
+	free(raw);
+	vhd_free(h);
+	img->priv = NULL;
+	return -1;
+}
+
+static void
+vhd_close(gp_image *img)
+{
+	vhd_free(img->priv);
+	img->priv = NULL;
+}
+
+static int
+load_bitmap(gp_image *img, struct vhd *h, uint32_t blk)
+{
+	if (h->bitmap_block == blk)
+		return 0;
+	h->bitmap_block = UINT32_MAX;
+	if (blk_file_read(img, h->bitmap, h->bitmap_size,
+	    (uint64_t)h->bat[blk] * 512) < 0)
+		return -1;
+	h->bitmap_block = blk;
+	return 0;
+}
+
+static int
+vhd_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
+{
+	struct vhd *h = img->priv;
+	uint8_t *buf = vbuf;
+
+	if (h->type == VHD_TYPE_FIXED)
+		return blk_file_read(img, buf, len, off);
+	while (len) {
+		uint32_t blk = (uint32_t)(off / h->block_size);
+		uint64_t in = off % h->block_size;
+		size_t n = (size_t)MIN((uint64_t)len, h->block_size - in);
+		uint64_t data = (uint64_t)h->bat[blk] * 512 + h->bitmap_size;
+
+		if (h->bat[blk] == VHD_BAT_UNUSED) {
+			if (h->type == VHD_TYPE_DIFF) {
+				if (blk_parent_read(img, buf, n, off) < 0)
+					return -1;
+			} else {
+				memset(buf, 0, n);
+			}
+		} else if (h->type == VHD_TYPE_DYNAMIC) {
+			if (blk_file_read(img, buf, n, data + in) < 0)
+				return -1;
+		} else {
+			/* Differencing: runs of sectors by their bitmap bit. */
+			size_t done = 0;
+
+			if (load_bitmap(img, h, blk) < 0)
+				return -1;
+			while (done < n) {
+				uint64_t s = (in + done) / 512;
+				bool here = h->bitmap[s / 8] >> (7 - s % 8) & 1;
+				uint64_t end = (s + 1) * 512;
+				size_t m;
+
+				while (end < in + n) {
+					uint64_t s2 = end / 512;
+
+					if ((bool)(h->bitmap[s2 / 8] >>
+					    (7 - s2 % 8) & 1) != here)
+						break;
+					end += 512;
+				}
+				m = (size_t)(MIN(end, in + n) - (in + done));
+				if (here ? blk_file_read(img, buf + done, m,
+				    data + in + done) < 0 :
+				    blk_parent_read(img, buf + done, m,
+				    off + done) < 0)
+					return -1;
+				done += m;
+			}
+		}
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * A new block goes where the footer is: bitmap (all present, as a
+ * dynamic disk holds every sector of an allocated block), zeroed data,
+ * then the footer again at the new end.  The BAT entry is written after
+ * the data is flushed, so a crash leaves at worst an unreferenced block.
+ */
+static int
+alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
+{
+	uint64_t at = (img->file_size - VHD_FOOTER_SIZE + 511) / 512 * 512;
+	uint64_t end = at + h->bitmap_size + h->block_size;
+	uint8_t *bm, sector[512];
+	uint64_t bat_sec;
+	uint32_t i, first;
+
+	bm = xmalloc(h->bitmap_size);
+	memset(bm, 0xff, h->bitmap_size);
+	if (blk_file_write(img, bm, h->bitmap_size, at) < 0) {
+		free(bm);
+		return -1;
+	}
+	free(bm);
+	/* The bitmap overwrote the old footer; the copy at 0 stands in
+	 * until the new one is written. */
+	if (blk_file_truncate(img, end) < 0)
+		return -1;
+	if (blk_file_write(img, h->footer, VHD_FOOTER_SIZE, end) < 0)
+		return -1;
+	if (blk_file_sync(img) < 0)
+		return -1;
+	h->bat[blk] = (uint32_t)(at / 512);
+	/* Rewrite the BAT sector holding this entry. */
+	bat_sec = (uint64_t)blk * 4 / 512 * 512;
+	first = (uint32_t)(bat_sec / 4);
+	if (blk_file_read(img, sector, sizeof(sector), h->bat_off + bat_sec) < 0)
+		return -1;
+	for (i = 0; i < 128 && first + i < h->max_entries; i++)
+		put_be32(sector + 4 * i, h->bat[first + i]);
+	if (blk_file_write(img, sector, sizeof(sector), h->bat_off + bat_sec) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+vhd_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
+{
+	struct vhd *h = img->priv;
+	const uint8_t *buf = vbuf;
+
+	if (h->type == VHD_TYPE_DIFF) {
+		error_set(EOPNOTSUPP, "%s: writing into a differencing VHD is "
+		    "not supported", img->path);
+		return -1;
+	}
+	h->data_unsynced = true;
+	if (h->type == VHD_TYPE_FIXED)
+		return blk_file_write(img, buf, len, off);
+	while (len) {
+		uint32_t blk = (uint32_t)(off / h->block_size);
+		uint64_t in = off % h->block_size;
+		size_t n = (size_t)MIN((uint64_t)len, h->block_size - in);
+
+		if (h->bat[blk] == VHD_BAT_UNUSED) {
+			if (is_zero(buf, n))
+				goto next;
+			if (alloc_block(img, h, blk) < 0)
+				return -1;
+		}
+		if (blk_file_write(img, buf, n, (uint64_t)h->bat[blk] * 512 +
+		    h->bitmap_size + in) < 0)
+			return -1;
+next:
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int
+vhd_flush(gp_image *img)
+{
+	struct vhd *h = img->priv;
+
+	if (!h->data_unsynced)
+		return 0;
+	h->data_unsynced = false;
+	return blk_file_sync(img);
+}
+
+const struct blk_driver blk_vhd_driver = {
+	.name = "vhd",
+	.probe = vhd_probe,
+	.open = vhd_open,
+	.read = vhd_read,
+	.write = vhd_write,
+	.flush = vhd_flush,
+	.close = vhd_close,
+};

@@ -1,0 +1,1351 @@
+/*
+ * blk-vhdx.c - VHDX images (MS-VHDX v1.0): fixed, dynamic and differencing
+ * read; fixed and dynamic write.
+ *
+ * What this driver guarantees, in the order the spec asks for it:
+ * - the headers (2.2.2) are checked by CRC-32C and the current one is the
+ *   valid one with the higher SequenceNumber;
+ * - an active log (2.3) is replayed before any other read: into the file
+ *   when the image is writable, into an in-memory overlay when it is not,
+ *   so a read-only open never changes a byte;
+ * - the region table (2.2.3) and metadata (2.6) are parsed and an unknown
+ *   region or metadata item marked required is refused;
+ * - before the first change in a session the headers are rewritten
+ *   (2.2.2.1) with a new FileWriteGuid and DataWriteGuid, seq+1 into the
+ *   non-current slot, flushed, twice;
+ * - new payload blocks are appended at the end of the file rounded up to
+ *   1 MiB, the file is extended by a whole block, and the data is flushed
+ *   before a BAT entry points at it (2.5).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "blk.h"
+
+#define MiB			(1024ull * 1024)
+#define VHDX_HEADER1_OFF	(64 * 1024)
+#define VHDX_HEADER2_OFF	(128 * 1024)
+#define VHDX_HEADER_SIZE	4096
+#define VHDX_RT1_OFF		(192 * 1024)
+#define VHDX_RT2_OFF		(256 * 1024)
+#define VHDX_RT_SIZE		(64 * 1024)
+#define VHDX_RT_MAX_ENTRIES	2047	/* 2.2.3.1 */
+#define VHDX_META_MAX_ENTRIES	2047	/* 2.6.1.1 */
+#define VHDX_META_TABLE_SIZE	(64 * 1024)
+#define VHDX_MAX_VSIZE		(64ull * 1024 * 1024 * 1024 * 1024) /* 64 TiB, 2.6.2.2 */
+#define VHDX_MIN_BLOCK		(1 * MiB)
+#define VHDX_MAX_BLOCK		(256 * MiB)
+#define VHDX_SB_SIZE		MiB	/* a sector bitmap block, 2.4 */
+#define VHDX_LOG_SECTOR		4096
+/* Caps on what we hold in memory, far above anything Hyper-V makes. */
+#define VHDX_MAX_LOG		(256 * MiB)
+#define VHDX_MAX_META		(16 * MiB)
+#define VHDX_MAX_BAT		(1024 * MiB)
+#define VHDX_MAX_LOCATOR_KEYS	256
+
+/* BAT entry states, 2.5.1.1 and 2.5.1.2. */
+enum {
+	PAYLOAD_NOT_PRESENT = 0,
+	PAYLOAD_UNDEFINED = 1,
+	PAYLOAD_ZERO = 2,
+	PAYLOAD_UNMAPPED = 3,
+	PAYLOAD_UNMAPPED_V095 = 5,
+	PAYLOAD_FULLY_PRESENT = 6,
+	PAYLOAD_PARTIALLY_PRESENT = 7,
+	SB_NOT_PRESENT = 0,
+	SB_PRESENT = 6,
+};
+#define BAT_STATE(e)	((unsigned)((e) & 7))
+#define BAT_OFFSET(e)	((e) & ~(MiB - 1))	/* FileOffsetMB << 20 */
+
+/* Known region and metadata GUIDs (text form; parsed on first use). */
+static const char *const GUID_BAT = "2DC27766-F623-4200-9D64-115E9BFD4A08";
+static const char *const GUID_META = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
+static const char *const GUID_FILE_PARAMS = "CAA16737-FA36-4D43-B3B6-33F0AA44E76B";
+static const char *const GUID_VDISK_SIZE = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
+static const char *const GUID_PAGE83 = "BECA12AB-B2E6-4523-93EF-C309E000C746";
+static const char *const GUID_LSS = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F";
+static const char *const GUID_PSS = "CDA348C7-445D-4471-9CC9-E9885251C556";
+static const char *const GUID_PARENT_LOC = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
+static const char *const GUID_LOCATOR_VHDX = "B04AEFB7-D19E-4A81-B789-25B8E9445913";
+
+/* An extent of the file as replayed in memory (read-only opens). */
+struct patch {
+	uint64_t off;
+	uint64_t len;
+	uint8_t *data;			/* NULL: zeros */
+};
+
+struct region {
+	uint64_t off;
+	uint64_t len;
+	const char *what;
+};
+
+struct vhdx {
+	uint8_t hdr[VHDX_HEADER_SIZE];	/* the current header */
+	int cur;			/* its slot, 0 or 1 */
+	uint64_t seq;
+	guid_t data_write_guid;
+	guid_t log_guid;
+	uint64_t log_off;
+	uint32_t log_len;
+
+	uint64_t bat_off;
+	uint64_t bat_len;
+	uint64_t meta_off;
+	uint64_t meta_len;
+
+	uint32_t block_size;
+	bool leave_allocated;		/* set in fixed files, 2.6.2.1 */
+	bool has_parent;
+	uint64_t vsize;
+	uint32_t lss;
+	uint32_t pss;
+	guid_t disk_id;
+
+	uint64_t chunk_ratio;
+	uint64_t nblocks;
+	uint64_t nbat;
+	uint64_t *bat;
+	uint8_t *bat_dirty;		/* one flag per 4 KiB page of the BAT */
+	size_t bat_dirty_pages;
+	bool bat_any_dirty;
+	bool data_unsynced;
+
+	struct patch *patches;
+	size_t npatches;
+	uint64_t vfile_size;		/* file size after in-memory replay */
+
+	bool session_started;		/* headers renewed for this session */
+
+	uint8_t *sb;			/* cached sector bitmap block */
+	uint64_t sb_chunk;		/* chunk it belongs to, or UINT64_MAX */
+
+	/* Parent locator (2.6.2.6). */
+	char *parent_linkage;
+	char *parent_linkage2;
+	char *parent_relative;
+	char *parent_absolute;
+	char *parent_volume;
+};
+
+static int
+guid_const(guid_t *g, const char *text)
+{
+	return guid_parse(g, text);
+}
+
+static bool
+guid_is(const uint8_t *p, const char *text)
+{
+	guid_t a, b;
+
+	guid_from_bytes(&a, p);
+	guid_const(&b, text);
+	return guid_eq(&a, &b);
+}
+
+static int
+corrupt(gp_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+corrupt(gp_image *img, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", img->path, buf);
+	return -1;
+}
+
+/*
+ * Read the file as the replayed log leaves it.  Past the physical end but
+ * inside the replayed size reads zeros (the replay extends the file).
+ */
+static int
+vhdx_fread(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	struct vhdx *v = img->priv;
+	uint8_t *p = buf;
+	size_t i;
+
+	if (!v->npatches)
+		return blk_file_read(img, buf, len, off);
+	if (off > v->vfile_size || len > v->vfile_size - off)
+		return blk_file_read(img, buf, len, off);	/* records error */
+	if (off < img->file_size) {
+		size_t in = (size_t)MIN((uint64_t)len, img->file_size - off);
+
+		if (blk_file_read(img, p, in, off) < 0)
+			return -1;
+		memset(p + in, 0, len - in);
+	} else {
+		memset(p, 0, len);
+	}
+	for (i = 0; i < v->npatches; i++) {
+		struct patch *pt = &v->patches[i];
+		uint64_t s = MAX(off, pt->off);
+		uint64_t e = MIN(off + len, pt->off + pt->len);
+
+		if (s >= e)
+			continue;
+		if (pt->data)
+			memcpy(p + (s - off), pt->data + (s - pt->off), e - s);
+		else
+			memset(p + (s - off), 0, e - s);
+	}
+	return 0;
+}
+
+/* ---- headers, 2.2.2 ----------------------------------------------- */
+
+static bool
+header_valid(const uint8_t *h)
+{
+	uint8_t tmp[VHDX_HEADER_SIZE];
+
+	if (memcmp(h, "head", 4) != 0)
+		return false;
+	memcpy(tmp, h, sizeof(tmp));
+	memset(tmp + 4, 0, 4);
+	if (crc32c(0, tmp, sizeof(tmp)) != get_le32(h + 4))
+		return false;
+	/* Version 1; LogVersion 0 (2.2.2). */
+	if (get_le16(h + 66) != 1 || get_le16(h + 64) != 0)
+		return false;
+	return true;
+}
+
+static int
+read_headers(gp_image *img, struct vhdx *v)
+{
+	uint8_t h[2][VHDX_HEADER_SIZE];
+	bool ok[2];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (blk_file_read(img, h[i], VHDX_HEADER_SIZE,
+		    i == 0 ? VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) < 0)
+			return -1;
+		ok[i] = header_valid(h[i]);
+	}
+	if (!ok[0] && !ok[1])
+		return corrupt(img, "both VHDX headers are corrupt (bad "
+		    "signature, CRC-32C or version)");
+	if (ok[0] && ok[1])
+		v->cur = get_le64(h[1] + 8) > get_le64(h[0] + 8) ? 1 : 0;
+	else
+		v->cur = ok[0] ? 0 : 1;
+	if (!ok[0] || !ok[1])
+		warn_add("%s: VHDX header %d is corrupt; using the other one",
+		    img->path, ok[0] ? 2 : 1);
+	memcpy(v->hdr, h[v->cur], VHDX_HEADER_SIZE);
+	v->seq = get_le64(v->hdr + 8);
+	guid_from_bytes(&v->data_write_guid, v->hdr + 32);
+	guid_from_bytes(&v->log_guid, v->hdr + 48);
+	v->log_len = get_le32(v->hdr + 68);
+	v->log_off = get_le64(v->hdr + 72);
+	return 0;
+}
+
+/*
+ * 2.2.2.1: write a new header into the non-current slot, flush; then the
+ * same again so that both slots hold the newest state.  file_guid is the
+ * session's FileWriteGuid; data_guid replaces DataWriteGuid when given.
+ */
+static int
+write_headers(gp_image *img, struct vhdx *v, const guid_t *file_guid,
+    const guid_t *data_guid)
+{
+	uint8_t h[VHDX_HEADER_SIZE];
+	int i, slot;
+
+	for (i = 0; i < 2; i++) {
+		memcpy(h, v->hdr, sizeof(h));
+		put_le64(h + 8, v->seq + 1);
+		memcpy(h + 16, file_guid->b, 16);
+		if (data_guid)
+			memcpy(h + 32, data_guid->b, 16);
+		memcpy(h + 48, v->log_guid.b, 16);
+		put_le32(h + 4, 0);
+		put_le32(h + 4, crc32c(0, h, sizeof(h)));
+		slot = 1 - v->cur;
+		if (blk_file_write(img, h, sizeof(h), slot == 0 ?
+		    VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) < 0)
+			return -1;
+		if (blk_file_sync(img) < 0)
+			return -1;
+		memcpy(v->hdr, h, sizeof(h));
+		v->cur = slot;
+		v->seq++;
+	}
+	if (data_guid)
+		v->data_write_guid = *data_guid;
+	return 0;
+}
+
+/* Before the first change of a session: new FileWriteGuid and DataWriteGuid. */
+static int
+begin_session(gp_image *img, struct vhdx *v)
+{
+	guid_t fg, dg;
+
+	if (v->session_started)
+		return 0;
+	if (guid_generate(&fg) < 0 || guid_generate(&dg) < 0)
+		return -1;
+	memset(v->log_guid.b, 0, 16);	/* the log is empty from here on */
+	if (write_headers(img, v, &fg, &dg) < 0) {
+		error_prefix("%s: updating the VHDX headers", img->path);
+		return -1;
+	}
+	v->session_started = true;
+	return 0;
+}
+
+/* ---- log replay, 2.3 ---------------------------------------------- */
+
+struct log_entry {
+	uint32_t off;			/* in the log */
+	uint32_t len;
+	uint32_t tail;
+	uint64_t seq;
+	uint64_t flushed;
+	uint64_t last;
+};
+
+/* Copy n bytes of the circular log starting at off. */
+static void
+log_copy(const uint8_t *log, uint32_t loglen, uint32_t off, uint8_t *dst,
+    uint32_t n)
+{
+	uint32_t first = MIN(n, loglen - off);
+
+	memcpy(dst, log + off, first);
+	if (n > first)
+		memcpy(dst + first, log, n - first);
+}
+
+/*
+ * Check the entry at off (2.3.1): header fields, checksum over the whole
+ * entry, every descriptor and data sector.  buf gets the linear entry.
+ */
+static bool
+log_entry_check(struct vhdx *v, const uint8_t *log, uint32_t off,
+    struct log_entry *e, uint8_t *buf)
+{
+	uint32_t loglen = v->log_len, count, dsec, ndata = 0, i;
+	uint8_t h[64];
+	uint64_t seq;
+
+	log_copy(log, loglen, off, h, 64);
+	if (memcmp(h, "loge", 4) != 0)
+		return false;
+	e->off = off;
+	e->len = get_le32(h + 8);
+	e->tail = get_le32(h + 12);
+	e->seq = seq = get_le64(h + 16);
+	count = get_le32(h + 24);
+	e->flushed = get_le64(h + 48);
+	e->last = get_le64(h + 56);
+	if (e->len < VHDX_LOG_SECTOR || e->len % VHDX_LOG_SECTOR ||
+	    e->len > loglen || e->tail % VHDX_LOG_SECTOR || e->tail >= loglen ||
+	    seq == 0)
+		return false;
+	if (memcmp(h + 32, v->log_guid.b, 16) != 0)
+		return false;
+	/* Descriptor sectors: 64-byte header then 32-byte descriptors. */
+	if (count > (e->len / 32))
+		return false;
+	dsec = (uint32_t)(((uint64_t)count * 32 + 64 + VHDX_LOG_SECTOR - 1) /
+	    VHDX_LOG_SECTOR);
+	if (dsec > e->len / VHDX_LOG_SECTOR)
+		return false;
+	log_copy(log, loglen, off, buf, e->len);
+	{
+		uint32_t sum = get_le32(buf + 4);
+
+		put_le32(buf + 4, 0);
+		if (crc32c(0, buf, e->len) != sum)
+			return false;
+		put_le32(buf + 4, sum);
+	}
+	for (i = 0; i < count; i++) {
+		const uint8_t *d = buf + 64 + 32 * i;
+
+		if (get_le64(d + 24) != seq || get_le64(d + 16) % VHDX_LOG_SECTOR)
+			return false;
+		if (memcmp(d, "desc", 4) == 0) {
+			const uint8_t *s;
+
+			if (dsec + ndata >= e->len / VHDX_LOG_SECTOR)
+				return false;
+			s = buf + (uint64_t)(dsec + ndata) * VHDX_LOG_SECTOR;
+			if (memcmp(s, "data", 4) != 0 ||
+			    get_le32(s + 4) != (uint32_t)(seq >> 32) ||
+			    get_le32(s + 4092) != (uint32_t)seq)
+				return false;
+			ndata++;
+		} else if (memcmp(d, "zero", 4) == 0) {
+			if (get_le64(d + 8) % VHDX_LOG_SECTOR)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+add_patch(struct vhdx *v, uint64_t off, uint64_t len, const uint8_t *data)
+{
+	struct patch *p;
+
+	v->patches = xrealloc(v->patches, (v->npatches + 1) * sizeof(*p));
+	p = &v->patches[v->npatches++];
+	p->off = off;
+	p->len = len;
+	p->data = NULL;
+	if (data) {
+		p->data = xmalloc(len);
+		memcpy(p->data, data, len);
+	}
+	if (off + len > v->vfile_size)
+		v->vfile_size = off + len;
+}
+
+/* Apply one checked entry, in descriptor order (2.3.3). */
+static int
+log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
+    const struct log_entry *e, bool in_memory)
+{
+	uint32_t count = get_le32(buf + 24), dsec, ndata = 0, i;
+	uint8_t sector[VHDX_LOG_SECTOR];
+	static uint8_t zeros[64 * 1024];
+
+	dsec = (uint32_t)(((uint64_t)count * 32 + 64 + VHDX_LOG_SECTOR - 1) /
+	    VHDX_LOG_SECTOR);
+	for (i = 0; i < count; i++) {
+		const uint8_t *d = buf + 64 + 32 * i;
+		uint64_t foff = get_le64(d + 16);
+
+		if (memcmp(d, "desc", 4) == 0) {
+			const uint8_t *s = buf + (uint64_t)(dsec + ndata++) *
+			    VHDX_LOG_SECTOR;
+
+			memcpy(sector, d + 8, 8);		/* LeadingBytes */
+			memcpy(sector + 8, s + 8, 4084);
+			memcpy(sector + 4092, d + 4, 4);	/* TrailingBytes */
+			if (in_memory)
+				add_patch(v, foff, sizeof(sector), sector);
+			else if (blk_file_write(img, sector, sizeof(sector),
+			    foff) < 0)
+				return -1;
+		} else {
+			uint64_t zlen = get_le64(d + 8), done = 0;
+
+			if (in_memory) {
+				add_patch(v, foff, zlen, NULL);
+				continue;
+			}
+			while (done < zlen) {
+				size_t n = (size_t)MIN((uint64_t)sizeof(zeros),
+				    zlen - done);
+
+				if (blk_file_write(img, zeros, n, foff + done) < 0)
+					return -1;
+				done += n;
+			}
+		}
+	}
+	(void)e;
+	return 0;
+}
+
+/*
+ * Find the active sequence with the procedure of 2.3.3 and replay it.
+ * A log without any valid sequence is taken as empty (as Hyper-V and QEMU
+ * do for a freshly initialised log).
+ */
+static int
+replay_log(gp_image *img, struct vhdx *v)
+{
+	uint32_t loglen = v->log_len, cur_tail = 0, old_tail = 0;
+	uint8_t *log = NULL, *buf = NULL;
+	struct log_entry *seqv = NULL, *best = NULL;
+	size_t nseq, nbest = 0, cap = loglen / VHDX_LOG_SECTOR + 1, i, start;
+	bool in_memory = !(img->flags & GP_OPEN_RDWR);
+	int ret = -1;
+
+	if (loglen == 0 || guid_is_zero(&v->log_guid))
+		return 0;
+	if (v->log_off < MiB || v->log_off % MiB || loglen % MiB ||
+	    loglen > VHDX_MAX_LOG || v->log_off > img->file_size ||
+	    loglen > img->file_size - v->log_off)
+		return corrupt(img, "VHDX log region (offset %llu, %u bytes) "
+		    "is misaligned or lies outside the file",
+		    (unsigned long long)v->log_off, loglen);
+	log = xmalloc(loglen);
+	buf = xmalloc(loglen);
+	seqv = xmalloc(cap * sizeof(*seqv));
+	best = xmalloc(cap * sizeof(*best));
+	if (blk_file_read(img, log, loglen, v->log_off) < 0)
+		goto out;
+
+	for (;;) {
+		uint32_t head = cur_tail;
+		uint64_t total = 0;
+		bool valid = false;
+
+		nseq = 0;
+		while (nseq < cap && total < loglen) {
+			struct log_entry e;
+
+			if (!log_entry_check(v, log, head, &e, buf))
+				break;
+			if (nseq && e.seq != seqv[nseq - 1].seq + 1)
+				break;
+			seqv[nseq++] = e;
+			total += e.len;
+			head = (uint32_t)(((uint64_t)head + e.len) % loglen);
+		}
+		if (nseq) {
+			for (i = 0; i < nseq; i++)
+				if (seqv[i].off == seqv[nseq - 1].tail)
+					valid = true;
+		}
+		if (valid && (!nbest || seqv[nseq - 1].seq > best[nbest - 1].seq)) {
+			memcpy(best, seqv, nseq * sizeof(*seqv));
+			nbest = nseq;
+		}
+		if (!valid)
+			cur_tail = (cur_tail + VHDX_LOG_SECTOR) % loglen;
+		else
+			cur_tail = head;
+		if (cur_tail < old_tail || (cur_tail == old_tail && !valid))
+			break;
+		old_tail = cur_tail;
+	}
+
+	if (!nbest) {
+		debug("%s: VHDX log holds no valid sequence; taken as empty",
+		    img->path);
+		ret = 0;
+		goto out;
+	}
+	if (best[nbest - 1].flushed > img->file_size) {
+		corrupt(img, "VHDX log says the file was at least %llu bytes, "
+		    "but it has %llu: the file was truncated",
+		    (unsigned long long)best[nbest - 1].flushed,
+		    (unsigned long long)img->file_size);
+		goto out;
+	}
+	/* Replay from the tail entry that the head names. */
+	for (start = 0; start < nbest; start++)
+		if (best[start].off == best[nbest - 1].tail)
+			break;
+	if (in_memory)
+		v->vfile_size = img->file_size;
+	for (i = start; i < nbest; i++) {
+		struct log_entry e;
+
+		if (!log_entry_check(v, log, best[i].off, &e, buf)) {
+			corrupt(img, "VHDX log entry at %u changed while "
+			    "replaying", best[i].off);
+			goto out;
+		}
+		if (log_entry_apply(img, v, buf, &e, in_memory) < 0)
+			goto out;
+	}
+	if (in_memory) {
+		if (best[nbest - 1].last > v->vfile_size)
+			v->vfile_size = best[nbest - 1].last;
+	} else {
+		if (best[nbest - 1].last > img->file_size &&
+		    blk_file_truncate(img, best[nbest - 1].last) < 0)
+			goto out;
+		if (blk_file_sync(img) < 0)
+			goto out;
+	}
+	img->info.log_replayed = true;
+	debug("%s: replayed %zu VHDX log entries (sequence %llu..%llu)%s",
+	    img->path, nbest - start, (unsigned long long)best[start].seq,
+	    (unsigned long long)best[nbest - 1].seq,
+	    in_memory ? " in memory" : "");
+	/* Writable: the log is done with; clear LogGuid in both headers. */
+	if (!in_memory && begin_session(img, v) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(log);
+	free(buf);
+	free(seqv);
+	free(best);
+	return ret;
+}
+
+/* ---- region table, 2.2.3 ------------------------------------------ */
+
+static bool
+regions_overlap(const struct region *a, const struct region *b)
+{
+	return a->off < b->off + b->len && b->off < a->off + a->len;
+}
+
+static int
+read_region_table(gp_image *img, struct vhdx *v)
+{
+	uint8_t *rt = xmalloc(VHDX_RT_SIZE);
+	uint32_t count, i, sum;
+	bool have_bat = false, have_meta = false;
+	int t, ret = -1;
+
+	for (t = 0; t < 2; t++) {
+		if (vhdx_fread(img, rt, VHDX_RT_SIZE,
+		    t == 0 ? VHDX_RT1_OFF : VHDX_RT2_OFF) < 0)
+			goto out;
+		if (memcmp(rt, "regi", 4) != 0)
+			continue;
+		sum = get_le32(rt + 4);
+		put_le32(rt + 4, 0);
+		if (crc32c(0, rt, VHDX_RT_SIZE) != sum)
+			continue;
+		break;
+	}
+	if (t == 2) {
+		corrupt(img, "both VHDX region tables are corrupt");
+		goto out;
+	}
+	if (t == 1)
+		warn_add("%s: VHDX region table 1 is corrupt; using the copy",
+		    img->path);
+	count = get_le32(rt + 8);
+	if (count > VHDX_RT_MAX_ENTRIES) {
+		corrupt(img, "VHDX region table has %u entries (at most %d)",
+		    count, VHDX_RT_MAX_ENTRIES);
+		goto out;
+	}
+	for (i = 0; i < count; i++) {
+		const uint8_t *e = rt + 16 + 32 * i;
+		uint64_t off = get_le64(e + 16);
+		uint32_t len = get_le32(e + 24);
+		bool required = get_le32(e + 28) & 1;
+		char g[39];
+
+		if (guid_is(e, GUID_BAT)) {
+			if (have_bat)
+				goto dup;
+			v->bat_off = off;
+			v->bat_len = len;
+			have_bat = true;
+		} else if (guid_is(e, GUID_META)) {
+			if (have_meta)
+				goto dup;
+			v->meta_off = off;
+			v->meta_len = len;
+			have_meta = true;
+		} else if (required) {
+			guid_t gg;
+
+			guid_from_bytes(&gg, e);
+			guid_format(&gg, g);
+			error_setc(GP_EXIT_CORRUPT, EOPNOTSUPP, "%s: VHDX has an "
+			    "unknown region %s marked required; refusing to "
+			    "open it", img->path, g);
+			goto out;
+		}
+		continue;
+dup:
+		corrupt(img, "VHDX region table lists the %s region twice",
+		    have_meta ? "metadata" : "BAT");
+		goto out;
+	}
+	if (!have_bat || !have_meta) {
+		corrupt(img, "VHDX region table lacks the %s region",
+		    have_bat ? "metadata" : "BAT");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(rt);
+	return ret;
+}
+
+/* Every structure MB-aligned, after the header section, inside the file,
+ * and no two overlapping (2.2.3.2, 2.3). */
+static int
+check_layout(gp_image *img, struct vhdx *v)
+{
+	struct region r[3];
+	size_t n = 0, i, j;
+	uint64_t fsize = v->npatches ? v->vfile_size : img->file_size;
+
+	r[n++] = (struct region){ v->bat_off, v->bat_len, "BAT" };
+	r[n++] = (struct region){ v->meta_off, v->meta_len, "metadata" };
+	if (v->log_len)
+		r[n++] = (struct region){ v->log_off, v->log_len, "log" };
+	for (i = 0; i < n; i++) {
+		if (r[i].off < MiB || r[i].off % MiB || r[i].len == 0 ||
+		    r[i].len % MiB)
+			return corrupt(img, "VHDX %s region (offset %llu, "
+			    "%llu bytes) is not 1 MiB aligned or lies in the "
+			    "header section", r[i].what,
+			    (unsigned long long)r[i].off,
+			    (unsigned long long)r[i].len);
+		if (r[i].off > fsize || r[i].len > fsize - r[i].off)
+			return corrupt(img, "VHDX %s region (offset %llu, "
+			    "%llu bytes) lies past the end of the file (%llu "
+			    "bytes)", r[i].what, (unsigned long long)r[i].off,
+			    (unsigned long long)r[i].len,
+			    (unsigned long long)fsize);
+		for (j = 0; j < i; j++)
+			if (regions_overlap(&r[i], &r[j]))
+				return corrupt(img, "VHDX %s and %s regions "
+				    "overlap", r[j].what, r[i].what);
+	}
+	return 0;
+}
+
+/* ---- metadata, 2.6 ------------------------------------------------ */
+
+static char *
+locator_string(const uint8_t *item, uint32_t len, uint32_t off, uint16_t n)
+{
+	if (off > len || n > len - off || n % 2)
+		return NULL;
+	return utf16_to_utf8(item + off, n / 2, false);
+}
+
+static int
+parse_parent_locator(gp_image *img, struct vhdx *v, const uint8_t *item,
+    uint32_t len)
+{
+	uint16_t count;
+	uint32_t i;
+
+	if (len < 20)
+		return corrupt(img, "VHDX parent locator is too short");
+	if (!guid_is(item, GUID_LOCATOR_VHDX))
+		return corrupt(img, "VHDX parent locator has an unknown type");
+	count = get_le16(item + 18);
+	if (count > VHDX_MAX_LOCATOR_KEYS || 20 + (uint64_t)count * 12 > len)
+		return corrupt(img, "VHDX parent locator claims %u entries",
+		    count);
+	for (i = 0; i < count; i++) {
+		const uint8_t *e = item + 20 + 12 * i;
+		char *key = locator_string(item, len, get_le32(e), get_le16(e + 8));
+		char *val = locator_string(item, len, get_le32(e + 4), get_le16(e + 10));
+		char **slot = NULL;
+
+		if (!key || !val) {
+			free(key);
+			free(val);
+			return corrupt(img, "VHDX parent locator entry %u lies "
+			    "outside the locator", i);
+		}
+		if (strcmp(key, "parent_linkage") == 0)
+			slot = &v->parent_linkage;
+		else if (strcmp(key, "parent_linkage2") == 0)
+			slot = &v->parent_linkage2;
+		else if (strcmp(key, "relative_path") == 0)
+			slot = &v->parent_relative;
+		else if (strcmp(key, "absolute_win32_path") == 0)
+			slot = &v->parent_absolute;
+		else if (strcmp(key, "volume_path") == 0)
+			slot = &v->parent_volume;
+		free(key);
+		if (slot) {
+			free(*slot);
+			*slot = val;
+		} else {
+			free(val);
+		}
+	}
+	if (!v->parent_linkage)
+		return corrupt(img, "VHDX parent locator has no parent_linkage");
+	return 0;
+}
+
+static int
+read_metadata(gp_image *img, struct vhdx *v)
+{
+	uint8_t *m;
+	uint16_t count, i, j;
+	bool have_fp = false, have_size = false, have_id = false,
+	    have_lss = false, have_pss = false, have_loc = false;
+	int ret = -1;
+
+	if (v->meta_len > VHDX_MAX_META || v->meta_len < VHDX_META_TABLE_SIZE)
+		return corrupt(img, "VHDX metadata region of %llu bytes is "
+		    "out of bounds", (unsigned long long)v->meta_len);
+	m = xmalloc(v->meta_len);
+	if (vhdx_fread(img, m, v->meta_len, v->meta_off) < 0)
+		goto out;
+	if (memcmp(m, "metadata", 8) != 0) {
+		corrupt(img, "VHDX metadata table has a bad signature");
+		goto out;
+	}
+	count = get_le16(m + 10);
+	if (count > VHDX_META_MAX_ENTRIES) {
+		corrupt(img, "VHDX metadata table has %u entries (at most %d)",
+		    count, VHDX_META_MAX_ENTRIES);
+		goto out;
+	}
+	for (i = 0; i < count; i++) {
+		const uint8_t *e = m + 32 + 32 * i;
+		uint32_t off = get_le32(e + 16), len = get_le32(e + 20);
+		uint32_t flags = get_le32(e + 24);
+		const uint8_t *d = m + off;
+
+		for (j = 0; j < i; j++)
+			if (memcmp(e, m + 32 + 32 * j, 16) == 0 &&
+			    (get_le32(m + 32 + 32 * j + 24) & 1) == (flags & 1)) {
+				corrupt(img, "VHDX metadata item listed twice");
+				goto out;
+			}
+		/* Items live after the 64 KiB table (2.6.1.2). */
+		if (len && (off < VHDX_META_TABLE_SIZE || off > v->meta_len ||
+		    len > v->meta_len - off)) {
+			corrupt(img, "VHDX metadata item %u (offset %u, %u "
+			    "bytes) lies outside the metadata region", i, off,
+			    len);
+			goto out;
+		}
+		if (guid_is(e, GUID_FILE_PARAMS) && len >= 8) {
+			v->block_size = get_le32(d);
+			v->leave_allocated = get_le32(d + 4) & 1;
+			v->has_parent = get_le32(d + 4) & 2;
+			have_fp = true;
+		} else if (guid_is(e, GUID_VDISK_SIZE) && len >= 8) {
+			v->vsize = get_le64(d);
+			have_size = true;
+		} else if (guid_is(e, GUID_PAGE83) && len >= 16) {
+			guid_from_bytes(&v->disk_id, d);
+			have_id = true;
+		} else if (guid_is(e, GUID_LSS) && len >= 4) {
+			v->lss = get_le32(d);
+			have_lss = true;
+		} else if (guid_is(e, GUID_PSS) && len >= 4) {
+			v->pss = get_le32(d);
+			have_pss = true;
+		} else if (guid_is(e, GUID_PARENT_LOC)) {
+			if (parse_parent_locator(img, v, d, len) < 0)
+				goto out;
+			have_loc = true;
+		} else if (flags & 4) {		/* IsRequired */
+			guid_t g;
+			char gs[39];
+
+			guid_from_bytes(&g, e);
+			guid_format(&g, gs);
+			error_setc(GP_EXIT_CORRUPT, EOPNOTSUPP, "%s: VHDX has an "
+			    "unknown metadata item %s marked required; "
+			    "refusing to open it", img->path, gs);
+			goto out;
+		}
+	}
+	if (!have_fp || !have_size || !have_id || !have_lss || !have_pss) {
+		corrupt(img, "VHDX metadata lacks a required item (%s)",
+		    !have_fp ? "file parameters" : !have_size ?
+		    "virtual disk size" : !have_id ? "virtual disk id" :
+		    !have_lss ? "logical sector size" : "physical sector size");
+		goto out;
+	}
+	if (v->has_parent && !have_loc) {
+		corrupt(img, "differencing VHDX lacks its parent locator");
+		goto out;
+	}
+	if (!is_pow2(v->block_size) || v->block_size < VHDX_MIN_BLOCK ||
+	    v->block_size > VHDX_MAX_BLOCK) {
+		corrupt(img, "VHDX block size %u is not a power of two between "
+		    "1 MiB and 256 MiB", v->block_size);
+		goto out;
+	}
+	if (v->lss != 512 && v->lss != 4096) {
+		corrupt(img, "VHDX logical sector size %u is neither 512 nor "
+		    "4096", v->lss);
+		goto out;
+	}
+	if (v->pss != 512 && v->pss != 4096) {
+		corrupt(img, "VHDX physical sector size %u is neither 512 nor "
+		    "4096", v->pss);
+		goto out;
+	}
+	if (v->vsize == 0 || v->vsize % v->lss || v->vsize > VHDX_MAX_VSIZE) {
+		corrupt(img, "VHDX virtual size %llu is zero, not a multiple "
+		    "of the sector size, or above 64 TiB",
+		    (unsigned long long)v->vsize);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(m);
+	return ret;
+}
+
+/* ---- BAT, 2.5 ----------------------------------------------------- */
+
+static inline uint64_t
+bat_index(const struct vhdx *v, uint64_t block)
+{
+	return block + block / v->chunk_ratio;
+}
+
+static inline uint64_t
+sb_index(const struct vhdx *v, uint64_t chunk)
+{
+	return (chunk + 1) * (v->chunk_ratio + 1) - 1;
+}
+
+static int
+read_bat(gp_image *img, struct vhdx *v)
+{
+	uint64_t nsb, i, fsize = v->npatches ? v->vfile_size : img->file_size;
+	uint8_t *raw;
+	int ret = -1;
+
+	v->chunk_ratio = ((uint64_t)1 << 23) * v->lss / v->block_size;
+	v->nblocks = (v->vsize + v->block_size - 1) / v->block_size;
+	nsb = (v->nblocks + v->chunk_ratio - 1) / v->chunk_ratio;
+	/* 2.5: the entry count for fixed/dynamic and for differencing. */
+	if (v->has_parent)
+		v->nbat = nsb * (v->chunk_ratio + 1);
+	else
+		v->nbat = v->nblocks + (v->nblocks - 1) / v->chunk_ratio;
+	if (v->nbat * 8 > v->bat_len)
+		return corrupt(img, "VHDX BAT region (%llu bytes) is too small "
+		    "for %llu entries", (unsigned long long)v->bat_len,
+		    (unsigned long long)v->nbat);
+	if (v->nbat * 8 > VHDX_MAX_BAT)
+		return corrupt(img, "VHDX BAT of %llu entries is larger than "
+		    "we accept", (unsigned long long)v->nbat);
+	raw = xmalloc((size_t)v->nbat * 8);
+	v->bat = xmalloc((size_t)v->nbat * 8);
+	if (vhdx_fread(img, raw, (size_t)v->nbat * 8, v->bat_off) < 0)
+		goto out;
+	for (i = 0; i < v->nbat; i++) {
+		uint64_t e = get_le64(raw + 8 * i), off = BAT_OFFSET(e);
+		unsigned st = BAT_STATE(e);
+		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
+		uint64_t need;
+
+		v->bat[i] = e;
+		if (is_sb) {
+			if (st != SB_NOT_PRESENT &&
+			    !(st == SB_PRESENT && v->has_parent)) {
+				corrupt(img, "VHDX BAT entry %llu (sector "
+				    "bitmap) has state %u, invalid for this "
+				    "file type", (unsigned long long)i, st);
+				goto out;
+			}
+			need = VHDX_SB_SIZE;
+		} else {
+			switch (st) {
+			case PAYLOAD_NOT_PRESENT:
+			case PAYLOAD_UNDEFINED:
+			case PAYLOAD_ZERO:
+			case PAYLOAD_UNMAPPED:
+			case PAYLOAD_UNMAPPED_V095:
+			case PAYLOAD_FULLY_PRESENT:
+				break;
+			case PAYLOAD_PARTIALLY_PRESENT:
+				if (v->has_parent)
+					break;
+				/* FALLTHROUGH */
+			default:
+				corrupt(img, "VHDX BAT entry %llu has state %u, "
+				    "invalid for this file type",
+				    (unsigned long long)i, st);
+				goto out;
+			}
+			need = v->block_size;
+		}
+		if (st != PAYLOAD_FULLY_PRESENT && st != PAYLOAD_PARTIALLY_PRESENT)
+			continue;
+		if (off < MiB * 1 || off > fsize || need > fsize - off ||
+		    (off < v->bat_off + v->bat_len && v->bat_off < off + need) ||
+		    (off < v->meta_off + v->meta_len &&
+		    v->meta_off < off + need) ||
+		    (v->log_len && off < v->log_off + v->log_len &&
+		    v->log_off < off + need)) {
+			corrupt(img, "VHDX BAT entry %llu points at offset %llu, "
+			    "outside the file (%llu bytes) or into a metadata "
+			    "region", (unsigned long long)i,
+			    (unsigned long long)off, (unsigned long long)fsize);
+			goto out;
+		}
+	}
+	v->bat_dirty_pages = (size_t)((v->nbat * 8 + 4095) / 4096);
+	v->bat_dirty = xcalloc(v->bat_dirty_pages, 1);
+	ret = 0;
+out:
+	free(raw);
+	return ret;
+}
+
+/* ---- differencing parent ------------------------------------------ */
+
+static char *
+win_to_posix(const char *p)
+{
+	char *s = xstrdup(p), *q;
+
+	for (q = s; *q; q++)
+		if (*q == '\\')
+			*q = '/';
+	return s;
+}
+
+static int
+parent_check(gp_image *child, gp_image *parent)
+{
+	struct vhdx *v = child->priv, *pv;
+	char dw[39];
+	guid_t want, want2;
+	bool ok = false;
+
+	if (parent->drv != &blk_vhdx_driver)
+		return error_setc(GP_EXIT_PARENT, EINVAL, "%s: parent %s is a "
+		    "%s image, not VHDX", child->path, parent->path,
+		    parent->drv->name), -1;
+	pv = parent->priv;
+	guid_format(&pv->data_write_guid, dw);
+	if (guid_parse(&want, v->parent_linkage) == 0 &&
+	    guid_eq(&want, &pv->data_write_guid))
+		ok = true;
+	if (v->parent_linkage2 && guid_parse(&want2, v->parent_linkage2) == 0 &&
+	    guid_eq(&want2, &pv->data_write_guid))
+		ok = true;
+	if (!ok) {
+		error_setc(GP_EXIT_PARENT, EINVAL, "%s: parent %s does not "
+		    "match: the child expects parent_linkage %s but the "
+		    "parent's DataWriteGuid is %s (the parent was changed "
+		    "after the child was made)", child->path, parent->path,
+		    v->parent_linkage, dw);
+		return -1;
+	}
+	if (parent->info.logical_sector_size != v->lss) {
+		error_setc(GP_EXIT_PARENT, EINVAL, "%s: parent %s has %u-byte "
+		    "sectors, the child %u-byte", child->path, parent->path,
+		    parent->info.logical_sector_size, v->lss);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+open_parent(gp_image *img, struct vhdx *v, const char *override)
+{
+	char *dir = path_dirname(img->path), *c[4] = { 0 }, *t;
+	const char *cand[4];
+	size_t n = 0, i;
+	int ret;
+
+	if (override)
+		c[n++] = xstrdup(override);
+	if (v->parent_relative) {
+		t = win_to_posix(v->parent_relative);
+		c[n++] = path_join(dir, t[0] == '.' && t[1] == '/' ? t + 2 : t);
+		free(t);
+	}
+	if (v->parent_absolute) {
+		t = win_to_posix(v->parent_absolute);
+		/* A Windows path means nothing here; try its name beside us. */
+		c[n++] = path_join(dir, path_basename(t));
+		free(t);
+	}
+	img->parent_hint = xstrdup(v->parent_relative ? v->parent_relative :
+	    v->parent_absolute ? v->parent_absolute : v->parent_linkage);
+	for (i = 0; i < n; i++)
+		cand[i] = c[i];
+	ret = blk_open_parent(img, cand, n, parent_check);
+	for (i = 0; i < n; i++)
+		free(c[i]);
+	free(dir);
+	return ret;
+}
+
+/* ---- open / close ------------------------------------------------- */
+
+static int
+vhdx_probe(const uint8_t *head, size_t headlen, const uint8_t tail[512],
+    uint64_t file_size)
+{
+	return headlen >= 8 && memcmp(head, "vhdxfile", 8) == 0 ? 100 : 0;
+}
+
+static void
+vhdx_free(struct vhdx *v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < v->npatches; i++)
+		free(v->patches[i].data);
+	free(v->patches);
+	free(v->bat);
+	free(v->bat_dirty);
+	free(v->sb);
+	free(v->parent_linkage);
+	free(v->parent_linkage2);
+	free(v->parent_relative);
+	free(v->parent_absolute);
+	free(v->parent_volume);
+	free(v);
+}
+
+static int
+vhdx_open(gp_image *img, const struct gp_open_opts *opts)
+{
+	struct vhdx *v = xcalloc(1, sizeof(*v));
+	uint8_t ident[520];
+	char *creator;
+
+	img->priv = v;
+	v->sb_chunk = UINT64_MAX;
+	if (img->file_size < 1 * MiB + MiB) {
+		corrupt(img, "file of %llu bytes is too small to be a VHDX",
+		    (unsigned long long)img->file_size);
+		goto fail;
+	}
+	if (blk_file_read(img, ident, sizeof(ident), 0) < 0)
+		goto fail;
+	creator = utf16_to_utf8(ident + 8, 256, false);
+	snprintf(img->info.creator, sizeof(img->info.creator), "%s", creator);
+	free(creator);
+	if (read_headers(img, v) < 0 || replay_log(img, v) < 0 ||
+	    read_region_table(img, v) < 0 || check_layout(img, v) < 0 ||
+	    read_metadata(img, v) < 0 || read_bat(img, v) < 0)
+		goto fail;
+
+	img->info.subformat = v->has_parent ? "differencing" :
+	    v->leave_allocated ? "fixed" : "dynamic";
+	img->info.virtual_size = v->vsize;
+	img->info.logical_sector_size = v->lss;
+	img->info.physical_sector_size = v->pss;
+	img->info.block_size = v->block_size;
+	guid_format(&v->disk_id, img->info.disk_id);
+
+	if (v->has_parent && open_parent(img, v, opts->parent) < 0)
+		goto fail;
+	return 0;
+fail:
+	vhdx_free(v);
+	img->priv = NULL;
+	return -1;
+}
+
+static void
+vhdx_close(gp_image *img)
+{
+	vhdx_free(img->priv);
+	img->priv = NULL;
+}
+
+/* ---- I/O ---------------------------------------------------------- */
+
+/* Load the sector bitmap of a chunk (differencing reads). */
+static int
+load_sb(gp_image *img, struct vhdx *v, uint64_t chunk)
+{
+	uint64_t e;
+
+	if (v->sb_chunk == chunk)
+		return 0;
+	e = v->bat[sb_index(v, chunk)];
+	if (BAT_STATE(e) != SB_PRESENT)
+		return corrupt(img, "VHDX block of chunk %llu is partially "
+		    "present but its sector bitmap is not",
+		    (unsigned long long)chunk);
+	if (!v->sb)
+		v->sb = xmalloc(VHDX_SB_SIZE);
+	v->sb_chunk = UINT64_MAX;
+	if (vhdx_fread(img, v->sb, VHDX_SB_SIZE, BAT_OFFSET(e)) < 0)
+		return -1;
+	v->sb_chunk = chunk;
+	return 0;
+}
+
+static int
+read_partial(gp_image *img, struct vhdx *v, uint8_t *buf, size_t len,
+    uint64_t off, uint64_t file_off)
+{
+	uint64_t lss = v->lss, chunk_bytes = ((uint64_t)1 << 23) * lss;
+	uint64_t chunk = off / chunk_bytes;
+
+	if (load_sb(img, v, chunk) < 0)
+		return -1;
+	/* Runs of sectors with the same bit come from the same place. */
+	while (len) {
+		uint64_t sec = (off % chunk_bytes) / lss;
+		bool here = v->sb[sec / 8] >> (sec % 8) & 1;
+		uint64_t run_end = (off / lss + 1) * lss;
+		size_t n;
+
+		for (;;) {
+			uint64_t s2;
+
+			if (run_end >= off + len)
+				break;
+			s2 = (run_end % chunk_bytes) / lss;
+			if ((bool)(v->sb[s2 / 8] >> (s2 % 8) & 1) != here)
+				break;
+			run_end += lss;
+		}
+		n = (size_t)(MIN(run_end, off + len) - off);
+		if (here ? vhdx_fread(img, buf, n, file_off) < 0 :
+		    blk_parent_read(img, buf, n, off) < 0)
+			return -1;
+		buf += n;
+		off += n;
+		file_off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int
+vhdx_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
+{
+	struct vhdx *v = img->priv;
+	uint8_t *buf = vbuf;
+
+	while (len) {
+		uint64_t blk = off / v->block_size;
+		uint64_t in = off % v->block_size;
+		size_t n = (size_t)MIN((uint64_t)len, v->block_size - in);
+		uint64_t e = v->bat[bat_index(v, blk)];
+		int r;
+
+		switch (BAT_STATE(e)) {
+		case PAYLOAD_FULLY_PRESENT:
+			r = vhdx_fread(img, buf, n, BAT_OFFSET(e) + in);
+			break;
+		case PAYLOAD_PARTIALLY_PRESENT:
+			r = read_partial(img, v, buf, n, off, BAT_OFFSET(e) + in);
+			break;
+		case PAYLOAD_NOT_PRESENT:
+			if (v->has_parent) {
+				r = blk_parent_read(img, buf, n, off);
+				break;
+			}
+			/* FALLTHROUGH */
+		default:
+			memset(buf, 0, n);
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			return -1;
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int
+vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
+{
+	struct vhdx *v = img->priv;
+	const uint8_t *buf = vbuf;
+
+	if (v->has_parent) {
+		error_set(EOPNOTSUPP, "%s: writing into a differencing VHDX is "
+		    "not supported yet", img->path);
+		return -1;
+	}
+	if (begin_session(img, v) < 0)
+		return -1;
+	while (len) {
+		uint64_t blk = off / v->block_size;
+		uint64_t in = off % v->block_size;
+		size_t n = (size_t)MIN((uint64_t)len, v->block_size - in);
+		uint64_t idx = bat_index(v, blk), e = v->bat[idx];
+
+		if (BAT_STATE(e) != PAYLOAD_FULLY_PRESENT) {
+			uint64_t at;
+
+			/* Zeros into a block that reads as zeros change nothing. */
+			if (BAT_STATE(e) != PAYLOAD_UNDEFINED && is_zero(buf, n))
+				goto next;
+			/* 2.5: new blocks at EOF rounded up to 1 MiB, the file
+			 * extended by the whole block so the rest reads zero. */
+			at = (img->file_size + MiB - 1) / MiB * MiB;
+			if (blk_file_truncate(img, at + v->block_size) < 0)
+				return -1;
+			if (blk_file_write(img, buf, n, at + in) < 0)
+				return -1;
+			v->bat[idx] = at | PAYLOAD_FULLY_PRESENT;
+			v->bat_dirty[idx * 8 / 4096] = 1;
+			v->bat_any_dirty = true;
+		} else if (blk_file_write(img, buf, n, BAT_OFFSET(e) + in) < 0) {
+			return -1;
+		}
+		v->data_unsynced = true;
+next:
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Data first, then the BAT pages that point at it (2.5, and the write
+ * ordering of 2.3: a BAT entry never names a block whose data is not
+ * stable).
+ */
+static int
+vhdx_flush(gp_image *img)
+{
+	struct vhdx *v = img->priv;
+	uint8_t page[4096];
+	size_t p, i;
+
+	if (!v->data_unsynced && !v->bat_any_dirty)
+		return 0;
+	if (blk_file_sync(img) < 0)
+		return -1;
+	v->data_unsynced = false;
+	if (!v->bat_any_dirty)
+		return 0;
+	for (p = 0; p < v->bat_dirty_pages; p++) {
+		uint64_t first = (uint64_t)p * 512;
+		size_t cnt = (size_t)MIN((uint64_t)512, v->nbat - first);
+
+		if (!v->bat_dirty[p])
+			continue;
+		/* Keep whatever lies past our last entry in the region. */
+		if (cnt < 512 && blk_file_read(img, page, sizeof(page),
+		    v->bat_off + first * 8) < 0)
+			return -1;
+		for (i = 0; i < cnt; i++)
+			put_le64(page + 8 * i, v->bat[first + i]);
+		if (blk_file_write(img, page, cnt < 512 ? sizeof(page) :
+		    cnt * 8, v->bat_off + first * 8) < 0)
+			return -1;
+		v->bat_dirty[p] = 0;
+	}
+	v->bat_any_dirty = false;
+	return blk_file_sync(img);
+}
+
+const struct blk_driver blk_vhdx_driver = {
+	.name = "vhdx",
+	.probe = vhdx_probe,
+	.open = vhdx_open,
+	.read = vhdx_read,
+	.write = vhdx_write,
+	.flush = vhdx_flush,
+	.close = vhdx_close,
+};

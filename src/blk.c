@@ -1,0 +1,386 @@
+/*
+ * blk.c - the image layer's front: probing, opening with the right driver,
+ * bounds checks, and the differencing chain.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "blk.h"
+
+static const struct blk_driver *const drivers[] = {
+	&blk_vhdx_driver,
+	&blk_vhd_driver,
+	&blk_raw_driver,
+};
+
+#define PROBE_HEAD (64 * 1024)
+
+static gp_image *image_open(const char *path, const struct gp_open_opts *opts,
+	    unsigned depth);
+
+int
+blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	if (off > img->file_size || len > img->file_size - off) {
+		error_setc(GP_EXIT_CORRUPT, EIO,
+		    "%s: read of %zu bytes at offset %llu lies past the end "
+		    "of the file (%llu bytes); the file is truncated or corrupt",
+		    img->path, len, (unsigned long long)off,
+		    (unsigned long long)img->file_size);
+		return -1;
+	}
+	if (file_pread(img->fd, buf, len, off) < 0) {
+		error_set(errno, "%s: read at offset %llu: %s", img->path,
+		    (unsigned long long)off, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (file_pwrite(img->fd, buf, len, off) < 0) {
+		int e = errno;
+
+		error_set(e, "%s: write at offset %llu: %s%s", img->path,
+		    (unsigned long long)off, strerror(e),
+		    e == ENOSPC ? " (host file system full)" : "");
+		return -1;
+	}
+	if (off + len > img->file_size)
+		img->file_size = off + len;
+	return 0;
+}
+
+int
+blk_file_sync(gp_image *img)
+{
+	if (fdatasync(img->fd) < 0) {
+		error_set(errno, "%s: flush: %s", img->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+blk_file_truncate(gp_image *img, uint64_t size)
+{
+	if (ftruncate(img->fd, (off_t)size) < 0) {
+		int e = errno;
+
+		error_set(e, "%s: cannot extend the file to %llu bytes: %s%s",
+		    img->path, (unsigned long long)size, strerror(e),
+		    e == ENOSPC || e == EFBIG ? " (host file system full)" : "");
+		return -1;
+	}
+	img->file_size = size;
+	return 0;
+}
+
+static bool
+seen_before(const char *const *c, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (c[j] && strcmp(c[j], c[i]) == 0)
+			return true;
+	return false;
+}
+
+int
+blk_parent_read(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	if (!img->parent) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	/* A parent smaller than the child reads as zeros past its end. */
+	if (off >= img->parent->info.virtual_size) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (len > img->parent->info.virtual_size - off) {
+		size_t in = (size_t)(img->parent->info.virtual_size - off);
+
+		memset((uint8_t *)buf + in, 0, len - in);
+		len = in;
+	}
+	return img->parent->drv->read(img->parent, buf, len, off);
+}
+
+int
+blk_open_parent(gp_image *img, const char *const *candidates,
+    size_t ncandidates, int (*check)(gp_image *child, gp_image *parent))
+{
+	struct gp_open_opts po = { .flags = GP_OPEN_RDONLY };
+	struct stat st_child, st_par;
+	gp_image *par;
+	size_t i;
+
+	if (img->depth + 1 >= BLK_MAX_CHAIN) {
+		error_setc(GP_EXIT_PARENT, ELOOP,
+		    "%s: differencing chain deeper than %d images (a loop?)",
+		    img->path, BLK_MAX_CHAIN);
+		return -1;
+	}
+	if (fstat(img->fd, &st_child) < 0)
+		return -1;
+	for (i = 0; i < ncandidates; i++) {
+		const char *c = candidates[i];
+
+		if (!c || !*c)
+			continue;
+		if (stat(c, &st_par) < 0) {
+			debug("%s: parent candidate %s: %s", img->path, c,
+			    strerror(errno));
+			continue;
+		}
+		if (st_par.st_dev == st_child.st_dev &&
+		    st_par.st_ino == st_child.st_ino) {
+			error_setc(GP_EXIT_PARENT, ELOOP,
+			    "%s: names itself as its parent", img->path);
+			return -1;
+		}
+		par = image_open(c, &po, img->depth + 1);
+		if (!par) {
+			error_prefix("%s: parent", img->path);
+			return -1;
+		}
+		if (check && check(img, par) < 0) {
+			gp_image_close(par);
+			return -1;
+		}
+		img->parent = par;
+		img->parent_path = xstrdup(c);
+		img->info.parent = img->parent_path;
+		return 0;
+	}
+	{
+		char tried[600] = "";
+		size_t used = 0;
+
+		for (i = 0; i < ncandidates && used < sizeof(tried) - 1; i++)
+			if (candidates[i] && *candidates[i] &&
+			    !seen_before(candidates, i))
+				used += (size_t)snprintf(tried + used,
+				    sizeof(tried) - used, "%s%s",
+				    used ? ", " : "", candidates[i]);
+		error_setc(GP_EXIT_PARENT, ENOENT,
+		    "%s: parent image not found: the file names %s; looked "
+		    "for %s; give it with --parent FILE", img->path,
+		    img->parent_hint ? img->parent_hint : "no parent path",
+		    used ? tried : "nothing usable");
+	}
+	return -1;
+}
+
+static const struct blk_driver *
+probe(gp_image *img, const char *force)
+{
+	uint8_t *head, tail[512];
+	size_t headlen;
+	const struct blk_driver *best = NULL;
+	int score, best_score = 0;
+	size_t i;
+
+	if (force) {
+		for (i = 0; i < ARRAY_SIZE(drivers); i++)
+			if (strcmp(drivers[i]->name, force) == 0)
+				return drivers[i];
+		error_setc(GP_EXIT_USAGE, EINVAL, "unknown image format '%s'",
+		    force);
+		return NULL;
+	}
+	headlen = (size_t)MIN(img->file_size, (uint64_t)PROBE_HEAD);
+	head = xmalloc(PROBE_HEAD);
+	memset(tail, 0, sizeof(tail));
+	if (headlen && blk_file_read(img, head, headlen, 0) < 0)
+		goto out;
+	if (img->file_size >= 512 &&
+	    blk_file_read(img, tail, 512, img->file_size - 512) < 0)
+		goto out;
+	for (i = 0; i < ARRAY_SIZE(drivers); i++) {
+		score = drivers[i]->probe(head, headlen, tail, img->file_size);
+		if (score > best_score) {
+			best_score = score;
+			best = drivers[i];
+		}
+	}
+out:
+	free(head);
+	return best;
+}
+
+static gp_image *
+image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
+{
+	gp_image *img = xcalloc(1, sizeof(*img));
+	struct stat st;
+
+	img->path = xstrdup(path);
+	img->flags = opts->flags;
+	img->depth = depth;
+	img->fd = open(path, (opts->flags & GP_OPEN_RDWR ? O_RDWR : O_RDONLY) |
+	    O_CLOEXEC);
+	if (img->fd < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(img->fd, &st) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		error_set(EISDIR, "%s: is a directory, not a disk image", path);
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(img->fd, 0, SEEK_END);
+
+		if (end < 0) {
+			error_set(errno, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		img->file_size = (uint64_t)end;
+	} else if (S_ISREG(st.st_mode)) {
+		img->file_size = (uint64_t)st.st_size;
+	} else {
+		error_set(EINVAL, "%s: not a regular file or block device", path);
+		goto fail;
+	}
+	img->drv = probe(img, opts->format);
+	if (!img->drv)
+		goto fail;
+	img->info.path = img->path;
+	img->info.format = img->drv->name;
+	img->info.file_size = img->file_size;
+	if (img->drv->open(img, opts) < 0)
+		goto fail;
+	img->info.file_size = img->file_size;
+	img->info.parent_hint = img->parent_hint;
+	debug("%s: opened as %s%s%s, %llu bytes virtual", path, img->drv->name,
+	    img->info.subformat ? " " : "",
+	    img->info.subformat ? img->info.subformat : "",
+	    (unsigned long long)img->info.virtual_size);
+	return img;
+fail:
+	if (img->drv && img->priv)
+		img->drv->close(img);
+	if (img->parent)
+		gp_image_close(img->parent);
+	if (img->fd >= 0)
+		close(img->fd);
+	free(img->parent_path);
+	free(img->parent_hint);
+	free(img->path);
+	free(img);
+	return NULL;
+}
+
+gp_image *
+gp_image_open(const char *path, const struct gp_open_opts *opts)
+{
+	struct gp_open_opts def = { 0 };
+
+	return image_open(path, opts ? opts : &def, 0);
+}
+
+int
+gp_image_get_info(const gp_image *img, struct gp_image_info *info)
+{
+	*info = img->info;
+	return 0;
+}
+
+const gp_image *
+gp_image_parent(const gp_image *img)
+{
+	return img->parent;
+}
+
+static int
+check_range(gp_image *img, size_t len, uint64_t off)
+{
+	if (off > img->info.virtual_size ||
+	    len > img->info.virtual_size - off) {
+		error_set(EINVAL, "%s: I/O of %zu bytes at offset %llu lies "
+		    "outside the virtual disk (%llu bytes)", img->path, len,
+		    (unsigned long long)off,
+		    (unsigned long long)img->info.virtual_size);
+		return -1;
+	}
+	return 0;
+}
+
+int
+gp_image_read(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	if (check_range(img, len, off) < 0)
+		return -1;
+	if (!len)
+		return 0;
+	return img->drv->read(img, buf, len, off);
+}
+
+int
+gp_image_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (check_range(img, len, off) < 0)
+		return -1;
+	if (!len)
+		return 0;
+	if (!img->drv->write) {
+		error_set(EOPNOTSUPP, "%s: writing to %s %s images is not "
+		    "supported", img->path, img->info.subformat ?
+		    img->info.subformat : "", img->drv->name);
+		return -1;
+	}
+	return img->drv->write(img, buf, len, off);
+}
+
+int
+gp_image_flush(gp_image *img)
+{
+	if (!(img->flags & GP_OPEN_RDWR))
+		return 0;
+	return img->drv->flush ? img->drv->flush(img) : blk_file_sync(img);
+}
+
+int
+gp_image_close(gp_image *img)
+{
+	int ret = 0;
+
+	if (!img)
+		return 0;
+	if (gp_image_flush(img) < 0)
+		ret = -1;
+	img->drv->close(img);
+	if (img->parent)
+		gp_image_close(img->parent);
+	if (close(img->fd) < 0 && ret == 0) {
+		error_set(errno, "%s: close: %s", img->path, strerror(errno));
+		ret = -1;
+	}
+	free(img->parent_path);
+	free(img->parent_hint);
+	free(img->path);
+	free(img);
+	return ret;
+}

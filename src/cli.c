@@ -1,0 +1,190 @@
+/*
+ * cli.c - gpupv-prep's entry point: global options, the subcommand table,
+ * help, and the one place that turns recorded errors into messages and
+ * exit codes.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static const struct cmd *const commands[] = {
+	&cmd_inspect,
+};
+
+static const char exit_codes[] =
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  failure (I/O error, missing file, anything not listed below)\n"
+    "  2  usage error\n"
+    "  3  image or on-disk structure corrupt or unsupported\n"
+    "  4  no Windows volume found\n"
+    "  5  NTFS volume hibernated (Windows Fast Startup or hibernation)\n"
+    "  6  NTFS journal unclean or volume marked dirty\n"
+    "  7  volume encrypted with BitLocker\n"
+    "  8  image in use by another process\n"
+    "  9  differencing parent missing or not matching\n";
+
+void
+cli_msg(const struct cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gpupv-prep: %s%s", cmd ? cmd->name : "",
+	    cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void
+cli_print_warnings(const struct cmd *cmd)
+{
+	const char *const *w;
+	size_t n = gp_warnings(&w), i;
+
+	for (i = 0; i < n; i++)
+		cli_msg(cmd, "warning: %s", w[i]);
+	gp_warnings_clear();
+}
+
+int
+cli_fail(const struct cmd *cmd)
+{
+	const char *m = gp_error_message();
+	int code = gp_error_code();
+
+	cli_print_warnings(cmd);
+	cli_msg(cmd, "%s", *m ? m : strerror(errno ? errno : EIO));
+	return code == GP_EXIT_OK ? GP_EXIT_FAILURE : code;
+}
+
+int
+cli_usage_error(const struct cmd *cmd, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cli_msg(cmd, "%s", buf);
+	fprintf(stderr, "Try 'gpupv-prep %s%s--help' for more information.\n",
+	    cmd ? cmd->name : "", cmd ? " " : "");
+	return GP_EXIT_USAGE;
+}
+
+void
+cli_help(const struct cmd *cmd, FILE *f)
+{
+	fprintf(f, "Usage: gpupv-prep %s %s\n%s\n", cmd->name, cmd->args,
+	    cmd->summary);
+	if (cmd->options && *cmd->options)
+		fprintf(f, "\nOptions:\n%s", cmd->options);
+	fprintf(f, "\n%s", exit_codes);
+}
+
+long
+cli_parse_uint(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	return v;
+}
+
+const char *
+cli_size(uint64_t v, char buf[32])
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB",
+	    "TiB", "PiB" };
+	double d = (double)v;
+	int u = 0;
+
+	if (v < 1024) {
+		snprintf(buf, 32, "%llu bytes", (unsigned long long)v);
+		return buf;
+	}
+	while (d >= 1024 && u < 5) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, 32, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: gpupv-prep [--version] [--help] COMMAND [ARGS]\n"
+	    "Prepare Windows guest disks for Hyper-V GPU paravirtualization, "
+	    "offline.\n\nCommands:\n");
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-12s %s\n", commands[i]->name,
+		    commands[i]->summary);
+	fprintf(f, "  %-12s %s\n", "help", "show help for a command");
+	fprintf(f, "\nRun 'gpupv-prep help COMMAND' for a command's options."
+	    "\nGPUPV_PREP_DEBUG=1 traces what the tool does on stderr.\n\n%s",
+	    exit_codes);
+}
+
+static const struct cmd *
+find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct cmd *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return GP_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("gpupv-prep %s\n", gp_version());
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		if (argc < 3) {
+			usage(stdout);
+			return 0;
+		}
+		cmd = find(argv[2]);
+		if (!cmd)
+			return cli_usage_error(NULL, "unknown command '%s'",
+			    argv[2]);
+		cli_help(cmd, stdout);
+		return 0;
+	}
+	cmd = find(argv[1]);
+	if (!cmd)
+		return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+	optind = 0;	/* GNU getopt: start afresh, permuting arguments */
+	return cmd->run(cmd, argc - 1, argv + 1);
+}

@@ -1,0 +1,413 @@
+/*
+ * cmd-inspect.c - "gpupv-prep inspect IMAGE": a read-only report of the
+ * image, its partitions, the Windows installation and what sits in its
+ * HostDriverStore.  Never writes: the image is opened read-only and a
+ * VHDX log is replayed in memory.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "json.h"
+
+#define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
+#define HDS_MAX_DEPTH 32
+
+struct pkg {
+	char *name;
+	uint64_t files;
+	uint64_t bytes;
+};
+
+struct pkgs {
+	struct pkg *v;
+	size_t n;
+};
+
+struct walk {
+	gp_volume *vol;
+	char *path;
+	struct pkg *pkg;
+	int depth;
+	int err;
+};
+
+static int
+count_entry(void *ctx, const char *name, const struct gp_stat *st)
+{
+	struct walk *w = ctx, sub;
+
+	if (!st->is_dir) {
+		w->pkg->files++;
+		w->pkg->bytes += st->size;
+		return 0;
+	}
+	if (w->depth >= HDS_MAX_DEPTH)
+		return 0;
+	sub = *w;
+	sub.path = xasprintf("%s/%s", w->path, name);
+	sub.depth = w->depth + 1;
+	if (gp_volume_list(w->vol, sub.path, count_entry, &sub) < 0)
+		w->err = -1;
+	free(sub.path);
+	return 0;
+}
+
+static int
+add_pkg(void *ctx, const char *name, const struct gp_stat *st)
+{
+	struct pkgs *p = ctx;
+
+	if (!st->is_dir)
+		return 0;
+	p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+	p->v[p->n].name = xstrdup(name);
+	p->v[p->n].files = 0;
+	p->v[p->n].bytes = 0;
+	p->n++;
+	return 0;
+}
+
+static int
+cmp_pkg(const void *a, const void *b)
+{
+	return strcmp(((const struct pkg *)a)->name,
+	    ((const struct pkg *)b)->name);
+}
+
+static int
+list_host_driver_store(gp_image *img, const struct gp_partition *p,
+    struct pkgs *out)
+{
+	gp_volume *vol = gp_volume_open(img, p->start, p->size, false);
+	struct gp_stat st;
+	size_t i;
+	int ret = 0;
+
+	if (!vol)
+		return -1;
+	if (gp_volume_stat(vol, HDS_PATH, &st) < 0 || !st.is_dir) {
+		gp_error_clear();
+		gp_volume_close(vol);
+		return 0;
+	}
+	if (gp_volume_list(vol, HDS_PATH, add_pkg, out) < 0)
+		ret = -1;
+	for (i = 0; ret == 0 && i < out->n; i++) {
+		struct walk w = { vol, NULL, &out->v[i], 0, 0 };
+
+		w.path = xasprintf("%s/%s", HDS_PATH, out->v[i].name);
+		if (gp_volume_list(vol, w.path, count_entry, &w) < 0 || w.err)
+			ret = -1;
+		free(w.path);
+	}
+	qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
+	if (gp_volume_close(vol) < 0)
+		ret = -1;
+	return ret;
+}
+
+static const char *
+scheme_name(enum gp_part_scheme s)
+{
+	return s == GP_SCHEME_GPT ? "gpt" : s == GP_SCHEME_MBR ? "mbr" : "none";
+}
+
+static void
+print_json(const struct gp_image_info *info, const gp_image *img,
+    const struct gp_partition_table *pt, const struct gp_windows *w,
+    bool have_windows, const struct pkgs *pk)
+{
+	struct json j;
+	const gp_image *par;
+	const char *const *warn;
+	size_t nwarn = gp_warnings(&warn), i;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "image");
+	json_obj_begin(&j);
+	json_key(&j, "path");
+	json_str(&j, info->path);
+	json_key(&j, "format");
+	json_str(&j, info->format);
+	json_key(&j, "subformat");
+	json_str(&j, info->subformat);
+	json_key(&j, "virtual_size");
+	json_u64(&j, info->virtual_size);
+	json_key(&j, "file_size");
+	json_u64(&j, info->file_size);
+	json_key(&j, "logical_sector_size");
+	json_u64(&j, info->logical_sector_size);
+	json_key(&j, "physical_sector_size");
+	json_u64(&j, info->physical_sector_size);
+	json_key(&j, "block_size");
+	if (info->block_size)
+		json_u64(&j, info->block_size);
+	else
+		json_null(&j);
+	json_key(&j, "parent");
+	json_str(&j, info->parent);
+	json_key(&j, "disk_id");
+	json_str(&j, info->disk_id[0] ? info->disk_id : NULL);
+	json_key(&j, "creator");
+	json_str(&j, info->creator[0] ? info->creator : NULL);
+	json_key(&j, "log_replayed");
+	json_bool(&j, info->log_replayed);
+	json_key(&j, "chain");
+	json_arr_begin(&j);
+	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
+		struct gp_image_info pi;
+
+		gp_image_get_info(par, &pi);
+		json_obj_begin(&j);
+		json_key(&j, "path");
+		json_str(&j, pi.path);
+		json_key(&j, "format");
+		json_str(&j, pi.format);
+		json_key(&j, "subformat");
+		json_str(&j, pi.subformat);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_obj_end(&j);
+
+	json_key(&j, "partition_table");
+	json_str(&j, scheme_name(pt->scheme));
+	json_key(&j, "partitions");
+	json_arr_begin(&j);
+	for (i = 0; i < pt->count; i++) {
+		const struct gp_partition *p = &pt->parts[i];
+
+		json_obj_begin(&j);
+		json_key(&j, "index");
+		json_u64(&j, p->index);
+		json_key(&j, "start");
+		json_u64(&j, p->start);
+		json_key(&j, "size");
+		json_u64(&j, p->size);
+		json_key(&j, "type");
+		json_str(&j, p->type);
+		json_key(&j, "type_name");
+		json_str(&j, p->type_name);
+		json_key(&j, "name");
+		json_str(&j, p->name[0] ? p->name : NULL);
+		json_key(&j, "filesystem");
+		json_str(&j, p->filesystem);
+		json_key(&j, "label");
+		json_str(&j, p->label[0] ? p->label : NULL);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+
+	json_key(&j, "windows");
+	if (have_windows) {
+		json_obj_begin(&j);
+		json_key(&j, "partition");
+		json_u64(&j, w->partition);
+		json_key(&j, "system_root");
+		json_str(&j, w->system_root);
+		json_key(&j, "build");
+		json_str(&j, w->build);
+		json_key(&j, "product");
+		json_str(&j, w->product);
+		json_key(&j, "volume_state");
+		json_str(&j, gp_volume_state_name(w->state));
+		json_obj_end(&j);
+	} else {
+		json_null(&j);
+	}
+	json_key(&j, "host_driver_store");
+	json_arr_begin(&j);
+	for (i = 0; i < pk->n; i++) {
+		json_obj_begin(&j);
+		json_key(&j, "package");
+		json_str(&j, pk->v[i].name);
+		json_key(&j, "files");
+		json_u64(&j, pk->v[i].files);
+		json_key(&j, "bytes");
+		json_u64(&j, pk->v[i].bytes);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_key(&j, "warnings");
+	json_arr_begin(&j);
+	for (i = 0; i < nwarn; i++)
+		json_str(&j, warn[i]);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
+}
+
+static void
+print_human(const struct gp_image_info *info, const gp_image *img,
+    const struct gp_partition_table *pt, const struct gp_windows *w,
+    bool have_windows, const struct pkgs *pk)
+{
+	char b1[32], b2[32], b3[32];
+	const gp_image *par;
+	size_t i;
+
+	printf("image:       %s\n", info->path);
+	printf("format:      %s%s%s, %s virtual (%llu bytes), %u-byte "
+	    "sectors", info->format, info->subformat ? " " : "",
+	    info->subformat ? info->subformat : "",
+	    cli_size(info->virtual_size, b1),
+	    (unsigned long long)info->virtual_size, info->logical_sector_size);
+	if (info->block_size)
+		printf(", %s blocks", cli_size(info->block_size, b2));
+	printf("\n");
+	if (info->log_replayed)
+		printf("log:         replayed in memory (the file was not "
+		    "changed)\n");
+	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
+		struct gp_image_info pi;
+
+		gp_image_get_info(par, &pi);
+		printf("parent:      %s (%s%s%s)\n", pi.path, pi.format,
+		    pi.subformat ? " " : "", pi.subformat ? pi.subformat : "");
+	}
+	printf("partitions:  %s, %u\n", scheme_name(pt->scheme), pt->count);
+	for (i = 0; i < pt->count; i++) {
+		const struct gp_partition *p = &pt->parts[i];
+
+		printf("  %2u  at %-10s %-10s  %-22s %-9s %s\n", p->index,
+		    cli_size(p->start, b1), cli_size(p->size, b2),
+		    p->type_name ? p->type_name : p->type, p->filesystem,
+		    p->label[0] ? p->label : p->name);
+	}
+	(void)b3;
+	if (have_windows) {
+		printf("windows:     partition %u, %s, build %s, volume %s\n",
+		    w->partition, w->system_root ? w->system_root : "?",
+		    w->build ? w->build : "unknown",
+		    gp_volume_state_name(w->state));
+		if (w->product)
+			printf("             %s\n", w->product);
+	} else {
+		printf("windows:     none found\n");
+	}
+	if (!pk->n) {
+		printf("host driver store: empty\n");
+		return;
+	}
+	printf("host driver store: %zu package%s\n", pk->n,
+	    pk->n == 1 ? "" : "s");
+	for (i = 0; i < pk->n; i++)
+		printf("  %-56s %6llu files  %s\n", pk->v[i].name,
+		    (unsigned long long)pk->v[i].files,
+		    cli_size(pk->v[i].bytes, b1));
+}
+
+static int
+inspect_run(const struct cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY };
+	struct gp_partition_table pt = { 0 };
+	struct gp_image_info info;
+	struct gp_windows w = { 0 };
+	struct pkgs pk = { 0 };
+	bool json = false, have_windows = false;
+	long partition = -1;
+	gp_image *img = NULL;
+	int c, ret = GP_EXIT_FAILURE;
+	size_t i;
+
+	while ((c = getopt_long(argc, argv, "jp:P:f:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'p':
+			partition = cli_parse_uint(optarg);
+			if (partition < 0 || partition > 65535)
+				return cli_usage_error(cmd, "--partition: '%s' "
+				    "is not a partition number", optarg);
+			break;
+		case 'P':
+			oo.parent = optarg;
+			break;
+		case 'f':
+			oo.format = optarg;
+			break;
+		case 'h':
+			cli_help(cmd, stdout);
+			return 0;
+		default:
+			return cli_usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(cmd, "missing IMAGE");
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'",
+		    argv[optind + 1]);
+
+	img = gp_image_open(argv[optind], &oo);
+	if (!img)
+		return cli_fail(cmd);
+	gp_image_get_info(img, &info);
+	if (gp_partitions_read(img, &pt) < 0) {
+		ret = cli_fail(cmd);
+		goto out;
+	}
+	if (gp_windows_find(img, &pt, (int)partition, &w) == 0) {
+		have_windows = true;
+	} else if (gp_error_code() != GP_EXIT_NO_WINDOWS || partition >= 0) {
+		ret = cli_fail(cmd);
+		goto out;
+	}
+	gp_error_clear();
+	if (have_windows && w.state != GP_VOL_BITLOCKER &&
+	    list_host_driver_store(img, &pt.parts[w.slot], &pk) < 0) {
+		ret = cli_fail(cmd);
+		goto out;
+	}
+	if (json) {
+		print_json(&info, img, &pt, &w, have_windows, &pk);
+	} else {
+		print_human(&info, img, &pt, &w, have_windows, &pk);
+		cli_print_warnings(cmd);
+	}
+	gp_warnings_clear();
+	ret = 0;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_msg(cmd, "write error on standard output");
+		ret = GP_EXIT_FAILURE;
+	}
+out:
+	for (i = 0; i < pk.n; i++)
+		free(pk.v[i].name);
+	free(pk.v);
+	gp_windows_free(&w);
+	gp_partitions_free(&pt);
+	if (gp_image_close(img) < 0 && ret == 0)
+		ret = cli_fail(cmd);
+	return ret;
+}
+
+const struct cmd cmd_inspect = {
+	.name = "inspect",
+	.args = "IMAGE [--json] [--partition N] [--parent FILE]",
+	.summary = "report an image, its partitions, the Windows inside and "
+	    "its HostDriverStore (read-only)",
+	.options =
+	    "  --json           print a JSON report on stdout\n"
+	    "  --partition N    take partition N as the Windows volume\n"
+	    "  --parent FILE    parent image of a differencing disk\n"
+	    "  --format FMT     do not probe: raw, vhd or vhdx\n"
+	    "  -h, --help       show this help\n",
+	.run = inspect_run,
+};

@@ -1,0 +1,997 @@
+/*
+ * ntfs.c - NTFS through libntfs-3g (the only file that includes its
+ * headers).  The volume is reached through our own ntfs_device_operations
+ * over a slice of the virtual disk, so no loop device, FUSE or root is
+ * involved.  Read-write mounts refuse what libntfs-3g cannot safely change:
+ * a hibernated or Fast Startup volume (EPERM) and an unclean journal
+ * (EOPNOTSUPP); NTFS_MNT_RECOVER is never passed, since it discards the
+ * journal.  libntfs-3g's log output is routed into our error reporting.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
+
+#include <ntfs-3g/types.h>
+#include <ntfs-3g/attrib.h>
+#include <ntfs-3g/cache.h>
+#include <ntfs-3g/device.h>
+#include <ntfs-3g/dir.h>
+#include <ntfs-3g/inode.h>
+#include <ntfs-3g/logfile.h>
+#include <ntfs-3g/logging.h>
+#include <ntfs-3g/unistr.h>
+#include <ntfs-3g/volume.h>
+
+#include "ntfs.h"
+
+#define GP_NTFS_EPOCH_DELTA	116444736000000000LL	/* 1601 -> 1970, 100 ns */
+#define NTFS_MAX_PATH_DEPTH	64
+#define NTFS_MAX_DIR_ENTRIES	(1u << 20)
+#define NTFS_IO_CHUNK		(1024 * 1024)
+
+struct slice {
+	gp_image *img;
+	uint64_t start;
+	uint64_t size;
+	int64_t pos;
+	bool io_error;
+};
+
+struct gp_volume {
+	struct slice sl;
+	struct ntfs_device *dev;
+	ntfs_volume *vol;
+	bool writable;
+	char *where;			/* "IMAGE (offset N)" for messages */
+};
+
+/* ---- libntfs-3g logging ------------------------------------------- */
+
+static char ntfs_last_msg[512];
+
+static int
+log_handler(const char *function, const char *file, int line, u32 level,
+    void *data, const char *format, va_list args)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), format, args);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	if (level & (NTFS_LOG_LEVEL_ERROR | NTFS_LOG_LEVEL_PERROR |
+	    NTFS_LOG_LEVEL_CRITICAL | NTFS_LOG_LEVEL_WARNING) && n)
+		memcpy(ntfs_last_msg, msg, n + 1);
+	if (debug_enabled())
+		debug("libntfs-3g: %s: %s", function, msg);
+	return (int)n;
+}
+
+static void
+log_setup(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	ntfs_log_set_handler(log_handler);
+	ntfs_log_set_levels(NTFS_LOG_LEVEL_ERROR | NTFS_LOG_LEVEL_PERROR |
+	    NTFS_LOG_LEVEL_CRITICAL | NTFS_LOG_LEVEL_WARNING |
+	    (debug_enabled() ? NTFS_LOG_LEVEL_INFO | NTFS_LOG_LEVEL_VERBOSE |
+	    NTFS_LOG_LEVEL_QUIET : 0));
+}
+
+/* ---- device operations over a slice of the image ------------------- */
+
+static int
+dev_open(struct ntfs_device *dev, int flags)
+{
+	if (NDevOpen(dev)) {
+		errno = EBUSY;
+		return -1;
+	}
+	if ((flags & O_ACCMODE) == O_RDONLY)
+		NDevSetReadOnly(dev);
+	else
+		NDevClearReadOnly(dev);
+	NDevSetOpen(dev);
+	return 0;
+}
+
+static int
+dev_close(struct ntfs_device *dev)
+{
+	struct slice *sl = dev->d_private;
+
+	if (!NDevOpen(dev)) {
+		errno = EBADF;
+		return -1;
+	}
+	NDevClearOpen(dev);
+	if (!NDevReadOnly(dev) && gp_image_flush(sl->img) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static s64
+dev_pread(struct ntfs_device *dev, void *buf, s64 count, s64 off)
+{
+	struct slice *sl = dev->d_private;
+
+	if (off < 0 || count < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)off >= sl->size)
+		return 0;
+	if ((uint64_t)count > sl->size - (uint64_t)off)
+		count = (s64)(sl->size - (uint64_t)off);
+	if (gp_image_read(sl->img, buf, (size_t)count,
+	    sl->start + (uint64_t)off) < 0) {
+		sl->io_error = true;
+		errno = EIO;
+		return -1;
+	}
+	return count;
+}
+
+static s64
+dev_pwrite(struct ntfs_device *dev, const void *buf, s64 count, s64 off)
+{
+	struct slice *sl = dev->d_private;
+
+	if (NDevReadOnly(dev)) {
+		errno = EROFS;
+		return -1;
+	}
+	if (off < 0 || count < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)off >= sl->size) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if ((uint64_t)count > sl->size - (uint64_t)off)
+		count = (s64)(sl->size - (uint64_t)off);
+	NDevSetDirty(dev);
+	if (gp_image_write(sl->img, buf, (size_t)count,
+	    sl->start + (uint64_t)off) < 0) {
+		sl->io_error = true;
+		errno = EIO;
+		return -1;
+	}
+	return count;
+}
+
+static s64
+dev_seek(struct ntfs_device *dev, s64 off, int whence)
+{
+	struct slice *sl = dev->d_private;
+	s64 np;
+
+	switch (whence) {
+	case SEEK_SET:
+		np = off;
+		break;
+	case SEEK_CUR:
+		np = sl->pos + off;
+		break;
+	case SEEK_END:
+		np = (s64)sl->size + off;
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (np < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	sl->pos = np;
+	return np;
+}
+
+static s64
+dev_read(struct ntfs_device *dev, void *buf, s64 count)
+{
+	struct slice *sl = dev->d_private;
+	s64 r = dev_pread(dev, buf, count, sl->pos);
+
+	if (r > 0)
+		sl->pos += r;
+	return r;
+}
+
+static s64
+dev_write(struct ntfs_device *dev, const void *buf, s64 count)
+{
+	struct slice *sl = dev->d_private;
+	s64 r = dev_pwrite(dev, buf, count, sl->pos);
+
+	if (r > 0)
+		sl->pos += r;
+	return r;
+}
+
+static int
+dev_sync(struct ntfs_device *dev)
+{
+	struct slice *sl = dev->d_private;
+
+	if (!NDevReadOnly(dev) && gp_image_flush(sl->img) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	NDevClearDirty(dev);
+	return 0;
+}
+
+static int
+dev_stat(struct ntfs_device *dev, struct stat *st)
+{
+	struct slice *sl = dev->d_private;
+
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFBLK | 0600;
+	st->st_size = (off_t)sl->size;
+	st->st_blksize = 4096;
+	return 0;
+}
+
+static int
+dev_ioctl(struct ntfs_device *dev, unsigned long request, void *argp)
+{
+	struct slice *sl = dev->d_private;
+	struct gp_image_info info;
+
+	switch (request) {
+	case BLKGETSIZE64:
+		*(uint64_t *)argp = sl->size;
+		return 0;
+	case BLKGETSIZE:
+		*(unsigned long *)argp = (unsigned long)(sl->size / 512);
+		return 0;
+	case BLKSSZGET:
+		gp_image_get_info(sl->img, &info);
+		*(int *)argp = (int)info.logical_sector_size;
+		return 0;
+	case BLKBSZSET:
+		return 0;
+	default:
+		errno = ENOTTY;
+		return -1;
+	}
+}
+
+static struct ntfs_device_operations slice_ops = {
+	.open = dev_open,
+	.close = dev_close,
+	.seek = dev_seek,
+	.read = dev_read,
+	.write = dev_write,
+	.pread = dev_pread,
+	.pwrite = dev_pwrite,
+	.sync = dev_sync,
+	.stat = dev_stat,
+	.ioctl = dev_ioctl,
+};
+
+/* ---- mount -------------------------------------------------------- */
+
+static int
+ntfs_fail(gp_volume *v, int code, int err, const char *what)
+{
+	if (ntfs_last_msg[0])
+		error_setc(code, err, "%s: %s (libntfs-3g: %s)", v->where, what,
+		    ntfs_last_msg);
+	else
+		error_setc(code, err, "%s: %s", v->where, what);
+	return -1;
+}
+
+gp_volume *
+gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
+{
+	gp_volume *v = xcalloc(1, sizeof(*v));
+	struct gp_image_info info;
+	uint8_t boot[512];
+	int e;
+
+	log_setup();
+	ntfs_last_msg[0] = '\0';
+	gp_image_get_info(img, &info);
+	v->where = xasprintf("%s: partition at offset %llu", info.path,
+	    (unsigned long long)start);
+	v->sl.img = img;
+	v->sl.start = start;
+	v->sl.size = size;
+	v->writable = writable;
+	if (size < 512 || gp_image_read(img, boot, sizeof(boot), start) < 0) {
+		if (!error_pending())
+			ntfs_fail(v, GP_EXIT_FAILURE, EINVAL,
+			    "partition too small for a file system");
+		goto fail;
+	}
+	if (memcmp(boot + 3, "-FVE-FS-", 8) == 0) {
+		ntfs_fail(v, GP_EXIT_BITLOCKER, EACCES, "volume is encrypted "
+		    "with BitLocker; decrypt it in the guest (manage-bde -off) "
+		    "before preparing it offline");
+		goto fail;
+	}
+	if (memcmp(boot + 3, "NTFS    ", 8) != 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, EINVAL, "not an NTFS file system");
+		goto fail;
+	}
+	v->dev = ntfs_device_alloc(v->where, 0, &slice_ops, &v->sl);
+	if (!v->dev) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot set up the device");
+		goto fail;
+	}
+	v->vol = ntfs_device_mount(v->dev, writable ? NTFS_MNT_EXCLUSIVE :
+	    NTFS_MNT_RDONLY);
+	if (!v->vol) {
+		e = errno;
+		if (v->sl.io_error && error_pending())
+			error_prefix("%s", v->where);
+		else if (e == EPERM)
+			error_setc(GP_EXIT_HIBERNATED, e, "%s: NTFS volume is "
+			    "hibernated (Windows Fast Startup or hibernation); "
+			    "boot the guest and shut it down fully (shutdown "
+			    "/s /t 0, or disable Fast Startup: powercfg /h off)",
+			    v->where);
+		else if (e == EOPNOTSUPP)
+			error_setc(GP_EXIT_UNCLEAN, e, "%s: NTFS journal is "
+			    "unclean (Windows did not shut down cleanly); boot "
+			    "the guest and shut it down cleanly, or run chkdsk",
+			    v->where);
+		else
+			ntfs_fail(v, GP_EXIT_CORRUPT, e ? e : EIO,
+			    "cannot mount the NTFS volume");
+		ntfs_device_free(v->dev);
+		v->dev = NULL;
+		goto fail;
+	}
+	/* ntfs_mount() does these two; ntfs_device_mount() does not. */
+	ntfs_create_lru_caches(v->vol);
+	if (ntfs_volume_get_free_space(v->vol) < 0) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, errno, "cannot read the cluster "
+		    "bitmap");
+		ntfs_umount(v->vol, TRUE);
+		goto fail;
+	}
+	ntfs_set_ignore_case(v->vol);
+	return v;
+fail:
+	free(v->where);
+	free(v);
+	return NULL;
+}
+
+int
+gp_volume_close(gp_volume *v)
+{
+	int ret = 0;
+
+	if (!v)
+		return 0;
+	ntfs_last_msg[0] = '\0';
+	if (ntfs_umount(v->vol, FALSE) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "unmount failed");
+		ret = -1;
+	}
+	if (v->sl.io_error && ret == 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, EIO, "I/O error on the image");
+		ret = -1;
+	}
+	free(v->where);
+	free(v);
+	return ret;
+}
+
+const char *
+gp_volume_state_name(enum gp_volume_state s)
+{
+	switch (s) {
+	case GP_VOL_CLEAN:
+		return "clean";
+	case GP_VOL_HIBERNATED:
+		return "hibernated";
+	case GP_VOL_DIRTY:
+		return "dirty";
+	case GP_VOL_BITLOCKER:
+		return "bitlocker";
+	}
+	return "unknown";
+}
+
+enum gp_volume_state
+gp_volume_state(gp_volume *v)
+{
+	enum gp_volume_state st = GP_VOL_CLEAN;
+	RESTART_PAGE_HEADER *rp = NULL;
+	ntfs_inode *ni;
+	ntfs_attr *na;
+
+	if (ntfs_volume_check_hiberfile(v->vol, 0) < 0 && errno == EPERM)
+		return GP_VOL_HIBERNATED;
+	if (v->vol->flags & VOLUME_IS_DIRTY)
+		st = GP_VOL_DIRTY;
+	ni = ntfs_inode_open(v->vol, FILE_LogFile);
+	if (!ni)
+		return GP_VOL_DIRTY;
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na) {
+		ntfs_inode_close(ni);
+		return GP_VOL_DIRTY;
+	}
+	if (!ntfs_check_logfile(na, &rp) || !ntfs_is_logfile_clean(na, rp))
+		st = GP_VOL_DIRTY;
+	free(rp);
+	ntfs_attr_close(na);
+	ntfs_inode_close(ni);
+	gp_error_clear();
+	return st;
+}
+
+const char *
+gp_volume_label(gp_volume *v)
+{
+	return v->vol->vol_name ? v->vol->vol_name : "";
+}
+
+/* ---- paths -------------------------------------------------------- */
+
+/* Split a path on '/' and '\\' into components (modifies s). */
+static size_t
+split_path(char *s, char **comp, size_t max)
+{
+	size_t n = 0;
+	char *p = s, *start;
+
+	for (;;) {
+		while (*p == '/' || *p == '\\')
+			p++;
+		if (!*p)
+			break;
+		start = p;
+		while (*p && *p != '/' && *p != '\\')
+			p++;
+		if (n == max)
+			return max + 1;
+		comp[n++] = start;
+		if (*p)
+			*p++ = '\0';
+	}
+	return n;
+}
+
+/* Look a name up in a directory, case-insensitively (upcase table). */
+static int
+lookup(gp_volume *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
+{
+	ntfschar *uname = NULL;
+	int ulen;
+	u64 r;
+
+	ulen = ntfs_mbstoucs(name, &uname);
+	if (ulen < 0) {
+		error_set(EILSEQ, "%s: name '%s' is not valid text", v->where,
+		    name);
+		return -1;
+	}
+	r = ntfs_inode_lookup_by_name(dir, uname, ulen);
+	free(uname);
+	if (r == (u64)-1) {
+		errno = ENOENT;
+		return -1;
+	}
+	*mref = r;
+	return 0;
+}
+
+/* Open the inode at path; NULL with errno ENOENT (no message) if absent. */
+static ntfs_inode *
+open_path(gp_volume *v, const char *path)
+{
+	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
+	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH), i;
+	ntfs_inode *ni, *next;
+	MFT_REF mref;
+
+	if (n > NTFS_MAX_PATH_DEPTH) {
+		free(copy);
+		error_set(ENAMETOOLONG, "%s: path %s is too deep", v->where,
+		    path);
+		return NULL;
+	}
+	ni = ntfs_inode_open(v->vol, FILE_root);
+	if (!ni) {
+		free(copy);
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open the root "
+		    "directory");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (!(ni->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
+			ntfs_inode_close(ni);
+			free(copy);
+			errno = ENOTDIR;
+			return NULL;
+		}
+		if (lookup(v, ni, comp[i], &mref) < 0) {
+			int e = errno;
+
+			ntfs_inode_close(ni);
+			free(copy);
+			errno = e;
+			return NULL;
+		}
+		next = ntfs_inode_open(v->vol, MREF(mref));
+		ntfs_inode_close(ni);
+		if (!next) {
+			free(copy);
+			ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open an inode "
+			    "on the path");
+			return NULL;
+		}
+		ni = next;
+	}
+	free(copy);
+	return ni;
+}
+
+static void
+fill_stat(ntfs_inode *ni, struct gp_stat *st)
+{
+	ntfs_attr *na;
+
+	memset(st, 0, sizeof(*st));
+	st->is_dir = ni->mrec->flags & MFT_RECORD_IS_DIRECTORY;
+	st->attributes = le32_to_cpu(ni->flags);
+	st->mtime = (int64_t)((sle64_to_cpu(ni->last_data_change_time) -
+	    GP_NTFS_EPOCH_DELTA) / 10000000);
+	if (!st->is_dir) {
+		na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+		if (na) {
+			st->size = (uint64_t)na->data_size;
+			ntfs_attr_close(na);
+		}
+	}
+}
+
+int
+gp_volume_stat(gp_volume *v, const char *path, struct gp_stat *st)
+{
+	ntfs_inode *ni = open_path(v, path);
+
+	if (!ni)
+		return -1;
+	fill_stat(ni, st);
+	ntfs_inode_close(ni);
+	return 0;
+}
+
+struct dirent_list {
+	char **names;
+	MFT_REF *mrefs;
+	size_t n;
+	bool overflow;
+};
+
+static int
+collect(void *ctx, const ntfschar *name, const int name_len,
+    const int name_type, const s64 pos, const MFT_REF mref,
+    const unsigned dt_type)
+{
+	struct dirent_list *l = ctx;
+	char *s = NULL;
+
+	if (name_type == FILE_NAME_DOS)
+		return 0;
+	if (l->n >= NTFS_MAX_DIR_ENTRIES) {
+		l->overflow = true;
+		return -1;
+	}
+	if (ntfs_ucstombs(name, name_len, &s, 0) < 0 || !s)
+		return 0;
+	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+		free(s);
+		return 0;
+	}
+	l->names = xrealloc(l->names, (l->n + 1) * sizeof(char *));
+	l->mrefs = xrealloc(l->mrefs, (l->n + 1) * sizeof(MFT_REF));
+	l->names[l->n] = s;
+	l->mrefs[l->n] = mref;
+	l->n++;
+	return 0;
+}
+
+static void
+list_free(struct dirent_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->mrefs);
+}
+
+static int
+read_dir(gp_volume *v, ntfs_inode *dir, struct dirent_list *l)
+{
+	s64 pos = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (ntfs_readdir(dir, &pos, l, collect) < 0 && !l->overflow) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read a directory");
+		list_free(l);
+		return -1;
+	}
+	if (l->overflow) {
+		error_set(E2BIG, "%s: directory has more than %u entries",
+		    v->where, NTFS_MAX_DIR_ENTRIES);
+		list_free(l);
+		return -1;
+	}
+	return 0;
+}
+
+int
+gp_volume_list(gp_volume *v, const char *path,
+    int (*fn)(void *ctx, const char *name, const struct gp_stat *st), void *ctx)
+{
+	ntfs_inode *dir = open_path(v, path), *ni;
+	struct dirent_list l;
+	struct gp_stat st;
+	size_t i;
+	int ret = 0;
+
+	if (!dir)
+		return -1;
+	if (!(dir->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
+		ntfs_inode_close(dir);
+		errno = ENOTDIR;
+		return -1;
+	}
+	ret = read_dir(v, dir, &l);
+	ntfs_inode_close(dir);
+	if (ret < 0)
+		return -1;
+	for (i = 0; i < l.n && ret == 0; i++) {
+		/* Metadata files ($MFT, ...) are not part of any listing. */
+		if (MREF(l.mrefs[i]) < FILE_first_user &&
+		    MREF(l.mrefs[i]) != FILE_root)
+			continue;
+		ni = ntfs_inode_open(v->vol, MREF(l.mrefs[i]));
+		if (!ni)
+			continue;
+		fill_stat(ni, &st);
+		ntfs_inode_close(ni);
+		ret = fn(ctx, l.names[i], &st);
+	}
+	list_free(&l);
+	return ret < 0 ? -1 : 0;
+}
+
+char *
+gp_volume_realpath(gp_volume *v, const char *path)
+{
+	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
+	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH), i, j;
+	char *out = xstrdup("");
+	ntfs_inode *ni = NULL, *next;
+	struct dirent_list l;
+	MFT_REF mref;
+
+	if (n > NTFS_MAX_PATH_DEPTH)
+		goto fail_noent;
+	ni = ntfs_inode_open(v->vol, FILE_root);
+	if (!ni)
+		goto fail_noent;
+	for (i = 0; i < n; i++) {
+		const char *actual = NULL;
+		char *t;
+
+		if (lookup(v, ni, comp[i], &mref) < 0)
+			goto fail_noent;
+		/* The index holds the stored case; find the entry's name. */
+		if (read_dir(v, ni, &l) < 0)
+			goto fail;
+		for (j = 0; j < l.n; j++)
+			if (MREF(l.mrefs[j]) == MREF(mref)) {
+				actual = l.names[j];
+				break;
+			}
+		t = xasprintf("%s/%s", out, actual ? actual : comp[i]);
+		free(out);
+		out = t;
+		list_free(&l);
+		next = ntfs_inode_open(v->vol, MREF(mref));
+		ntfs_inode_close(ni);
+		ni = next;
+		if (!ni)
+			goto fail_noent;
+	}
+	ntfs_inode_close(ni);
+	free(copy);
+	if (!*out) {
+		free(out);
+		out = xstrdup("/");
+	}
+	return out;
+fail_noent:
+	errno = ENOENT;
+fail:
+	if (ni)
+		ntfs_inode_close(ni);
+	free(copy);
+	free(out);
+	return NULL;
+}
+
+int
+gp_volume_extract(gp_volume *v, const char *path, const char *host_path)
+{
+	ntfs_inode *ni = open_path(v, path);
+	ntfs_attr *na = NULL;
+	uint8_t *buf = NULL;
+	int fd = -1, ret = -1;
+	s64 off = 0, r;
+
+	if (!ni) {
+		if (!error_pending())
+			error_set(errno, "%s: %s: %s", v->where, path,
+			    strerror(errno));
+		return -1;
+	}
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file data");
+		goto out;
+	}
+	fd = open(host_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		error_set(errno, "%s: %s", host_path, strerror(errno));
+		goto out;
+	}
+	buf = xmalloc(NTFS_IO_CHUNK);
+	while (off < na->data_size) {
+		s64 want = MIN((s64)NTFS_IO_CHUNK, na->data_size - off);
+
+		r = ntfs_attr_pread(na, off, want, buf);
+		if (r <= 0) {
+			ntfs_fail(v, GP_EXIT_FAILURE, EIO, "read error in a "
+			    "file");
+			error_prefix("%s", path);
+			goto out;
+		}
+		if (file_pwrite(fd, buf, (size_t)r, (uint64_t)off) < 0) {
+			error_set(errno, "%s: %s", host_path, strerror(errno));
+			goto out;
+		}
+		off += r;
+	}
+	ret = 0;
+out:
+	free(buf);
+	if (fd >= 0 && close(fd) < 0 && ret == 0) {
+		error_set(errno, "%s: %s", host_path, strerror(errno));
+		ret = -1;
+	}
+	if (na)
+		ntfs_attr_close(na);
+	ntfs_inode_close(ni);
+	return ret;
+}
+
+/* ---- writing ------------------------------------------------------ */
+
+/* Names Windows cannot hold (Win32 namespace rules). */
+int
+ntfs_name_check(const char *name)
+{
+	static const char *const reserved[] = { "CON", "PRN", "AUX", "NUL",
+	    "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+	    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7",
+	    "LPT8", "LPT9" };
+	size_t n = strlen(name), i, stem;
+	const char *p;
+
+	if (n == 0 || n > 255 * 3)
+		return -1;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -1;
+	for (p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || strchr("<>:\"/\\|?*", *p))
+			return -1;
+	if (name[n - 1] == '.' || name[n - 1] == ' ')
+		return -1;
+	p = strchr(name, '.');
+	stem = p ? (size_t)(p - name) : n;
+	for (i = 0; i < ARRAY_SIZE(reserved); i++)
+		if (strlen(reserved[i]) == stem &&
+		    strncasecmp(name, reserved[i], stem) == 0)
+			return -1;
+	return 0;
+}
+
+static ntfs_inode *
+create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
+{
+	ntfschar *uname = NULL;
+	ntfs_inode *ni;
+	int ulen;
+
+	if (ntfs_name_check(name) < 0) {
+		error_set(EINVAL, "%s: '%s' is not a name Windows can hold",
+		    v->where, name);
+		return NULL;
+	}
+	ulen = ntfs_mbstoucs(name, &uname);
+	if (ulen < 0) {
+		error_set(EILSEQ, "%s: name '%s' is not valid text", v->where,
+		    name);
+		return NULL;
+	}
+	ni = ntfs_create(dir, const_cpu_to_le32(0), uname, (u8)ulen, type);
+	free(uname);
+	if (!ni)
+		ntfs_fail(v, errno == ENOSPC ? GP_EXIT_FAILURE : GP_EXIT_FAILURE,
+		    errno, errno == ENOSPC ? "NTFS volume is full" :
+		    "cannot create an entry");
+	return ni;
+}
+
+/* Walk to (and create, when create is set) the directory at comp[0..n). */
+static ntfs_inode *
+walk_dirs(gp_volume *v, char **comp, size_t n, bool create)
+{
+	ntfs_inode *ni = ntfs_inode_open(v->vol, FILE_root), *next;
+	MFT_REF mref;
+	size_t i;
+
+	if (!ni) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open the root");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (lookup(v, ni, comp[i], &mref) == 0) {
+			next = ntfs_inode_open(v->vol, MREF(mref));
+			if (next && !(next->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
+				ntfs_inode_close(next);
+				ntfs_inode_close(ni);
+				error_set(ENOTDIR, "%s: '%s' exists and is not a "
+				    "directory", v->where, comp[i]);
+				return NULL;
+			}
+		} else if (error_pending()) {
+			next = NULL;
+		} else if (create) {
+			next = create_child(v, ni, comp[i], S_IFDIR);
+		} else {
+			next = NULL;
+			errno = ENOENT;
+		}
+		ntfs_inode_close(ni);
+		if (!next)
+			return NULL;
+		ni = next;
+	}
+	return ni;
+}
+
+static int
+require_writable(gp_volume *v)
+{
+	if (!v->writable) {
+		error_set(EROFS, "%s: volume is mounted read-only", v->where);
+		return -1;
+	}
+	return 0;
+}
+
+int
+gp_volume_mkdir_p(gp_volume *v, const char *path)
+{
+	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
+	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH);
+	ntfs_inode *ni;
+
+	if (require_writable(v) < 0 || n > NTFS_MAX_PATH_DEPTH) {
+		if (!error_pending())
+			error_set(ENAMETOOLONG, "%s: path %s is too deep",
+			    v->where, path);
+		free(copy);
+		return -1;
+	}
+	ni = walk_dirs(v, comp, n, true);
+	free(copy);
+	if (!ni)
+		return -1;
+	ntfs_inode_close(ni);
+	return 0;
+}
+
+int
+gp_volume_write_file(gp_volume *v, const char *path, const void *data,
+    size_t len)
+{
+	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
+	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH);
+	ntfs_inode *dir = NULL, *ni = NULL;
+	ntfs_attr *na = NULL;
+	MFT_REF mref;
+	size_t done = 0;
+	int ret = -1;
+
+	if (require_writable(v) < 0)
+		goto out;
+	if (n == 0 || n > NTFS_MAX_PATH_DEPTH) {
+		error_set(EINVAL, "%s: bad file path %s", v->where, path);
+		goto out;
+	}
+	dir = walk_dirs(v, comp, n - 1, true);
+	if (!dir)
+		goto out;
+	if (lookup(v, dir, comp[n - 1], &mref) == 0) {
+		ni = ntfs_inode_open(v->vol, MREF(mref));
+		if (ni && (ni->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
+			error_set(EISDIR, "%s: %s is a directory", v->where,
+			    path);
+			goto out;
+		}
+	} else if (!error_pending()) {
+		ni = create_child(v, dir, comp[n - 1], S_IFREG);
+	}
+	if (!ni) {
+		if (!error_pending())
+			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open a file");
+		goto out;
+	}
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na || ntfs_attr_truncate(na, (s64)len) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+		    errno == ENOSPC ? "NTFS volume is full" :
+		    "cannot size a file");
+		goto out;
+	}
+	while (done < len) {
+		s64 w = ntfs_attr_pwrite(na, (s64)done, (s64)MIN(len - done,
+		    (size_t)NTFS_IO_CHUNK), (const uint8_t *)data + done);
+
+		if (w <= 0) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    errno == ENOSPC ? "NTFS volume is full" :
+			    "write error");
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		error_prefix("%s", path);
+	if (na)
+		ntfs_attr_close(na);
+	if (ni)
+		ntfs_inode_close(ni);
+	if (dir)
+		ntfs_inode_close(dir);
+	free(copy);
+	return ret;
+}

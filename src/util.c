@@ -1,0 +1,484 @@
+/*
+ * util.c - error recording, allocation, CRC-32C, GUIDs, UTF-16 and host
+ * file helpers used by every layer.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+#include "util.h"
+
+#define MSG_MAX 1024
+#define WARN_MAX 64
+
+static char err_msg[MSG_MAX];
+static int err_code;
+static bool err_set;
+static char *warnings[WARN_MAX];
+static size_t nwarnings;
+
+void
+error_setc(int code, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The first detector wins: a caller never overwrites the cause. */
+	if (!err_set) {
+		va_start(ap, fmt);
+		vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+		va_end(ap);
+		err_code = code;
+		err_set = true;
+		if (debug_enabled())
+			fprintf(stderr, "gpupv-prep: debug: error: %s\n", err_msg);
+	}
+	errno = err;
+}
+
+void
+error_prefix(const char *fmt, ...)
+{
+	char ctx[MSG_MAX], tmp[MSG_MAX];
+	int saved = errno;
+	va_list ap;
+
+	if (!err_set)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	/* Do not repeat a context that is already there. */
+	if (strncmp(err_msg, ctx, strlen(ctx)) != 0) {
+		/* Truncation keeps the cause's start; the message stays one
+		 * line either way. */
+		size_t n = strlen(ctx);
+
+		memcpy(tmp, err_msg, sizeof(tmp));
+		if (n > sizeof(err_msg) / 2)
+			n = sizeof(err_msg) / 2;
+		memcpy(err_msg, ctx, n);
+		memcpy(err_msg + n, ": ", 2);
+		memcpy(err_msg + n + 2, tmp, sizeof(err_msg) - n - 3);
+		err_msg[sizeof(err_msg) - 1] = '\0';
+	}
+	errno = saved;
+}
+
+void
+error_clear(void)
+{
+	err_set = false;
+	err_msg[0] = '\0';
+	err_code = 0;
+}
+
+bool
+error_pending(void)
+{
+	return err_set;
+}
+
+const char *
+gp_error_message(void)
+{
+	return err_set ? err_msg : "";
+}
+
+int
+gp_error_code(void)
+{
+	return err_set ? err_code : GP_EXIT_FAILURE;
+}
+
+void
+gp_error_clear(void)
+{
+	error_clear();
+}
+
+void
+warn_add(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (nwarnings >= WARN_MAX)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	warnings[nwarnings++] = s;
+}
+
+size_t
+gp_warnings(const char *const **list)
+{
+	*list = (const char *const *)warnings;
+	return nwarnings;
+}
+
+void
+gp_warnings_clear(void)
+{
+	size_t i;
+
+	for (i = 0; i < nwarnings; i++)
+		free(warnings[i]);
+	nwarnings = 0;
+}
+
+bool
+debug_enabled(void)
+{
+	static int on = -1;
+	const char *e;
+
+	if (on < 0) {
+		e = getenv("GPUPV_PREP_DEBUG");
+		on = e && *e && strcmp(e, "0") != 0;
+	}
+	return on;
+}
+
+void
+debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!debug_enabled())
+		return;
+	fputs("gpupv-prep: debug: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+oom(void)
+{
+	fputs("gpupv-prep: out of memory\n", stderr);
+	abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return s;
+}
+
+/* Slicing-by-1 table, built on first use. */
+static uint32_t crc32c_table[256];
+
+static void
+crc32c_init(void)
+{
+	uint32_t c;
+	int i, k;
+
+	for (i = 0; i < 256; i++) {
+		c = (uint32_t)i;
+		for (k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc32c_table[i] = c;
+	}
+}
+
+uint32_t
+crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!crc32c_table[1])
+		crc32c_init();
+	crc = ~crc;
+	while (len--)
+		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+void
+guid_from_bytes(guid_t *g, const void *p)
+{
+	memcpy(g->b, p, 16);
+}
+
+bool
+guid_eq(const guid_t *a, const guid_t *b)
+{
+	return memcmp(a->b, b->b, 16) == 0;
+}
+
+bool
+guid_is_zero(const guid_t *g)
+{
+	return is_zero(g->b, 16);
+}
+
+void
+guid_format(const guid_t *g, char out[39])
+{
+	const uint8_t *b = g->b;
+
+	snprintf(out, 39,
+	    "{%08X-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X}",
+	    get_le32(b), get_le16(b + 4), get_le16(b + 6), b[8], b[9], b[10], b[11],
+	    b[12], b[13], b[14], b[15]);
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+guid_parse(guid_t *g, const char *s)
+{
+	/* Byte order of the text form: Data1..3 are big-endian numbers. */
+	static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6,
+	    8, 9, 10, 11, 12, 13, 14, 15};
+	uint8_t raw[16];
+	int n = 0, h, l;
+	bool brace = false;
+
+	if (*s == '{') {
+		brace = true;
+		s++;
+	}
+	while (n < 16) {
+		if (*s == '-' && (n == 4 || n == 6 || n == 8 || n == 10))
+			s++;
+		h = hexval((unsigned char)s[0]);
+		l = h < 0 ? -1 : hexval((unsigned char)s[1]);
+		if (h < 0 || l < 0)
+			goto bad;
+		raw[n++] = (uint8_t)(h << 4 | l);
+		s += 2;
+	}
+	if (brace && *s++ != '}')
+		goto bad;
+	if (*s)
+		goto bad;
+	for (n = 0; n < 16; n++)
+		g->b[order[n]] = raw[n];
+	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
+}
+
+int
+guid_generate(guid_t *g)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < 16) {
+		r = getrandom(g->b + got, 16 - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			error_set(errno, "cannot get random bytes for a GUID: %s",
+			    strerror(errno));
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	/* RFC 4122 version 4, variant 1; Data3 is little-endian on disk. */
+	g->b[7] = (uint8_t)((g->b[7] & 0x0f) | 0x40);
+	g->b[8] = (uint8_t)((g->b[8] & 0x3f) | 0x80);
+	return 0;
+}
+
+static size_t
+utf8_put(char *o, uint32_t c)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | c >> 6);
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | c >> 12);
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | c >> 18);
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+char *
+utf16_to_utf8(const void *p, size_t nunits, bool big_endian)
+{
+	const uint8_t *b = p;
+	char *out = xmalloc(nunits * 3 + 1);
+	size_t i, o = 0;
+	uint32_t c, c2;
+
+	for (i = 0; i < nunits; i++) {
+		c = big_endian ? get_be16(b + 2 * i) : get_le16(b + 2 * i);
+		if (c == 0)
+			break;
+		if (c >= 0xd800 && c < 0xdc00 && i + 1 < nunits) {
+			c2 = big_endian ? get_be16(b + 2 * i + 2) : get_le16(b + 2 * i + 2);
+			if (c2 >= 0xdc00 && c2 < 0xe000) {
+				c = 0x10000 + ((c - 0xd800) << 10) + (c2 - 0xdc00);
+				i++;
+			} else {
+				c = 0xfffd;
+			}
+		} else if (c >= 0xd800 && c < 0xe000) {
+			c = 0xfffd;
+		}
+		o += utf8_put(out + o, c);
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int
+file_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	ssize_t r;
+
+	while (len) {
+		r = pread(fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+file_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	ssize_t r;
+
+	while (len) {
+		r = pwrite(fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+char *
+path_dirname(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	if (!s)
+		return xstrdup(".");
+	if (s == path)
+		return xstrdup("/");
+	return strndup(path, (size_t)(s - path));
+}
+
+const char *
+path_basename(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+char *
+path_join(const char *dir, const char *rel)
+{
+	if (rel[0] == '/' || !dir[0])
+		return xstrdup(rel);
+	return xasprintf("%s%s%s", dir,
+	    dir[strlen(dir) - 1] == '/' ? "" : "/", rel);
+}
+
+const char *
+gp_version(void)
+{
+	return PACKAGE_VERSION;
+}

@@ -1,0 +1,181 @@
+/*
+ * util.h - helpers shared by every layer: error recording, allocation,
+ * little/big-endian field access, CRC-32C, GUIDs and UTF-16 text.
+ *
+ * Error convention (as hivex and libntfs-3g): functions return -1 or NULL
+ * and set errno.  The function that detects a failure records one message
+ * with error_set(); callers may prepend context with error_prefix(), never
+ * replace the message.  Layers never print.
+ */
+#ifndef GPUPV_UTIL_H
+#define GPUPV_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "gpupv-prep.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* libntfs-3g's headers define these too, identically. */
+#undef MIN
+#undef MAX
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Record a message and set errno = err; code is a GP_EXIT_* class. */
+void	error_setc(int code, int err, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+#define error_set(err, ...) error_setc(GP_EXIT_FAILURE, (err), __VA_ARGS__)
+/* Prepend "context: " to the recorded message (keeps errno). */
+void	error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	error_clear(void);
+bool	error_pending(void);
+
+/* Debug tracing, on with GPUPV_PREP_DEBUG=1. */
+bool	debug_enabled(void);
+void	debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Warnings collected for the CLI to show (non-fatal). */
+void	warn_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void	*xmalloc(size_t n);
+void	*xcalloc(size_t n, size_t m);
+void	*xrealloc(void *p, size_t n);
+char	*xstrdup(const char *s);
+char	*xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline uint16_t
+get_le16(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static inline uint32_t
+get_le32(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	    (uint32_t)b[3] << 24;
+}
+
+static inline uint64_t
+get_le64(const void *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32((const uint8_t *)p + 4) << 32;
+}
+
+static inline uint16_t
+get_be16(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static inline uint32_t
+get_be32(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	    (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+static inline uint64_t
+get_be64(const void *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32((const uint8_t *)p + 4);
+}
+
+static inline void
+put_le16(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+
+static inline void
+put_le32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+	b[2] = (uint8_t)(v >> 16);
+	b[3] = (uint8_t)(v >> 24);
+}
+
+static inline void
+put_le64(void *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
+}
+
+static inline void
+put_be32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)(v >> 24);
+	b[1] = (uint8_t)(v >> 16);
+	b[2] = (uint8_t)(v >> 8);
+	b[3] = (uint8_t)v;
+}
+
+static inline void
+put_be64(void *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+
+static inline bool
+is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+static inline bool
+is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* CRC-32C (Castagnoli, reflected 0x82F63B78), as MS-VHDX 2.2.2 uses. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Windows GUIDs: Data1..3 little-endian, Data4 as bytes (MS-DTYP 2.3.4). */
+typedef struct guid {
+	uint8_t b[16];
+} guid_t;
+
+void	guid_from_bytes(guid_t *g, const void *p);
+int	guid_parse(guid_t *g, const char *s);	/* "{...}" or bare */
+void	guid_format(const guid_t *g, char out[39]);	/* "{XXXXXXXX-...}" */
+bool	guid_eq(const guid_t *a, const guid_t *b);
+bool	guid_is_zero(const guid_t *g);
+int	guid_generate(guid_t *g);	/* random version 4 */
+
+/*
+ * UTF-16 (LE or BE) to UTF-8; nunits code units, stops at NUL.
+ * Unpaired surrogates become U+FFFD.  Returns a new string.
+ */
+char	*utf16_to_utf8(const void *p, size_t nunits, bool big_endian);
+
+/* A full pread/pwrite on a host file; short reads are EIO errors. */
+int	file_pread(int fd, void *buf, size_t len, uint64_t off);
+int	file_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Directory of path (new string), and joining. */
+char	*path_dirname(const char *path);
+char	*path_join(const char *dir, const char *rel);
+const char *path_basename(const char *path);
+
+#endif
