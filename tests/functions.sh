@@ -1,0 +1,97 @@
+# Shared by the shell tests: skipping, failing, a temporary folder, and
+# fixture builders that use only outside tools (truncate, sgdisk, sfdisk,
+# mkntfs, mkfs.fat, qemu-img, hivexregedit) plus tests/imgtool.
+set -eu
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${GPUPV_PREP:=$top_builddir/gpupv-prep}"
+: "${IMGTOOL:=$top_builddir/tests/imgtool}"
+CORPUS=${GPUPV_CORPUS:-$top_srcdir/../shared/corpus}
+export PATH="$PATH:/usr/sbin:/sbin"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpupv-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+requires() {
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"
+  done
+}
+
+requires_corpus() {
+  [ -d "$CORPUS/vhd" ] || skip "test corpus not found at $CORPUS"
+}
+
+# run EXPECTED_RC CMD...: run, keep stdout in $TMP/out, stderr in $TMP/err.
+run() {
+  want=$1; shift
+  set +e
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  set -e
+  [ "$rc" -eq "$want" ] || {
+    cat "$TMP/err" >&2
+    fail "'$*' exited $rc, expected $want"
+  }
+}
+
+# jqv FILTER: a value from $TMP/out.
+jqv() { jq -r "$1" "$TMP/out"; }
+
+expect_eq() {
+  [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+# mkhive_software FILE BUILD: a SOFTWARE hive holding CurrentBuildNumber.
+mkhive_software() {
+  "$IMGTOOL" mkhive "$1"
+  cat >"$TMP/sw.reg" <<REG
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]
+"CurrentBuildNumber"="$2"
+"ProductName"="Windows 11 Pro"
+REG
+  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$1" "$TMP/sw.reg"
+}
+
+# mkntfs_at DISK START_SECTOR SECTORS LABEL: format a partition in place.
+mkntfs_at() {
+  truncate -s $(($3 * 512)) "$TMP/part.ntfs"
+  mkntfs -F -Q -q -p "$2" -L "$4" "$TMP/part.ntfs" >/dev/null 2>&1 ||
+    fail "mkntfs failed"
+  dd if="$TMP/part.ntfs" of="$1" bs=1M oflag=seek_bytes seek=$(($2 * 512)) \
+    conv=notrunc,sparse status=none
+  rm -f "$TMP/part.ntfs"
+}
+
+# mkgpt_windows DISK [WINDIR]: a 160 MiB raw disk laid out as Windows
+# does: ESP (FAT), MSR, and an NTFS volume at partition 3 holding
+# WINDIR/System32/config/{SYSTEM,SOFTWARE} (WINDIR defaults to Windows).
+mkgpt_windows() {
+  disk=$1; windir=${2:-Windows}
+  rm -f "$disk"
+  truncate -s 160M "$disk"
+  sgdisk -q -n 1:2048:+32M -t 1:EF00 -c 1:"EFI system partition" \
+    -n 2:0:+16M -t 2:0C01 -c 2:"Microsoft reserved partition" \
+    -n 3:0:0 -t 3:0700 -c 3:"Basic data partition" "$disk" >/dev/null
+  mkfs.fat -F 16 -n SYSTEM --offset 2048 "$disk" $((32 * 1024)) >/dev/null
+  start=$(sgdisk -i 3 "$disk" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+  end=$(sgdisk -i 3 "$disk" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
+  mkntfs_at "$disk" "$start" $((end - start + 1)) Windows
+  "$IMGTOOL" mkhive "$TMP/SYSTEM"
+  mkhive_software "$TMP/SOFTWARE" 22631
+  "$IMGTOOL" put "$disk" 3 "$windir/System32/config/SYSTEM" "$TMP/SYSTEM"
+  "$IMGTOOL" put "$disk" 3 "$windir/System32/config/SOFTWARE" "$TMP/SOFTWARE"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
