@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
   ntfs-3g-dev libhivex-dev libvhdi-dev zlib1g-dev libarchive-dev"
 TEST_DEPS="qemu-utils ntfs-3g sleuthkit libfsntfs-utils libregf-utils
-  libhivex-bin libvhdi-utils gdisk fdisk dosfstools mtools jq xz-utils
+  libhivex-bin libwin-hivex-perl libvhdi-utils gdisk fdisk dosfstools mtools jq xz-utils
   gzip unzip xxd"
 
 missing=""

@@ -373,7 +373,12 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 		ntfs_umount(v->vol, TRUE);
 		goto fail;
 	}
-	ntfs_set_ignore_case(v->vol);
+	/*
+	 * Look names up case-insensitively, as Windows does.  Not through
+	 * ntfs_set_ignore_case(): it also makes readdir return every name in
+	 * lower case, and we must see names as they are stored.
+	 */
+	NVolClearCaseSensitive(v->vol);
 	return v;
 fail:
 	free(v->where);

@@ -22,7 +22,7 @@ u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 hex1() { od -An -tx1 -j "$2" -N1 "$1" | tr -d ' '; }
 
 truncate -s 64M "$TMP/base.raw"
-sgdisk -q -n 1:2048:0 -t 1:0700 "$TMP/base.raw" >/dev/null
+sgdisk -n 1:2048:0 -t 1:0700 "$TMP/base.raw" >/dev/null
 qemu-img convert -q -f raw -O vhdx -o block_size=1M "$TMP/base.raw" "$TMP/base.vhdx"
 head -c 40M /dev/urandom | dd of="$TMP/base.raw" bs=1M seek=2 conv=notrunc status=none
 qemu-img convert -q -f raw -O vhdx -o block_size=1M "$TMP/base.raw" "$TMP/data.vhdx"
@@ -133,15 +133,21 @@ expect_bad 3 "$TMP/bs.vhdx" 'block size 3000000'
 # GPT whose entry array overruns the disk (both headers), and a partition
 # past the end of the disk.
 truncate -s 8M "$TMP/gpt.raw"
-sgdisk -q -n 1:2048:+2M -t 1:0700 "$TMP/gpt.raw" >/dev/null
+sgdisk -n 1:2048:+2M -t 1:0700 "$TMP/gpt.raw" >/dev/null
 last=$(( $(stat -c %s "$TMP/gpt.raw") / 512 - 1 ))
 cp "$TMP/gpt.raw" "$TMP/gpt-arr.raw"
 for lba in 1 "$last"; do
-  "$IMGTOOL" poke "$TMP/gpt-arr.raw" $((lba * 512 + 80)) u32 4096
-  "$IMGTOOL" poke "$TMP/gpt-arr.raw" $((lba * 512 + 84)) u32 4096
+  "$IMGTOOL" poke "$TMP/gpt-arr.raw" $((lba * 512 + 72)) u64 $((last - 10))
   "$IMGTOOL" crc32 "$TMP/gpt-arr.raw" $((lba * 512)) 92 $((lba * 512 + 16))
 done
-expect_bad 3 "$TMP/gpt-arr.raw" 'GPT is corrupt.*overruns the disk'
+expect_bad 3 "$TMP/gpt-arr.raw" 'GPT is corrupt.*entry array overruns the disk'
+# An absurd entry count in both headers.
+cp "$TMP/gpt.raw" "$TMP/gpt-cnt.raw"
+for lba in 1 "$last"; do
+  "$IMGTOOL" poke "$TMP/gpt-cnt.raw" $((lba * 512 + 80)) u32 4000000000
+  "$IMGTOOL" crc32 "$TMP/gpt-cnt.raw" $((lba * 512)) 92 $((lba * 512 + 16))
+done
+expect_bad 3 "$TMP/gpt-cnt.raw" 'absurd entry count'
 cp "$TMP/gpt.raw" "$TMP/gpt-part.raw"
 "$IMGTOOL" poke "$TMP/gpt-part.raw" $((2 * 512 + 40)) u64 99999999
 "$IMGTOOL" crc32 "$TMP/gpt-part.raw" 1024 16384 $((512 + 88))
@@ -157,10 +163,16 @@ expect_bad 3 "$TMP/mbr.raw" 'lies outside the disk'
 truncate -s 8M "$TMP/ebr.raw"
 printf 'label: dos\nstart=2048, size=8192, type=5\nstart=4096, size=2048, type=7\n' |
   sfdisk -q "$TMP/ebr.raw"
-# Point the first EBR's link back at itself.
+# The first EBR links to a second one 100 sectors on, which links to
+# itself (links are relative to the extended partition's start).
 "$IMGTOOL" poke "$TMP/ebr.raw" $((2048 * 512 + 462 + 4)) u8 5
-"$IMGTOOL" poke "$TMP/ebr.raw" $((2048 * 512 + 462 + 8)) u32 0
+"$IMGTOOL" poke "$TMP/ebr.raw" $((2048 * 512 + 462 + 8)) u32 100
 "$IMGTOOL" poke "$TMP/ebr.raw" $((2048 * 512 + 462 + 12)) u32 100
+e2=$(((2048 + 100) * 512))
+"$IMGTOOL" poke "$TMP/ebr.raw" $((e2 + 462 + 4)) u8 5
+"$IMGTOOL" poke "$TMP/ebr.raw" $((e2 + 462 + 8)) u32 100
+"$IMGTOOL" poke "$TMP/ebr.raw" $((e2 + 462 + 12)) u32 100
+"$IMGTOOL" poke "$TMP/ebr.raw" $((e2 + 510)) u16 0xaa55
 expect_bad 3 "$TMP/ebr.raw" 'chain is longer'
 
 # VHD: footer checksum bad (fixed, no copy); dynamic header bad; BAT

@@ -11,6 +11,8 @@
  *   imgtool mkdir IMAGE PART PATH       create directories on an NTFS volume
  *   imgtool put IMAGE PART PATH HOSTFILE  write a file onto it
  *   imgtool mkhive PATH                 write an empty registry hive
+ *   imgtool touch IMAGE                 open writable and close (replays
+ *                                       a VHDX log into the file)
  *   imgtool poke FILE OFFSET u8|u16|u32|u64 VALUE   little-endian store
  *   imgtool crc32c FILE OFF LEN CRCOFF  recompute a CRC-32C field
  *   imgtool crc32 FILE OFF LEN CRCOFF   the same with zlib's CRC-32 (GPT)
@@ -314,13 +316,17 @@ fixcrc(char **argv)
 	uint8_t *b = malloc(len);
 	int fd = open(argv[2], O_RDWR);
 
-	if (fd < 0 || !b || pread(fd, b, len, (off_t)off) != (ssize_t)len ||
-	    at < off || at + 4 > off + len)
+	uint8_t sum[4];
+	bool inside = at >= off && at + 4 <= off + len;
+
+	if (fd < 0 || !b || pread(fd, b, len, (off_t)off) != (ssize_t)len)
 		return die(argv[2]);
-	put_le32(b + (at - off), 0);
-	put_le32(b + (at - off), strcmp(argv[1], "crc32") == 0 ?
+	/* A CRC field inside the range counts as zero (VHDX, GPT header). */
+	if (inside)
+		put_le32(b + (at - off), 0);
+	put_le32(sum, strcmp(argv[1], "crc32") == 0 ?
 	    (uint32_t)crc32(0, b, (uInt)len) : crc32c(0, b, len));
-	if (pwrite(fd, b + (at - off), 4, (off_t)at) != 4)
+	if (pwrite(fd, sum, 4, (off_t)at) != 4)
 		return die(argv[2]);
 	free(b);
 	return close(fd);
@@ -344,6 +350,12 @@ main(int argc, char **argv)
 		return ntfs_op(argc, argv);
 	if (argc == 6 && strcmp(argv[1], "put") == 0)
 		return ntfs_op(argc, argv);
+	if (argc == 3 && strcmp(argv[1], "touch") == 0) {
+		struct gp_open_opts oo = { .flags = GP_OPEN_RDWR };
+		gp_image *img = gp_image_open(argv[2], &oo);
+
+		return !img || gp_image_close(img) < 0 ? die(argv[2]) : 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "mkhive") == 0)
 		return gp_hive_create_empty(argv[2]) < 0 ? die(argv[2]) : 0;
 	fprintf(stderr, "usage: see the comment at the top of imgtool.c\n");

@@ -25,7 +25,7 @@ compare_sfdisk() {
 
 # GPT as Windows lays it out, NTFS volume without Windows.
 truncate -s 100M "$TMP/gpt.img"
-sgdisk -q -n 1:2048:+16M -t 1:EF00 -n 2:0:+16M -t 2:0C01 -n 3:0:0 -t 3:0700 \
+sgdisk -n 1:2048:+16M -t 1:EF00 -n 2:0:+16M -t 2:0C01 -n 3:0:0 -t 3:0700 \
   -c 3:"Basic data partition" "$TMP/gpt.img" >/dev/null
 start=$(sgdisk -i 3 "$TMP/gpt.img" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
 end=$(sgdisk -i 3 "$TMP/gpt.img" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')

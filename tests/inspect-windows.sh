@@ -31,10 +31,11 @@ expect_eq "$(jqv '.host_driver_store[0].files')" 0 "empty package"
 expect_eq "$(sha "$TMP/win.vhdx")" "$before" "inspect changed the image"
 # One directory, not a second one in another case.
 sfx=$(sfdisk --json "$TMP/disk.raw" | jq '.partitiontable.partitions[2].start')
+ssz=$(sfdisk --json "$TMP/disk.raw" | jq '.partitiontable.partitions[2].size')
 fls -o "$sfx" "$TMP/disk.raw" | grep -ci 'windows' | grep -qx 1 ||
   fail "two Windows folders: $(fls -o "$sfx" "$TMP/disk.raw")"
 fls -r -o "$sfx" "$TMP/disk.raw" | grep -q 'b.dll' || fail "sleuthkit cannot see b.dll"
-dd if="$TMP/disk.raw" of="$TMP/p3.ntfs" bs=512 skip="$sfx" status=none
+dd if="$TMP/disk.raw" of="$TMP/p3.ntfs" bs=512 skip="$sfx" count="$ssz" status=none
 ntfsfix -n "$TMP/p3.ntfs" >"$TMP/fix.log" 2>&1 || { cat "$TMP/fix.log"; fail "ntfsfix -n"; }
 
 run 0 "$GPUPV_PREP" inspect "$TMP/win.vhdx"

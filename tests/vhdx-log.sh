@@ -23,8 +23,7 @@ if qemu-img info -f vhdx "$TMP/log.vhdx" >/dev/null 2>&1; then
   fail "qemu-img opened a file with an active log (test premise broken)"
 fi
 # Replay into the file: a writable session with no writes.
-truncate -s 1G "$TMP/ref.raw"
-"$IMGTOOL" randwrite "$TMP/log.vhdx" "$TMP/ref.raw" 0 1
+"$IMGTOOL" touch "$TMP/log.vhdx"
 qemu-img check -q -f vhdx "$TMP/log.vhdx" || fail "qemu-img check after replay"
 qemu-img convert -q -f vhdx -O raw "$TMP/log.vhdx" "$TMP/qemu.raw"
 cmp "$TMP/mem.raw" "$TMP/qemu.raw" || fail "in-memory replay differs from QEMU's view"

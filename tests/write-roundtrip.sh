@@ -23,14 +23,15 @@ roundtrip() {  # NAME QEMU_FMT CREATE_OPTS SIZE COUNT [SEED_FROM_RAW]
     fail "$name: randwrite"
   qemu-img compare -q -f "$fmt" -F raw "$img" "$ref" ||
     fail "$name: qemu-img compare finds a difference"
-  qemu-img check -q -f "$fmt" "$img" || fail "$name: qemu-img check"
+  # qemu-img checks VHDX only (it has no check for vpc).
+  [ "$fmt" != vhdx ] || qemu-img check -q -f "$fmt" "$img" || fail "$name: qemu-img check"
   vhdiinfo "$img" >"$TMP/vhdiinfo.txt" 2>&1 || { cat "$TMP/vhdiinfo.txt"; fail "$name: vhdiinfo"; }
   "$IMGTOOL" vhdi-dump "$img" "$TMP/vdump.raw"
   cmp "$TMP/vdump.raw" "$ref" || fail "$name: libvhdi reads other bytes"
   # A second session on the same file (headers updated again).
   "$IMGTOOL" randwrite "$img" "$ref" 20 7 || fail "$name: second session"
   qemu-img compare -q -f "$fmt" -F raw "$img" "$ref" || fail "$name: second compare"
-  qemu-img check -q -f "$fmt" "$img" || fail "$name: second check"
+  [ "$fmt" != vhdx ] || qemu-img check -q -f "$fmt" "$img" || fail "$name: second check"
   pass "$name"
 }
 
