@@ -74,25 +74,18 @@ mkntfs_at() {
   rm -f "$TMP/part.ntfs"
 }
 
-# mkgpt_windows DISK [WINDIR]: a 160 MiB raw disk laid out as Windows
-# does: ESP (FAT), MSR, and an NTFS volume at partition 3 holding
-# WINDIR/System32/config/{SYSTEM,SOFTWARE} (WINDIR defaults to Windows).
+. "$top_srcdir/data/guest-layout.sh"
+
+# mkgpt_windows DISK [WINDIR]: a 160 MiB raw guest disk (ESP, MSR, NTFS at
+# partition 3) holding WINDIR/System32/config/{SYSTEM,SOFTWARE} (WINDIR
+# defaults to Windows).
 mkgpt_windows() {
-  disk=$1; windir=${2:-Windows}
-  rm -f "$disk"
-  truncate -s 160M "$disk"
-  sgdisk -n 1:2048:+32M -t 1:EF00 -c 1:"EFI system partition" \
-    -n 2:0:+16M -t 2:0C01 -c 2:"Microsoft reserved partition" \
-    -n 3:0:0 -t 3:0700 -c 3:"Basic data partition" "$disk" >/dev/null
-  mkfs.fat -F 16 -n SYSTEM --offset 2048 "$disk" $((32 * 1024)) >/dev/null 2>&1
-  start=$(sgdisk -i 3 "$disk" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
-  end=$(sgdisk -i 3 "$disk" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
-  mkntfs_at "$disk" "$start" $((end - start + 1)) Windows
+  guest_layout "$1" 160M 32 >/dev/null || fail "guest_layout"
   rm -f "$TMP/SYSTEM" "$TMP/SOFTWARE"
   "$IMGTOOL" mkhive "$TMP/SYSTEM"
   mkhive_software "$TMP/SOFTWARE" 22631
-  "$IMGTOOL" put "$disk" 3 "$windir/System32/config/SYSTEM" "$TMP/SYSTEM"
-  "$IMGTOOL" put "$disk" 3 "$windir/System32/config/SOFTWARE" "$TMP/SOFTWARE"
+  "$IMGTOOL" put "$1" 3 "${2:-Windows}/System32/config/SYSTEM" "$TMP/SYSTEM"
+  "$IMGTOOL" put "$1" 3 "${2:-Windows}/System32/config/SOFTWARE" "$TMP/SOFTWARE"
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }

@@ -1,0 +1,77 @@
+#!/bin/sh
+# make demo: build a sample Windows guest disk the way Hyper-V lays one
+# out - a dynamic VHDX with GPT, an EFI system partition, an MSR and an
+# NTFS Windows volume whose System32\config holds SYSTEM and SOFTWARE
+# hives made by the project's own code (then filled through hivex) - and
+# inspect it.  Everything goes into demo-out/ in the build tree.
+set -eu
+build=${1:-.}
+src=$(cd "$(dirname "$0")/.." && pwd)
+out="$build/demo-out"
+tool="$build/gpupv-prep"
+imgtool="$build/tests/imgtool"
+export PATH="$PATH:/usr/sbin:/sbin"
+
+for t in qemu-img sgdisk mkntfs mkfs.fat hivexregedit; do
+  command -v "$t" >/dev/null 2>&1 || {
+    echo "demo: $t is missing; run ./bootstrap.sh first" >&2
+    exit 1
+  }
+done
+
+rm -rf "$out"
+mkdir -p "$out"
+raw="$out/guest.raw"
+echo "demo: building a 2 GiB guest disk (GPT: ESP, MSR, NTFS) ..."
+. "$src/data/guest-layout.sh"
+guest_layout "$raw" 2G 100 >/dev/null
+
+echo "demo: converting to a dynamic VHDX (32 MiB blocks, as Hyper-V makes) ..."
+qemu-img convert -f raw -O vhdx -o block_size=32M "$raw" "$out/guest.vhdx"
+rm -f "$raw"
+
+echo "demo: writing the registry hives into the VHDX through gpupv-prep's own"
+echo "      VHDX writer and libntfs-3g ..."
+"$imgtool" mkhive "$out/SYSTEM"
+cat >"$out/system.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\Select]
+"Current"=dword:00000001
+"Default"=dword:00000001
+"LastKnownGood"=dword:00000002
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control]
+REG
+hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$out/SYSTEM" "$out/system.reg"
+"$imgtool" mkhive "$out/SOFTWARE"
+cat >"$out/software.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft]
+
+[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT]
+
+[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion]
+"CurrentBuildNumber"="22631"
+"ProductName"="Windows 10 Pro"
+"DisplayVersion"="23H2"
+REG
+hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$out/SOFTWARE" "$out/software.reg"
+"$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SYSTEM "$out/SYSTEM"
+"$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SOFTWARE "$out/SOFTWARE"
+"$imgtool" mkdir "$out/guest.vhdx" 3 Windows/System32/HostDriverStore/FileRepository
+rm -f "$out/SYSTEM" "$out/SOFTWARE" "$out/system.reg" "$out/software.reg"
+
+echo "demo: qemu-img check of the result:"
+qemu-img check "$out/guest.vhdx" | sed 's/^/  /'
+echo
+echo "\$ gpupv-prep inspect demo-out/guest.vhdx"
+(cd "$build" && "$tool" inspect demo-out/guest.vhdx)
+echo
+echo "\$ gpupv-prep inspect --json demo-out/guest.vhdx | jq .windows"
+(cd "$build" && "$tool" inspect --json demo-out/guest.vhdx) | jq .windows
+echo
+echo "demo: staging driver packages comes with the 'stage' command (not yet built)."
