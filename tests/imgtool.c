@@ -13,6 +13,10 @@
  *   imgtool mkhive PATH                 write an empty registry hive
  *   imgtool touch IMAGE                 open writable and close (replays
  *                                       a VHDX log into the file)
+ *   imgtool mkchild PARENT.vhdx PARENT.raw CHILD.avhdx EXPECTED.raw
+ *       a differencing VHDX child of PARENT (built byte by byte: parent
+ *       locator, a PARTIALLY_PRESENT block with its sector bitmap, a
+ *       FULLY_PRESENT block), and the raw disk it should read as
  *   imgtool poke FILE OFFSET u8|u16|u32|u64 VALUE   little-endian store
  *   imgtool crc32c FILE OFF LEN CRCOFF  recompute a CRC-32C field
  *   imgtool crc32 FILE OFF LEN CRCOFF   the same with zlib's CRC-32 (GPT)
@@ -293,6 +297,206 @@ ntfs_op(int argc, char **argv)
 	return 0;
 }
 
+#define MB (1024ull * 1024)
+
+static void
+put_guid_text(uint8_t *p, const char *text)
+{
+	guid_t g;
+
+	if (guid_parse(&g, text) < 0)
+		abort();
+	memcpy(p, g.b, 16);
+}
+
+static size_t
+put_utf16(uint8_t *p, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		put_le16(p + 2 * i, (uint8_t)s[i]);
+	return 2 * i;
+}
+
+/* The parent's DataWriteGuid: from its current (valid, newest) header. */
+static int
+parent_guid(const char *path, char out[39])
+{
+	uint8_t h[2][4096];
+	int fd = open(path, O_RDONLY), i, best = -1;
+	guid_t g;
+
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		uint8_t t[4096];
+
+		if (pread(fd, h[i], 4096, 65536 * (i + 1)) != 4096)
+			return -1;
+		memcpy(t, h[i], 4096);
+		put_le32(t + 4, 0);
+		if (memcmp(h[i], "head", 4) || crc32c(0, t, 4096) != get_le32(h[i] + 4))
+			continue;
+		if (best < 0 || get_le64(h[i] + 8) > get_le64(h[best] + 8))
+			best = i;
+	}
+	close(fd);
+	if (best < 0)
+		return -1;
+	guid_from_bytes(&g, h[best] + 32);
+	guid_format(&g, out);
+	return 0;
+}
+
+static int
+mkchild(char **argv)
+{
+	const uint32_t bs = 2 * MB;
+	uint8_t *f, *m, *exp, rt[65536] = { 0 };
+	uint64_t vsize, fsize = 9 * MB, i;
+	char linkage[39];
+	struct stat st;
+	int fd, n = 0;
+	uint32_t item = 65536, loc_len;
+	uint8_t loc[1024] = { 0 };
+	size_t lo;
+	const char *keys[4][2];
+	char *rel = xasprintf(".\\%s", path_basename(argv[2]));
+	char *abs_ = xasprintf("C:\\VMs\\%s", path_basename(argv[2]));
+
+	if (parent_guid(argv[2], linkage) < 0)
+		return die("parent header");
+	/* Windows writes the linkage in lower case; libvhdi reads only that. */
+	for (i = 0; linkage[i]; i++)
+		if (linkage[i] >= 'A' && linkage[i] <= 'F')
+			linkage[i] = (char)(linkage[i] - 'A' + 'a');
+	if (stat(argv[3], &st) < 0)
+		return die(argv[3]);
+	vsize = (uint64_t)st.st_size;
+	if (vsize < 3 * bs || vsize > 4ull << 30)
+		return die("parent size must be 6 MiB .. 4 GiB");
+	f = xcalloc(1, fsize);
+	m = f + 1 * MB;
+	memcpy(f, "vhdxfile", 8);
+	for (i = 0; i < 2; i++) {
+		uint8_t *h = f + 65536 * (i + 1);
+
+		memcpy(h, "head", 4);
+		put_le64(h + 8, i + 1);
+		put_guid_text(h + 16, "{0A0A0A0A-0000-4000-8000-000000000001}");
+		put_guid_text(h + 32, "{0B0B0B0B-0000-4000-8000-000000000002}");
+		put_le16(h + 66, 1);
+		put_le32(h + 68, (uint32_t)MB);
+		put_le64(h + 72, 3 * MB);
+		put_le32(h + 4, crc32c(0, h, 4096));
+	}
+	memcpy(rt, "regi", 4);
+	put_le32(rt + 8, 2);
+	put_guid_text(rt + 16, "2DC27766-F623-4200-9D64-115E9BFD4A08");
+	put_le64(rt + 32, 2 * MB);
+	put_le32(rt + 40, (uint32_t)MB);
+	put_le32(rt + 44, 1);
+	put_guid_text(rt + 48, "8B7CA206-4790-4B9A-B8FE-575F050F886E");
+	put_le64(rt + 64, 1 * MB);
+	put_le32(rt + 72, (uint32_t)MB);
+	put_le32(rt + 76, 1);
+	put_le32(rt + 4, crc32c(0, rt, sizeof(rt)));
+	memcpy(f + 192 * 1024, rt, sizeof(rt));
+	memcpy(f + 256 * 1024, rt, sizeof(rt));
+
+	/* Parent locator (MS-VHDX 2.6.2.6): header, entries, strings. */
+	keys[0][0] = "parent_linkage"; keys[0][1] = linkage;
+	keys[1][0] = "relative_path"; keys[1][1] = rel;
+	keys[2][0] = "absolute_win32_path"; keys[2][1] = abs_;
+	keys[3][0] = "volume_path";
+	keys[3][1] = "\\\\?\\Volume{11111111-2222-3333-4444-555555555555}\\x.vhdx";
+	put_guid_text(loc, "B04AEFB7-D19E-4A81-B789-25B8E9445913");
+	put_le16(loc + 18, 4);
+	lo = 20 + 4 * 12;
+	for (i = 0; i < 4; i++) {
+		uint8_t *e = loc + 20 + 12 * i;
+		size_t kl, vl;
+
+		put_le32(e, (uint32_t)lo);
+		kl = put_utf16(loc + lo, keys[i][0]);
+		lo += kl;
+		put_le32(e + 4, (uint32_t)lo);
+		vl = put_utf16(loc + lo, keys[i][1]);
+		lo += vl;
+		put_le16(e + 8, (uint16_t)kl);
+		put_le16(e + 10, (uint16_t)vl);
+	}
+	loc_len = (uint32_t)lo;
+
+	memcpy(m, "metadata", 8);
+#define ITEM(guid, len, flags) do {					\
+	uint8_t *e = m + 32 + 32 * n++;					\
+	put_guid_text(e, guid);						\
+	put_le32(e + 16, item);						\
+	put_le32(e + 20, len);						\
+	put_le32(e + 24, flags);					\
+	item += 1024;							\
+} while (0)
+	ITEM("CAA16737-FA36-4D43-B3B6-33F0AA44E76B", 8, 4);
+	put_le32(m + item - 1024, bs);
+	put_le32(m + item - 1020, 2);		/* HasParent */
+	ITEM("2FA54224-CD1B-4876-B211-5DBED83BF4B8", 8, 6);
+	put_le64(m + item - 1024, vsize);
+	ITEM("BECA12AB-B2E6-4523-93EF-C309E000C746", 16, 6);
+	put_guid_text(m + item - 1024, "{0C0C0C0C-0000-4000-8000-000000000003}");
+	ITEM("8141BF1D-A96F-4709-BA47-F233A8FAAB5F", 4, 6);
+	put_le32(m + item - 1024, 512);
+	ITEM("CDA348C7-445D-4471-9CC9-E9885251C556", 4, 6);
+	put_le32(m + item - 1024, 512);
+	ITEM("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C", loc_len, 4);
+	memcpy(m + item - 1024, loc, loc_len);
+#undef ITEM
+	put_le16(m + 10, (uint16_t)n);
+
+	/* BAT (chunk ratio 2048 for 2 MiB blocks, 512-byte sectors):
+	 * block 0 partially present at 4 MiB, block 1 fully present at
+	 * 6 MiB, the chunk's sector bitmap at 8 MiB (entry 2048). */
+	put_le64(f + 2 * MB + 0, (4 * MB) | 7);
+	put_le64(f + 2 * MB + 8, (6 * MB) | 6);
+	put_le64(f + 2 * MB + 8 * 2048, (8 * MB) | 6);
+	memset(f + 4 * MB, 0xee, bs);	/* sectors not present: never read */
+	rng = 42;
+	exp = xmalloc(vsize);
+	fd = open(argv[3], O_RDONLY);
+	if (fd < 0 || file_pread(fd, exp, vsize, 0) < 0)
+		return die(argv[3]);
+	close(fd);
+	for (i = 0; i < bs / 512; i++) {
+		bool here = i == 1 || i == 2 || (i >= 100 && i < 200) ||
+		    i == bs / 512 - 1 || (i >= 1000 && i < 1003);
+		size_t k;
+
+		if (!here)
+			continue;
+		f[8 * MB + i / 8] |= (uint8_t)(1 << (i % 8));
+		for (k = 0; k < 512; k++)
+			f[4 * MB + i * 512 + k] = exp[i * 512 + k] =
+			    (uint8_t)(rnd() >> 56);
+	}
+	for (i = 0; i < bs; i++)
+		f[6 * MB + i] = exp[bs + i] = (uint8_t)(rnd() >> 56);
+
+	fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || file_pwrite(fd, f, fsize, 0) < 0)
+		return die(argv[4]);
+	close(fd);
+	fd = open(argv[5], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || file_pwrite(fd, exp, vsize, 0) < 0)
+		return die(argv[5]);
+	close(fd);
+	free(f);
+	free(exp);
+	free(rel);
+	free(abs_);
+	return 0;
+}
+
 static int
 poke(char **argv)
 {
@@ -335,6 +539,8 @@ fixcrc(char **argv)
 int
 main(int argc, char **argv)
 {
+	if (argc == 6 && strcmp(argv[1], "mkchild") == 0)
+		return mkchild(argv);
 	if (argc == 6 && strcmp(argv[1], "poke") == 0)
 		return poke(argv);
 	if (argc == 6 && (strcmp(argv[1], "crc32c") == 0 ||
