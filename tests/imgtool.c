@@ -17,6 +17,10 @@
  *       a differencing VHDX child of PARENT (built byte by byte: parent
  *       locator, a PARTIALLY_PRESENT block with its sector bitmap, a
  *       FULLY_PRESENT block), and the raw disk it should read as
+ *   imgtool mkchild-vhd PARENT.vhd PARENT.raw CHILD.vhd EXPECTED.raw
+ *       the same for a differencing VHD (W2ru locator, per-block bitmaps)
+ *   imgtool vhd-set-id FILE HEX32       set a dynamic VHD's unique id (both
+ *                                       footer copies, checksums fixed)
  *   imgtool poke FILE OFFSET u8|u16|u32|u64 VALUE   little-endian store
  *   imgtool crc32c FILE OFF LEN CRCOFF  recompute a CRC-32C field
  *   imgtool crc32 FILE OFF LEN CRCOFF   the same with zlib's CRC-32 (GPT)
@@ -497,6 +501,137 @@ mkchild(char **argv)
 	return 0;
 }
 
+static uint32_t
+vhd_sum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sum += p[i];
+	return ~sum;
+}
+
+static int
+mkchild_vhd(char **argv)
+{
+	const uint32_t bs = 2 * MB, bm = 512;
+	uint8_t pfoot[512], foot[512], *f, *exp, *dh;
+	uint64_t vsize, nblk, batsz, loc, blk0, blk1, end, i;
+	char *rel = xasprintf(".\\%s", path_basename(argv[2]));
+	int fd = open(argv[2], O_RDONLY);
+	struct stat st;
+	size_t k, rl;
+
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    pread(fd, pfoot, 512, st.st_size - 512) != 512)
+		return die(argv[2]);
+	close(fd);
+	vsize = get_be64(pfoot + 48);
+	nblk = (vsize + bs - 1) / bs;
+	batsz = (nblk * 4 + 511) / 512 * 512;
+	loc = 1536 + batsz;
+	blk0 = loc + 512;
+	blk1 = blk0 + bm + bs;
+	end = blk1 + bm + bs;
+	f = xcalloc(1, end + 512);
+	exp = xmalloc(vsize);
+	fd = open(argv[3], O_RDONLY);
+	if (fd < 0 || file_pread(fd, exp, vsize, 0) < 0)
+		return die(argv[3]);
+	close(fd);
+
+	memcpy(foot, pfoot, 512);
+	put_be32(foot + 60, 4);			/* differencing */
+	put_be64(foot + 16, 512);		/* dynamic header offset */
+	memset(foot + 68, 0x5c, 16);		/* our own unique id */
+	put_be32(foot + 64, 0);
+	put_be32(foot + 64, vhd_sum(foot, 512));
+
+	dh = f + 512;
+	memcpy(dh, "cxsparse", 8);
+	put_be64(dh + 8, UINT64_MAX);
+	put_be64(dh + 16, 1536);
+	put_be32(dh + 24, 0x00010000);
+	put_be32(dh + 28, (uint32_t)nblk);
+	put_be32(dh + 32, bs);
+	memcpy(dh + 40, pfoot + 68, 16);	/* parent's unique id */
+	for (k = 0; argv[2][k] && k < 255; k++)	/* parent name, UTF-16BE */
+		dh[64 + 2 * k + 1] = (uint8_t)path_basename(argv[2])[k];
+	rl = put_utf16(f + loc, rel);
+	memcpy(dh + 576, "W2ru", 4);
+	put_be32(dh + 576 + 4, 512);
+	put_be32(dh + 576 + 8, (uint32_t)rl);
+	put_be64(dh + 576 + 16, loc);
+	put_be32(dh + 36, vhd_sum(dh, 1024));
+
+	for (i = 0; i < nblk; i++)
+		put_be32(f + 1536 + 4 * i, UINT32_MAX);
+	put_be32(f + 1536, (uint32_t)(blk0 / 512));
+	put_be32(f + 1536 + 4, (uint32_t)(blk1 / 512));
+	memset(f + blk0 + bm, 0xee, bs);	/* absent sectors: never read */
+	rng = 43;
+	for (i = 0; i < bs / 512; i++) {
+		bool here = i == 0 || i == 7 || (i >= 300 && i < 333) ||
+		    i == bs / 512 - 1;
+
+		if (!here)
+			continue;
+		f[blk0 + i / 8] |= (uint8_t)(0x80 >> (i % 8));
+		for (k = 0; k < 512; k++)
+			f[blk0 + bm + i * 512 + k] = exp[i * 512 + k] =
+			    (uint8_t)(rnd() >> 56);
+	}
+	memset(f + blk1, 0xff, bm);
+	for (i = 0; i < bs; i++)
+		f[blk1 + bm + i] = exp[bs + i] = (uint8_t)(rnd() >> 56);
+	memcpy(f, foot, 512);
+	memcpy(f + end, foot, 512);
+
+	fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || file_pwrite(fd, f, end + 512, 0) < 0)
+		return die(argv[4]);
+	close(fd);
+	fd = open(argv[5], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || file_pwrite(fd, exp, vsize, 0) < 0)
+		return die(argv[5]);
+	close(fd);
+	free(f);
+	free(exp);
+	free(rel);
+	return 0;
+}
+
+static int
+vhd_set_id(char **argv)
+{
+	int fd = open(argv[2], O_RDWR), c;
+	struct stat st;
+	uint8_t foot[512];
+	off_t at[2];
+	size_t i;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || strlen(argv[3]) != 32)
+		return die(argv[2]);
+	at[0] = 0;
+	at[1] = st.st_size - 512;
+	for (c = 0; c < 2; c++) {
+		if (pread(fd, foot, 512, at[c]) != 512)
+			return die(argv[2]);
+		for (i = 0; i < 16; i++) {
+			unsigned v;
+
+			sscanf(argv[3] + 2 * i, "%2x", &v);
+			foot[68 + i] = (uint8_t)v;
+		}
+		put_be32(foot + 64, 0);
+		put_be32(foot + 64, vhd_sum(foot, 512));
+		if (pwrite(fd, foot, 512, at[c]) != 512)
+			return die(argv[2]);
+	}
+	return close(fd);
+}
+
 static int
 poke(char **argv)
 {
@@ -541,6 +676,10 @@ main(int argc, char **argv)
 {
 	if (argc == 6 && strcmp(argv[1], "mkchild") == 0)
 		return mkchild(argv);
+	if (argc == 4 && strcmp(argv[1], "vhd-set-id") == 0)
+		return vhd_set_id(argv);
+	if (argc == 6 && strcmp(argv[1], "mkchild-vhd") == 0)
+		return mkchild_vhd(argv);
 	if (argc == 6 && strcmp(argv[1], "poke") == 0)
 		return poke(argv);
 	if (argc == 6 && (strcmp(argv[1], "crc32c") == 0 ||
