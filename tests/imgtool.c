@@ -354,6 +354,24 @@ parent_guid(const char *path, char out[39])
 	return 0;
 }
 
+/* Write the child (argv[4]) and the disk it should read as (argv[5]). */
+static int
+save_pair(char **argv, const uint8_t *child, uint64_t clen,
+    const uint8_t *expect, uint64_t elen)
+{
+	int i, fd;
+
+	for (i = 0; i < 2; i++) {
+		fd = open(argv[4 + i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || file_pwrite(fd, i ? expect : child,
+		    i ? elen : clen, 0) < 0 || close(fd) < 0) {
+			die(argv[4 + i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 mkchild(char **argv)
 {
@@ -487,14 +505,8 @@ mkchild(char **argv)
 	for (i = 0; i < bs; i++)
 		f[6 * MB + i] = exp[bs + i] = (uint8_t)(rnd() >> 56);
 
-	fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || file_pwrite(fd, f, fsize, 0) < 0)
-		return die(argv[4]);
-	close(fd);
-	fd = open(argv[5], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || file_pwrite(fd, exp, vsize, 0) < 0)
-		return die(argv[5]);
-	close(fd);
+	if (save_pair(argv, f, fsize, exp, vsize) < 0)
+		return 1;
 	free(f);
 	free(exp);
 	free(rel);
@@ -589,14 +601,8 @@ mkchild_vhd(char **argv)
 	memcpy(f, foot, 512);
 	memcpy(f + end, foot, 512);
 
-	fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || file_pwrite(fd, f, end + 512, 0) < 0)
-		return die(argv[4]);
-	close(fd);
-	fd = open(argv[5], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || file_pwrite(fd, exp, vsize, 0) < 0)
-		return die(argv[5]);
-	close(fd);
+	if (save_pair(argv, f, end + 512, exp, vsize) < 0)
+		return 1;
 	free(f);
 	free(exp);
 	free(rel);
