@@ -77,21 +77,7 @@ vhd_probe(const uint8_t *head, size_t headlen, const uint8_t tail[512],
 	return 0;
 }
 
-static int
-corrupt(gp_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-corrupt(gp_image *img, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", img->path, buf);
-	return -1;
-}
+#define corrupt(img, ...) error_corrupt((img)->path, __VA_ARGS__)
 
 static void
 vhd_free(struct vhd *h)

@@ -150,21 +150,7 @@ guid_is(const uint8_t *p, const char *text)
 	return guid_eq(&a, &b);
 }
 
-static int
-corrupt(gp_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-corrupt(gp_image *img, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", img->path, buf);
-	return -1;
-}
+#define corrupt(img, ...) error_corrupt((img)->path, __VA_ARGS__)
 
 /*
  * Read the file as the replayed log leaves it.  Past the physical end but

@@ -276,8 +276,7 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 	    (unsigned long long)img->info.virtual_size);
 	return img;
 fail:
-	if (img->drv && img->priv)
-		img->drv->close(img);
+	/* A driver's open frees its own state when it fails. */
 	if (img->parent)
 		gp_image_close(img->parent);
 	if (img->fd >= 0)

@@ -248,7 +248,7 @@ print_human(const struct gp_image_info *info, const gp_image *img,
     const struct gp_partition_table *pt, const struct gp_windows *w,
     bool have_windows, const struct pkgs *pk)
 {
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32];
 	const gp_image *par;
 	size_t i;
 
@@ -280,7 +280,6 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		    p->type_name ? p->type_name : p->type, p->filesystem,
 		    p->label[0] ? p->label : p->name);
 	}
-	(void)b3;
 	if (have_windows) {
 		printf("windows:     partition %u, %s, build %s, volume %s\n",
 		    w->partition, w->system_root ? w->system_root : "?",

@@ -856,8 +856,8 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 	ni = ntfs_create(dir, const_cpu_to_le32(0), uname, (u8)ulen, type);
 	free(uname);
 	if (!ni)
-		ntfs_fail(v, errno == ENOSPC ? GP_EXIT_FAILURE : GP_EXIT_FAILURE,
-		    errno, errno == ENOSPC ? "NTFS volume is full" :
+		ntfs_fail(v, GP_EXIT_FAILURE, errno,
+		    errno == ENOSPC ? "NTFS volume is full" :
 		    "cannot create an entry");
 	return ni;
 }

@@ -51,23 +51,16 @@ static const struct {
 	{ 0xef, "EFI system" },
 };
 
-static int
-corrupt(gp_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-corrupt(gp_image *img, const char *fmt, ...)
+static const char *
+img_path(gp_image *img)
 {
 	struct gp_image_info info;
-	char buf[512];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	gp_image_get_info(img, &info);
-	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", info.path, buf);
-	return -1;
+	return info.path;
 }
+
+#define corrupt(img, ...) error_corrupt(img_path(img), __VA_ARGS__)
 
 static struct gp_partition *
 add(struct gp_partition_table *pt)

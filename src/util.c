@@ -41,6 +41,19 @@ error_setc(int code, int err, const char *fmt, ...)
 	errno = err;
 }
 
+int
+error_corrupt(const char *path, const char *fmt, ...)
+{
+	char buf[MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s", path, buf);
+	return -1;
+}
+
 void
 error_prefix(const char *fmt, ...)
 {

@@ -31,6 +31,9 @@ void	error_setc(int code, int err, const char *fmt, ...)
 /* Prepend "context: " to the recorded message (keeps errno). */
 void	error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	error_clear(void);
+/* error_setc(GP_EXIT_CORRUPT, EINVAL, "PATH: ...") and return -1. */
+int	error_corrupt(const char *path, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 bool	error_pending(void);
 
 /* Debug tracing, on with GPUPV_PREP_DEBUG=1. */
