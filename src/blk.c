@@ -88,6 +88,36 @@ blk_file_truncate(gp_image *img, uint64_t size)
 	return 0;
 }
 
+/*
+ * Lock the image for the session with an open file description lock:
+ * exclusive for writers, shared for readers.  QEMU takes shared OFD locks
+ * on single bytes of the images it has open, so a writer here conflicts
+ * with a running VM, and QEMU in turn refuses an image we are writing.
+ */
+static int
+lock_image(gp_image *img)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = img->flags & GP_OPEN_RDWR ? F_WRLCK : F_RDLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 0;			/* the whole file */
+	if (fcntl(img->fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES) {
+		error_setc(GP_EXIT_BUSY, EBUSY, "%s: image is in use by another "
+		    "process (a running VM, qemu, or another gpupv-prep)%s",
+		    img->path, img->flags & GP_OPEN_RDWR ?
+		    "; nothing was written" : "");
+		return -1;
+	}
+	/* File systems without locking (some network mounts): go on. */
+	debug("%s: cannot lock: %s", img->path, strerror(errno));
+	return 0;
+}
+
 static bool
 seen_before(const char *const *c, size_t i)
 {
@@ -260,6 +290,8 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 		error_set(EINVAL, "%s: not a regular file or block device", path);
 		goto fail;
 	}
+	if (lock_image(img) < 0)
+		goto fail;
 	img->drv = probe(img, opts->format);
 	if (!img->drv)
 		goto fail;

@@ -11,6 +11,7 @@
  *   imgtool mkdir IMAGE PART PATH       create directories on an NTFS volume
  *   imgtool put IMAGE PART PATH HOSTFILE  write a file onto it
  *   imgtool mkhive PATH                 write an empty registry hive
+ *   imgtool hold IMAGE SECONDS          keep IMAGE open writable (locked)
  *   imgtool touch IMAGE                 open writable and close (replays
  *                                       a VHDX log into the file)
  *   imgtool mkchild PARENT.vhdx PARENT.raw CHILD.avhdx EXPECTED.raw
@@ -702,6 +703,18 @@ main(int argc, char **argv)
 		return ntfs_op(argc, argv);
 	if (argc == 6 && strcmp(argv[1], "put") == 0)
 		return ntfs_op(argc, argv);
+	if (argc == 4 && strcmp(argv[1], "hold") == 0) {
+		/* Keep the image open for writing for SECONDS. */
+		struct gp_open_opts oo = { .flags = GP_OPEN_RDWR };
+		gp_image *img = gp_image_open(argv[2], &oo);
+
+		if (!img)
+			return die(argv[2]);
+		printf("held\n");
+		fflush(stdout);
+		sleep((unsigned)atoi(argv[3]));
+		return gp_image_close(img) < 0 ? die(argv[2]) : 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "touch") == 0) {
 		struct gp_open_opts oo = { .flags = GP_OPEN_RDWR };
 		gp_image *img = gp_image_open(argv[2], &oo);
