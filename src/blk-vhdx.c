@@ -156,6 +156,13 @@ guid_is(const uint8_t *p, const char *text)
  * Read the file as the replayed log leaves it.  Past the physical end but
  * inside the replayed size reads zeros (the replay extends the file).
  */
+/* The file's size as the (possibly in-memory) replay leaves it. */
+static uint64_t
+replayed_size(const gp_image *img, const struct vhdx *v)
+{
+	return v->npatches ? v->vfile_size : img->file_size;
+}
+
 static int
 vhdx_fread(gp_image *img, void *buf, size_t len, uint64_t off)
 {
@@ -411,7 +418,7 @@ add_patch(struct vhdx *v, uint64_t off, uint64_t len, const uint8_t *data)
 /* Apply one checked entry, in descriptor order (2.3.3). */
 static int
 log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
-    const struct log_entry *e, bool in_memory)
+    bool in_memory)
 {
 	uint32_t count = get_le32(buf + 24), dsec, ndata = 0, i;
 	uint8_t sector[VHDX_LOG_SECTOR];
@@ -452,7 +459,6 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
 			}
 		}
 	}
-	(void)e;
 	return 0;
 }
 
@@ -540,15 +546,11 @@ replay_log(gp_image *img, struct vhdx *v)
 			break;
 	if (in_memory)
 		v->vfile_size = img->file_size;
+	/* Every entry of the sequence passed log_entry_check in the search;
+	 * the log is in memory, so copying it out again is enough. */
 	for (i = start; i < nbest; i++) {
-		struct log_entry e;
-
-		if (!log_entry_check(v, log, best[i].off, &e, buf)) {
-			corrupt(img, "VHDX log entry at %u changed while "
-			    "replaying", best[i].off);
-			goto out;
-		}
-		if (log_entry_apply(img, v, buf, &e, in_memory) < 0)
+		log_copy(log, loglen, best[i].off, buf, best[i].len);
+		if (log_entry_apply(img, v, buf, in_memory) < 0)
 			goto out;
 	}
 	if (in_memory) {
@@ -672,7 +674,7 @@ check_layout(gp_image *img, struct vhdx *v)
 {
 	struct region r[3];
 	size_t n = 0, i, j;
-	uint64_t fsize = v->npatches ? v->vfile_size : img->file_size;
+	uint64_t fsize = replayed_size(img, v);
 
 	r[n++] = (struct region){ v->bat_off, v->bat_len, "BAT" };
 	r[n++] = (struct region){ v->meta_off, v->meta_len, "metadata" };
@@ -894,7 +896,7 @@ sb_index(const struct vhdx *v, uint64_t chunk)
 static int
 read_bat(gp_image *img, struct vhdx *v)
 {
-	uint64_t nsb, i, fsize = v->npatches ? v->vfile_size : img->file_size;
+	uint64_t nsb, i, fsize = replayed_size(img, v);
 	uint8_t *raw;
 	int ret = -1;
 
