@@ -49,6 +49,7 @@ typedef struct gp_image gp_image;
 enum gp_open_flags {
 	GP_OPEN_RDONLY = 0,
 	GP_OPEN_RDWR = 1 << 0,
+	GP_OPEN_DRY_RUN = 1 << 1,	/* writable view; the file never changes */
 };
 
 struct gp_open_opts {
@@ -69,6 +70,7 @@ struct gp_image_info {
 	const char *parent;		/* resolved parent path, or NULL */
 	const char *parent_hint;	/* path the file names, or NULL */
 	bool log_replayed;		/* a VHDX log was replayed on open */
+	bool journal_replayed;		/* a sidecar journal was completed */
 	char disk_id[39];		/* VHDX Page 83 id / VHD unique id, or "" */
 	char creator[64];		/* creator string, or "" */
 };
@@ -80,7 +82,30 @@ const gp_image *gp_image_parent(const gp_image *img);
 int	gp_image_read(gp_image *img, void *buf, size_t len, uint64_t off);
 int	gp_image_write(gp_image *img, const void *buf, size_t len, uint64_t off);
 int	gp_image_flush(gp_image *img);
-/* Flushes and closes; -1 if the final flush failed (image still freed). */
+
+/*
+ * A writable image is changed in one session.  Writes are seen by later
+ * reads at once, but reach the image's committed state only through
+ * gp_image_commit, which is atomic: after a crash the image holds the old
+ * state or the new one (VHDX through its own log, raw and VHD through a
+ * sidecar journal IMAGE.gpupv-journal that the next open completes).
+ * After a commit the session goes on from the new state.  In a dry run
+ * (GP_OPEN_DRY_RUN) commit succeeds and nothing is written.
+ */
+int	gp_image_commit(gp_image *img);
+/* Forget the changes since the last commit; the image is unusable after. */
+int	gp_image_abort(gp_image *img);
+bool	gp_image_dry_run(const gp_image *img);
+uint64_t gp_image_pending(const gp_image *img);	/* bytes held for commit */
+/*
+ * Declare which units of the virtual disk from start on the committed
+ * state uses (bit set = in use; bit i of byte i/8, LSB first).  Writes
+ * wholly inside unused units go straight to the file, bypassing the
+ * overlay.  The map is copied; a commit drops it.
+ */
+int	gp_image_set_unused_map(gp_image *img, uint64_t start, uint64_t unit,
+	    const uint8_t *in_use, uint64_t units);
+/* Closes; changes not committed are discarded. */
 int	gp_image_close(gp_image *img);
 
 /* ---- partitions (part layer) -------------------------------------- */

@@ -36,7 +36,7 @@ raw_read(gp_image *img, void *buf, size_t len, uint64_t off)
 static int
 raw_write(gp_image *img, const void *buf, size_t len, uint64_t off)
 {
-	return blk_file_write(img, buf, len, off);
+	return blk_data_write(img, buf, len, off);
 }
 
 static int

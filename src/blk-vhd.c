@@ -396,10 +396,11 @@ vhd_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 }
 
 /*
- * A new block goes where the footer is: bitmap (all present, as a
- * dynamic disk holds every sector of an allocated block), zeroed data,
- * then the footer again at the new end.  The BAT entry is written after
- * the data is flushed, so a crash leaves at worst an unreferenced block.
+ * A new block goes where the footer is: the footer first moves to the new
+ * end (so the file always ends in a footer, whatever happens next), then
+ * the bitmap (all present, as a dynamic disk holds every sector of an
+ * allocated block) over the old footer.  The BAT entry is metadata: during
+ * a session it waits in the overlay until commit.
  */
 static int
 alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
@@ -410,6 +411,8 @@ alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
 	uint64_t bat_sec;
 	uint32_t i, first;
 
+	if (blk_file_write(img, h->footer, VHD_FOOTER_SIZE, end) < 0)
+		return -1;
 	bm = xmalloc(h->bitmap_size);
 	memset(bm, 0xff, h->bitmap_size);
 	if (blk_file_write(img, bm, h->bitmap_size, at) < 0) {
@@ -417,14 +420,6 @@ alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
 		return -1;
 	}
 	free(bm);
-	/* The bitmap overwrote the old footer; the copy at 0 stands in
-	 * until the new one is written. */
-	if (blk_file_truncate(img, end) < 0)
-		return -1;
-	if (blk_file_write(img, h->footer, VHD_FOOTER_SIZE, end) < 0)
-		return -1;
-	if (blk_file_sync(img) < 0)
-		return -1;
 	h->bat[blk] = (uint32_t)(at / 512);
 	/* Rewrite the BAT sector holding this entry. */
 	bat_sec = (uint64_t)blk * 4 / 512 * 512;
@@ -451,7 +446,7 @@ vhd_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 	}
 	h->data_unsynced = true;
 	if (h->type == VHD_TYPE_FIXED)
-		return blk_file_write(img, buf, len, off);
+		return blk_data_write(img, buf, len, off);
 	while (len) {
 		uint32_t blk = (uint32_t)(off / h->block_size);
 		uint64_t in = off % h->block_size;
@@ -463,7 +458,7 @@ vhd_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 			if (alloc_block(img, h, blk) < 0)
 				return -1;
 		}
-		if (blk_file_write(img, buf, n, (uint64_t)h->bat[blk] * 512 +
+		if (blk_data_write(img, buf, n, (uint64_t)h->bat[blk] * 512 +
 		    h->bitmap_size + in) < 0)
 			return -1;
 next:

@@ -271,7 +271,8 @@ write_headers(gp_image *img, struct vhdx *v, const guid_t *file_guid,
 		put_le32(h + 4, 0);
 		put_le32(h + 4, crc32c(0, h, sizeof(h)));
 		slot = 1 - v->cur;
-		if (blk_file_write(img, h, sizeof(h), slot == 0 ?
+		/* Self-atomic (two slots, CRC): never through the overlay. */
+		if (blk_file_write_raw(img, h, sizeof(h), slot == 0 ?
 		    VHDX_HEADER1_OFF : VHDX_HEADER2_OFF) < 0)
 			return -1;
 		if (blk_file_sync(img) < 0)
@@ -439,7 +440,7 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
 			memcpy(sector + 4092, d + 4, 4);	/* TrailingBytes */
 			if (in_memory)
 				add_patch(v, foff, sizeof(sector), sector);
-			else if (blk_file_write(img, sector, sizeof(sector),
+			else if (blk_file_write_raw(img, sector, sizeof(sector),
 			    foff) < 0)
 				return -1;
 		} else {
@@ -453,7 +454,7 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
 				size_t n = (size_t)MIN((uint64_t)sizeof(zeros),
 				    zlen - done);
 
-				if (blk_file_write(img, zeros, n, foff + done) < 0)
+				if (blk_file_write_raw(img, zeros, n, foff + done) < 0)
 					return -1;
 				done += n;
 			}
@@ -474,7 +475,7 @@ replay_log(gp_image *img, struct vhdx *v)
 	uint8_t *log = NULL, *buf = NULL;
 	struct log_entry *seqv = NULL, *best = NULL;
 	size_t nseq, nbest = 0, cap = loglen / VHDX_LOG_SECTOR + 1, i, start;
-	bool in_memory = !(img->flags & GP_OPEN_RDWR);
+	bool in_memory = !BLK_FILE_WRITABLE(img);
 	int ret = -1;
 
 	if (loglen == 0 || guid_is_zero(&v->log_guid))
@@ -1252,7 +1253,9 @@ vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 		    "not supported yet", img->path);
 		return -1;
 	}
-	if (begin_session(img, v) < 0)
+	/* In a session the overlay calls begin_direct before the first
+	 * byte reaches the file, and commit renews the headers. */
+	if (!img->cow && begin_session(img, v) < 0)
 		return -1;
 	while (len) {
 		uint64_t blk = off / v->block_size;
@@ -1271,12 +1274,12 @@ vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 			at = (img->file_size + MiB - 1) / MiB * MiB;
 			if (blk_file_truncate(img, at + v->block_size) < 0)
 				return -1;
-			if (blk_file_write(img, buf, n, at + in) < 0)
+			if (blk_data_write(img, buf, n, at + in) < 0)
 				return -1;
 			v->bat[idx] = at | PAYLOAD_FULLY_PRESENT;
 			v->bat_dirty[idx * 8 / 4096] = 1;
 			v->bat_any_dirty = true;
-		} else if (blk_file_write(img, buf, n, BAT_OFFSET(e) + in) < 0) {
+		} else if (blk_data_write(img, buf, n, BAT_OFFSET(e) + in) < 0) {
 			return -1;
 		}
 		v->data_unsynced = true;
@@ -1328,6 +1331,141 @@ vhdx_flush(gp_image *img)
 	return blk_file_sync(img);
 }
 
+/* ---- commit through the log, 2.3 ------------------------------------ */
+
+static int
+vhdx_begin_direct(gp_image *img)
+{
+	return begin_session(img, img->priv);
+}
+
+struct log_build {
+	uint8_t *entry;
+	uint32_t dsec;			/* descriptor sectors */
+	uint32_t i;
+	uint64_t seq;
+};
+
+/* One data descriptor and its data sector per held page (2.3.1.2, 2.3.1.4). */
+static int
+log_add_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
+{
+	struct log_build *b = arg;
+	uint8_t *d = b->entry + 64 + 32 * (size_t)b->i;
+	uint8_t *s = b->entry + (size_t)(b->dsec + b->i) * VHDX_LOG_SECTOR;
+
+	(void)img;
+	memcpy(d, "desc", 4);
+	memcpy(d + 4, page + 4092, 4);		/* TrailingBytes */
+	memcpy(d + 8, page, 8);			/* LeadingBytes */
+	put_le64(d + 16, off);
+	put_le64(d + 24, b->seq);
+	memcpy(s, "data", 4);
+	put_le32(s + 4, (uint32_t)(b->seq >> 32));
+	memcpy(s + 8, page + 8, 4084);
+	put_le32(s + 4092, (uint32_t)b->seq);
+	b->i++;
+	return 0;
+}
+
+static int
+log_apply_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
+{
+	(void)arg;
+	return blk_file_write_raw(img, page, VHDX_LOG_SECTOR, off);
+}
+
+/*
+ * Make the held pages part of the file atomically: write them as one log
+ * entry under a new LogGuid, flush, and name that LogGuid in the headers
+ * (the commit point: from here Hyper-V, QEMU and we replay the entry on
+ * open); then write the pages in place, flush, and clear LogGuid.  A log
+ * region too small for the entry is replaced by a larger one at the end of
+ * the file, in the same header update.
+ */
+static int
+vhdx_commit(gp_image *img)
+{
+	struct vhdx *v = img->priv;
+	uint64_t n = blk_cow_count(img), len, need, log_off = v->log_off;
+	uint32_t log_len = v->log_len;
+	struct log_build b = { 0 };
+	guid_t fg, lg;
+	int ret = -1;
+
+	if (begin_session(img, v) < 0)
+		return -1;
+	if (n == 0)
+		return blk_file_sync(img);
+	if (n > BLK_MAX_COMMIT_PAGES) {
+		error_set(EFBIG, "%s: the change holds %llu MiB of rewritten "
+		    "metadata, more than one atomic commit takes (%llu MiB)",
+		    img->path, (unsigned long long)(n * VHDX_LOG_SECTOR >> 20),
+		    (unsigned long long)(BLK_MAX_COMMIT_PAGES *
+		    (uint64_t)VHDX_LOG_SECTOR >> 20));
+		return -1;
+	}
+	b.dsec = (uint32_t)((64 + 32 * n + VHDX_LOG_SECTOR - 1) /
+	    VHDX_LOG_SECTOR);
+	len = ((uint64_t)b.dsec + n) * VHDX_LOG_SECTOR;
+	need = (len + MiB - 1) / MiB * MiB;
+	if (need > log_len) {
+		/* 2.3: the log lies in the file, 1 MiB aligned, outside
+		 * every region; a fresh one at the end qualifies. */
+		log_off = (img->file_size + MiB - 1) / MiB * MiB;
+		log_len = (uint32_t)need;
+		if (blk_file_truncate(img, log_off + log_len) < 0)
+			return -1;
+	}
+	/* Payload that went straight to the file is stable before any
+	 * metadata can point at it. */
+	if (blk_file_sync(img) < 0)
+		return -1;
+	if (guid_generate(&lg) < 0 || guid_generate(&fg) < 0)
+		return -1;
+	b.entry = xcalloc(1, (size_t)len);
+	b.seq = v->seq + 1;
+	if (blk_cow_foreach(img, log_add_page, &b) < 0)
+		goto out;
+	memcpy(b.entry, "loge", 4);
+	put_le32(b.entry + 8, (uint32_t)len);
+	put_le32(b.entry + 12, 0);		/* Tail: this entry */
+	put_le64(b.entry + 16, b.seq);
+	put_le32(b.entry + 24, (uint32_t)n);
+	memcpy(b.entry + 32, lg.b, 16);
+	put_le64(b.entry + 48, img->file_size);	/* FlushedFileOffset */
+	put_le64(b.entry + 56, img->file_size);	/* LastFileOffset */
+	put_le32(b.entry + 4, crc32c(0, b.entry, (size_t)len));
+	if (blk_file_write_raw(img, b.entry, (size_t)len, log_off) < 0 ||
+	    blk_file_sync(img) < 0)
+		goto out;
+	/* The commit point. */
+	v->log_guid = lg;
+	v->log_off = log_off;
+	v->log_len = log_len;
+	put_le32(v->hdr + 68, log_len);
+	put_le64(v->hdr + 72, log_off);
+	memcpy(fg.b, v->hdr + 16, 16);		/* same session */
+	if (write_headers(img, v, &fg, NULL) < 0)
+		goto out;
+	fault_point("vhdx-logged");
+	if (blk_cow_foreach(img, log_apply_page, NULL) < 0 ||
+	    blk_file_sync(img) < 0)
+		goto committed;
+	fault_point("vhdx-applied");
+	memset(v->log_guid.b, 0, 16);
+	if (write_headers(img, v, &fg, NULL) < 0)
+		goto committed;
+	ret = 0;
+	goto out;
+committed:
+	error_prefix("%s: the change is committed in the VHDX log and will "
+	    "be completed when the image is next opened", img->path);
+out:
+	free(b.entry);
+	return ret;
+}
+
 const struct blk_driver blk_vhdx_driver = {
 	.name = "vhdx",
 	.probe = vhdx_probe,
@@ -1336,4 +1474,6 @@ const struct blk_driver blk_vhdx_driver = {
 	.write = vhdx_write,
 	.flush = vhdx_flush,
 	.close = vhdx_close,
+	.begin_direct = vhdx_begin_direct,
+	.commit = vhdx_commit,
 };

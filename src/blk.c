@@ -35,6 +35,8 @@ blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off)
 		    (unsigned long long)img->file_size);
 		return -1;
 	}
+	if (img->cow)
+		return blk_cow_read(img, buf, len, off);
 	if (file_pread(img->fd, buf, len, off) < 0) {
 		error_set(errno, "%s: read at offset %llu: %s", img->path,
 		    (unsigned long long)off, strerror(errno));
@@ -44,9 +46,9 @@ blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off)
 }
 
 int
-blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+blk_file_write_raw(gp_image *img, const void *buf, size_t len, uint64_t off)
 {
-	if (!(img->flags & GP_OPEN_RDWR)) {
+	if (!BLK_FILE_WRITABLE(img)) {
 		error_set(EBADF, "%s: image is open read-only", img->path);
 		return -1;
 	}
@@ -58,14 +60,42 @@ blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
 		    e == ENOSPC ? " (host file system full)" : "");
 		return -1;
 	}
+	if (off + len > img->phys_size)
+		img->phys_size = off + len;
 	if (off + len > img->file_size)
 		img->file_size = off + len;
 	return 0;
 }
 
 int
+blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (img->cow)
+		return blk_cow_write(img, buf, len, off, false);
+	return blk_file_write_raw(img, buf, len, off);
+}
+
+int
+blk_data_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (img->cow)
+		return blk_cow_write(img, buf, len, off, img->unreferenced);
+	return blk_file_write_raw(img, buf, len, off);
+}
+
+int
 blk_file_sync(gp_image *img)
 {
+	if (!BLK_FILE_WRITABLE(img))
+		return 0;
 	if (fdatasync(img->fd) < 0) {
 		error_set(errno, "%s: flush: %s", img->path, strerror(errno));
 		return -1;
@@ -73,18 +103,33 @@ blk_file_sync(gp_image *img)
 	return 0;
 }
 
+/*
+ * Set the file's size.  In a dry run the change stays in the session's
+ * view; otherwise growing is safe (the old state never reads past its own
+ * end) and happens at once.
+ */
 int
 blk_file_truncate(gp_image *img, uint64_t size)
 {
+	if (img->cow && !blk_cow_may_write(img)) {
+		img->file_size = size;
+		return 0;
+	}
+	if (size == img->phys_size) {
+		img->file_size = size;
+		return 0;
+	}
+	if (img->cow && blk_cow_prepare_direct(img) < 0)
+		return -1;
 	if (ftruncate(img->fd, (off_t)size) < 0) {
 		int e = errno;
 
-		error_set(e, "%s: cannot extend the file to %llu bytes: %s%s",
+		error_set(e, "%s: cannot resize the file to %llu bytes: %s%s",
 		    img->path, (unsigned long long)size, strerror(e),
 		    e == ENOSPC || e == EFBIG ? " (host file system full)" : "");
 		return -1;
 	}
-	img->file_size = size;
+	img->file_size = img->phys_size = size;
 	return 0;
 }
 
@@ -100,7 +145,7 @@ lock_image(gp_image *img)
 	struct flock fl;
 
 	memset(&fl, 0, sizeof(fl));
-	fl.l_type = img->flags & GP_OPEN_RDWR ? F_WRLCK : F_RDLCK;
+	fl.l_type = BLK_FILE_WRITABLE(img) ? F_WRLCK : F_RDLCK;
 	fl.l_whence = SEEK_SET;
 	fl.l_start = 0;
 	fl.l_len = 0;			/* the whole file */
@@ -109,7 +154,7 @@ lock_image(gp_image *img)
 	if (errno == EAGAIN || errno == EACCES) {
 		error_setc(GP_EXIT_BUSY, EBUSY, "%s: image is in use by another "
 		    "process (a running VM, qemu, or another gpupv-prep)%s",
-		    img->path, img->flags & GP_OPEN_RDWR ?
+		    img->path, BLK_FILE_WRITABLE(img) ?
 		    "; nothing was written" : "");
 		return -1;
 	}
@@ -189,7 +234,7 @@ blk_open_parent(gp_image *img, const char *const *candidates,
 			return -1;
 		}
 		if (check && check(img, par) < 0) {
-			gp_image_close(par);
+			blk_close(par);
 			return -1;
 		}
 		img->parent = par;
@@ -262,7 +307,7 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 	img->path = xstrdup(path);
 	img->flags = opts->flags;
 	img->depth = depth;
-	img->fd = open(path, (opts->flags & GP_OPEN_RDWR ? O_RDWR : O_RDONLY) |
+	img->fd = open(path, (BLK_FILE_WRITABLE(img) ? O_RDWR : O_RDONLY) |
 	    O_CLOEXEC);
 	if (img->fd < 0) {
 		error_set(errno, "%s: %s", path, strerror(errno));
@@ -283,14 +328,17 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 			error_set(errno, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
-		img->file_size = (uint64_t)end;
+		img->file_size = img->phys_size = (uint64_t)end;
 	} else if (S_ISREG(st.st_mode)) {
-		img->file_size = (uint64_t)st.st_size;
+		img->file_size = img->phys_size = (uint64_t)st.st_size;
 	} else {
 		error_set(EINVAL, "%s: not a regular file or block device", path);
 		goto fail;
 	}
 	if (lock_image(img) < 0)
+		goto fail;
+	/* An interrupted commit is finished before anything reads the file. */
+	if (blk_journal_recover(img) < 0)
 		goto fail;
 	img->drv = probe(img, opts->format);
 	if (!img->drv)
@@ -302,6 +350,7 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 		goto fail;
 	img->info.file_size = img->file_size;
 	img->info.parent_hint = img->parent_hint;
+	img->info.journal_replayed = img->journal_replayed;
 	debug("%s: opened as %s%s%s, %llu bytes virtual", path, img->drv->name,
 	    img->info.subformat ? " " : "",
 	    img->info.subformat ? img->info.subformat : "",
@@ -310,7 +359,8 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 fail:
 	/* A driver's open frees its own state when it fails. */
 	if (img->parent)
-		gp_image_close(img->parent);
+		blk_close(img->parent);
+	blk_cow_end(img);
 	if (img->fd >= 0)
 		close(img->fd);
 	free(img->parent_path);
@@ -321,7 +371,7 @@ fail:
 }
 
 gp_image *
-gp_image_open(const char *path, const struct gp_open_opts *opts)
+blk_open(const char *path, const struct gp_open_opts *opts)
 {
 	struct gp_open_opts def = { 0 };
 
@@ -366,7 +416,7 @@ gp_image_read(gp_image *img, void *buf, size_t len, uint64_t off)
 }
 
 int
-gp_image_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+blk_write(gp_image *img, const void *buf, size_t len, uint64_t off)
 {
 	if (!(img->flags & GP_OPEN_RDWR)) {
 		error_set(EBADF, "%s: image is open read-only", img->path);
@@ -394,17 +444,18 @@ gp_image_flush(gp_image *img)
 }
 
 int
-gp_image_close(gp_image *img)
+blk_close(gp_image *img)
 {
 	int ret = 0;
 
 	if (!img)
 		return 0;
-	if (gp_image_flush(img) < 0)
+	if (!img->cow && gp_image_flush(img) < 0)
 		ret = -1;
+	blk_cow_end(img);
 	img->drv->close(img);
 	if (img->parent)
-		gp_image_close(img->parent);
+		blk_close(img->parent);
 	if (close(img->fd) < 0 && ret == 0) {
 		error_set(errno, "%s: close: %s", img->path, strerror(errno));
 		ret = -1;

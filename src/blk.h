@@ -10,6 +10,10 @@
 
 #include "util.h"
 
+/* The host file may change: writable and not a dry run. */
+#define BLK_FILE_WRITABLE(img) \
+	(((img)->flags & (GP_OPEN_RDWR | GP_OPEN_DRY_RUN)) == GP_OPEN_RDWR)
+
 /* Longest differencing chain we follow; deeper means a loop or abuse. */
 #define BLK_MAX_CHAIN 32
 
@@ -27,6 +31,14 @@ struct blk_driver {
 	int (*write)(gp_image *img, const void *buf, size_t len, uint64_t off);
 	int (*flush)(gp_image *img);
 	void (*close)(gp_image *img);
+	/* Optional: before the first byte of a session goes to the file. */
+	int (*begin_direct)(gp_image *img);
+	/*
+	 * Optional: make the pages held in the overlay part of the file
+	 * atomically (VHDX: through its log).  Without it, txn.c uses the
+	 * sidecar journal.
+	 */
+	int (*commit)(gp_image *img);
 };
 
 struct gp_image {
@@ -34,7 +46,13 @@ struct gp_image {
 	char *path;
 	int fd;
 	unsigned flags;
-	uint64_t file_size;		/* host file size, kept current */
+	uint64_t file_size;		/* host file size as the session sees it */
+	uint64_t phys_size;		/* host file size on disk */
+	struct blk_cow *cow;		/* pending changes, or NULL */
+	struct txn *txn;		/* session policy (txn.c), or NULL */
+	bool journal_replayed;		/* a sidecar journal was replayed */
+	bool unreferenced;		/* the write in progress is to space
+					   the old state does not use */
 	struct gp_image_info info;	/* filled by the driver's open */
 	char *parent_path;		/* resolved, owned */
 	char *parent_hint;		/* as named in the file, owned */
@@ -47,11 +65,51 @@ extern const struct blk_driver blk_raw_driver;
 extern const struct blk_driver blk_vhd_driver;
 extern const struct blk_driver blk_vhdx_driver;
 
-/* Host-file helpers that record an error naming the image. */
+/*
+ * Host-file helpers that record an error naming the image.  During a
+ * session they go through the overlay: blk_file_write is for metadata and
+ * anything the old state may refer to; blk_data_write is for payload and
+ * honours img->unreferenced, the caller's word that the virtual range
+ * being written is unused by the old state.  blk_file_write_raw bypasses
+ * the overlay (header updates, commit).
+ */
 int	blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off);
 int	blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off);
+int	blk_data_write(gp_image *img, const void *buf, size_t len, uint64_t off);
+int	blk_file_write_raw(gp_image *img, const void *buf, size_t len,
+	    uint64_t off);
 int	blk_file_sync(gp_image *img);
 int	blk_file_truncate(gp_image *img, uint64_t size);
+
+/* blk-cow.c: the overlay of a session. */
+#define BLK_COW_PAGE 4096
+/* Pages one commit takes (256 MiB): the VHDX log and journal size cap. */
+#define BLK_MAX_COMMIT_PAGES (64u * 1024)
+int	blk_cow_begin(gp_image *img, bool dry_run);
+void	blk_cow_end(gp_image *img);
+void	blk_cow_reset(gp_image *img);	/* after a commit: empty, new base */
+size_t	blk_cow_count(const gp_image *img);
+bool	blk_cow_direct_used(const gp_image *img);
+bool	blk_cow_may_write(const gp_image *img);	/* not a dry run */
+int	blk_cow_prepare_direct(gp_image *img);
+uint64_t blk_cow_base_size(const gp_image *img);
+int	blk_cow_read(gp_image *img, void *buf, size_t len, uint64_t off);
+int	blk_cow_write(gp_image *img, const void *buf, size_t len, uint64_t off,
+	    bool unreferenced);
+int	blk_cow_put(gp_image *img, uint64_t off, const uint8_t *page);
+/* Each held page in file order; stops at the first nonzero return. */
+int	blk_cow_foreach(gp_image *img, int (*fn)(gp_image *img, uint64_t off,
+	    const uint8_t *page, void *arg), void *arg);
+
+/* blk-journal.c: the sidecar journal of raw and VHD images. */
+char	*blk_journal_path(const char *image);
+int	blk_journal_recover(gp_image *img);	/* at open, before probing */
+int	blk_journal_commit(gp_image *img);
+
+/* blk.c: open and close without the session policy of txn.c. */
+gp_image *blk_open(const char *path, const struct gp_open_opts *opts);
+int	blk_close(gp_image *img);
+int	blk_write(gp_image *img, const void *buf, size_t len, uint64_t off);
 
 /*
  * Open the parent of a differencing image.  candidates: paths to try in

@@ -158,6 +158,8 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 	json_str(&j, info->creator[0] ? info->creator : NULL);
 	json_key(&j, "log_replayed");
 	json_bool(&j, info->log_replayed);
+	json_key(&j, "journal_replayed");
+	json_bool(&j, info->journal_replayed);
 	json_key(&j, "chain");
 	json_arr_begin(&j);
 	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
@@ -264,6 +266,9 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 	if (info->log_replayed)
 		printf("log:         replayed in memory (the file was not "
 		    "changed)\n");
+	if (info->journal_replayed)
+		printf("journal:     an interrupted commit, completed in memory; "
+		    "the next writable run completes it in the file\n");
 	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
 		struct gp_image_info pi;
 

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,6 +180,17 @@ oom(void)
 {
 	fputs("gpupv-prep: out of memory\n", stderr);
 	abort();
+}
+
+void
+fault_point(const char *name)
+{
+	const char *f = getenv("GPUPV_PREP_FAULT");
+
+	if (f && strcmp(f, name) == 0) {
+		debug("fault point %s: killing the process", name);
+		raise(SIGKILL);
+	}
 }
 
 void *

@@ -39,6 +39,11 @@ bool	error_pending(void);
 /* Debug tracing, on with GPUPV_PREP_DEBUG=1. */
 bool	debug_enabled(void);
 void	debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Crash-test hook: when GPUPV_PREP_FAULT names this point, the process
+ * kills itself there (SIGKILL, as a power cut or a CI timeout would).
+ */
+void	fault_point(const char *name);
 
 /* Warnings collected for the CLI to show (non-fatal). */
 void	warn_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

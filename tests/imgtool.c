@@ -113,8 +113,8 @@ randwrite(int argc, char **argv)
 			return die("write");
 		if (pwrite(ref, buf, len, (off_t)off) != (ssize_t)len)
 			return die("ref write");
-		if (i % 16 == 15 && gp_image_flush(img) < 0)
-			return die("flush");
+		if (i % 16 == 15 && gp_image_commit(img) < 0)
+			return die("commit");
 	}
 	/* Read everything back through our reader before closing. */
 	{
@@ -139,7 +139,7 @@ randwrite(int argc, char **argv)
 		free(a);
 		free(b);
 	}
-	if (gp_image_close(img) < 0)
+	if (gp_image_commit(img) < 0 || gp_image_close(img) < 0)
 		return die("close");
 	close(ref);
 	free(buf);
@@ -298,7 +298,8 @@ ntfs_op(int argc, char **argv)
 	}
 	if (r < 0)
 		return die(argv[4]);
-	if (gp_volume_close(vol) < 0 || gp_image_close(img) < 0)
+	if (gp_volume_close(vol) < 0 || gp_image_commit(img) < 0 ||
+	    gp_image_close(img) < 0)
 		return die("close");
 	return 0;
 }

@@ -1,0 +1,216 @@
+/*
+ * txn.c - sessions over a writable image: the public open, write, commit,
+ * abort and close.
+ *
+ * A writable image is changed in one session.  Every write that could
+ * alter what the image's old state means waits in the overlay of
+ * blk-cow.c; payload written to space the old state does not use goes to
+ * the file at once.  What is unused is known here from a map the file
+ * system layer declares (free clusters when it was opened), plus the file
+ * tail past its size when the session began.  gp_image_commit makes the
+ * overlay part of the image atomically (the VHDX log, or the sidecar
+ * journal); closing without a commit, or gp_image_abort, leaves the old
+ * state.  A dry run keeps everything in the overlay and writes nothing.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "blk.h"
+#include "txn.h"
+
+struct txn {
+	bool dry_run;
+	bool dead;			/* aborted: the driver state is stale */
+	/* Unused map: bit set = unit in use by the old state. */
+	uint64_t map_start, map_unit, map_units;
+	uint8_t *map;
+};
+
+gp_image *
+gp_image_open(const char *path, const struct gp_open_opts *opts)
+{
+	struct gp_open_opts o = { 0 };
+	gp_image *img;
+
+	if (opts)
+		o = *opts;
+	if (o.flags & GP_OPEN_DRY_RUN)
+		o.flags |= GP_OPEN_RDWR;
+	img = blk_open(path, &o);
+	if (!img || !(o.flags & GP_OPEN_RDWR))
+		return img;
+	img->txn = xcalloc(1, sizeof(*img->txn));
+	img->txn->dry_run = o.flags & GP_OPEN_DRY_RUN;
+	blk_cow_begin(img, img->txn->dry_run);
+	return img;
+}
+
+int
+gp_image_set_unused_map(gp_image *img, uint64_t start, uint64_t unit,
+    const uint8_t *in_use, uint64_t units)
+{
+	struct txn *t = img->txn;
+
+	if (!t)
+		return 0;
+	free(t->map);
+	t->map = NULL;
+	if (!unit || !units || start > img->info.virtual_size)
+		return 0;
+	t->map = xmalloc((size_t)((units + 7) / 8));
+	memcpy(t->map, in_use, (size_t)((units + 7) / 8));
+	t->map_start = start;
+	t->map_unit = unit;
+	t->map_units = units;
+	return 0;
+}
+
+static bool
+unit_used(const struct txn *t, uint64_t u)
+{
+	return t->map[u / 8] >> (u % 8) & 1;
+}
+
+/* Length of the run from off that is all unused (or all not), and which. */
+static size_t
+run_at(const struct txn *t, uint64_t off, size_t len, bool *unused)
+{
+	uint64_t end = off + len, u, ue, pos;
+
+	if (!t || !t->map || off < t->map_start ||
+	    off >= t->map_start + t->map_units * t->map_unit) {
+		*unused = false;
+		return len;
+	}
+	u = (off - t->map_start) / t->map_unit;
+	*unused = !unit_used(t, u);
+	for (;;) {
+		pos = t->map_start + (u + 1) * t->map_unit;
+		if (pos >= end)
+			return len;
+		ue = u + 1;
+		if (ue >= t->map_units || !unit_used(t, ue) != *unused)
+			return (size_t)(pos - off);
+		u = ue;
+	}
+}
+
+int
+gp_image_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
+{
+	const uint8_t *buf = vbuf;
+	struct txn *t = img->txn;
+	int r;
+
+	if (t && t->dead) {
+		error_set(EBADF, "%s: the session was aborted", img->path);
+		return -1;
+	}
+	if (!t || !t->map)
+		return blk_write(img, buf, len, off);
+	while (len) {
+		bool unused;
+		size_t n = run_at(t, off, len, &unused);
+
+		img->unreferenced = unused;
+		r = blk_write(img, buf, n, off);
+		img->unreferenced = false;
+		if (r < 0)
+			return -1;
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+bool
+gp_image_dry_run(const gp_image *img)
+{
+	return img->txn && img->txn->dry_run;
+}
+
+uint64_t
+gp_image_pending(const gp_image *img)
+{
+	return (uint64_t)blk_cow_count(img) * BLK_COW_PAGE;
+}
+
+int
+gp_image_commit(gp_image *img)
+{
+	struct txn *t = img->txn;
+	int r;
+
+	if (!t)
+		return gp_image_flush(img);
+	if (t->dead) {
+		error_set(EBADF, "%s: the session was aborted", img->path);
+		return -1;
+	}
+	/* Moves the driver's pending metadata (BAT pages) into the overlay. */
+	if (img->drv->flush && img->drv->flush(img) < 0)
+		return -1;
+	if (t->dry_run)
+		return 0;
+	if (!blk_cow_count(img) && !blk_cow_direct_used(img))
+		return 0;
+	fault_point("commit");
+	r = img->drv->commit ? img->drv->commit(img) : blk_journal_commit(img);
+	if (r < 0) {
+		/* Before the commit point nothing of the change is visible;
+		 * after it the next open completes it.  Either way this
+		 * session's view is no longer the file's. */
+		t->dead = true;
+		return -1;
+	}
+	blk_cow_reset(img);
+	/* What the session allocated is in use now. */
+	free(t->map);
+	t->map = NULL;
+	return 0;
+}
+
+int
+gp_image_abort(gp_image *img)
+{
+	struct txn *t = img->txn;
+	uint64_t base;
+
+	if (!t || t->dead)
+		return 0;
+	base = blk_cow_base_size(img);
+	t->dead = true;
+	blk_cow_end(img);
+	/* Give back the space the session appended (new blocks). */
+	if (img->phys_size > base && !t->dry_run &&
+	    ftruncate(img->fd, (off_t)base) == 0) {
+		img->phys_size = img->file_size = base;
+		fdatasync(img->fd);
+	}
+	return 0;
+}
+
+int
+gp_image_close(gp_image *img)
+{
+	if (!img)
+		return 0;
+	struct txn *t = img->txn;
+	int ret;
+
+	if (t) {
+		gp_image_abort(img);
+		/* Nothing of an aborted session may reach the file. */
+		img->flags &= ~(unsigned)GP_OPEN_RDWR;
+	}
+	ret = blk_close(img);
+	if (t) {
+		free(t->map);
+		free(t);
+	}
+	return ret;
+}
