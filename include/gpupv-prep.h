@@ -181,6 +181,42 @@ int	gp_volume_mkdir_p(gp_volume *vol, const char *path);
 int	gp_volume_write_file(gp_volume *vol, const char *path,
 	    const void *data, size_t len);
 
+/* What a staged entry carries over from the host. */
+struct gp_file_meta {
+	int64_t mtime_ns;		/* Unix epoch, nanoseconds */
+	int64_t crtime_ns;		/* 0: same as mtime */
+	bool readonly;			/* FILE_ATTRIBUTE_READONLY */
+};
+/*
+ * Create a new file or directory at path (the parent must exist; an
+ * existing entry is an error, EEXIST).  It gets the security descriptor
+ * Windows would inherit from the parent (a shared id in $Secure), the
+ * times and attributes of m, and an 8.3 alias when the volume makes them
+ * (gp_volume_short_names).  A file's size clusters are allocated first,
+ * then fill is called for consecutive pieces of its contents.
+ */
+int	gp_volume_create(gp_volume *vol, const char *path, bool is_dir,
+	    uint64_t size, const struct gp_file_meta *m,
+	    int (*fill)(void *ctx, void *buf, size_t len), void *ctx);
+int	gp_volume_set_meta(gp_volume *vol, const char *path,
+	    const struct gp_file_meta *m);
+/* Delete a file or an empty directory (with its 8.3 alias). */
+int	gp_volume_remove(gp_volume *vol, const char *path);
+/* Cluster size and free space. */
+int	gp_volume_space(gp_volume *vol, uint64_t *cluster, uint64_t *free_bytes);
+/* Stream a file's contents to fn in pieces (fn returns -1 to stop). */
+int	gp_volume_read_cb(gp_volume *vol, const char *path,
+	    int (*fn)(void *ctx, const void *buf, size_t len), void *ctx);
+/* Read a whole file of at most max bytes (NUL-terminated; caller frees). */
+int	gp_volume_read(gp_volume *vol, const char *path, size_t max,
+	    void **data, size_t *len);
+/*
+ * Whether new names get 8.3 aliases: mode 1 yes, 0 no, -1 as the entries
+ * of dir_path show (Windows makes them on volumes with 8.3 names enabled
+ * and stores plain POSIX-namespace names otherwise).  Returns the choice.
+ */
+int	gp_volume_short_names(gp_volume *vol, const char *dir_path, int mode);
+
 /* ---- registry hives (hive layer) ---------------------------------- */
 
 /*

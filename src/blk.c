@@ -17,6 +17,7 @@ static const struct blk_driver *const drivers[] = {
 	&blk_vhdx_driver,
 	&blk_vhd_driver,
 	&blk_raw_driver,
+	&blk_vhdi_driver,		/* only when asked for by name */
 };
 
 #define PROBE_HEAD (64 * 1024)

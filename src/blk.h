@@ -64,6 +64,7 @@ struct gp_image {
 extern const struct blk_driver blk_raw_driver;
 extern const struct blk_driver blk_vhd_driver;
 extern const struct blk_driver blk_vhdx_driver;
+extern const struct blk_driver blk_vhdi_driver;
 
 /*
  * Host-file helpers that record an error naming the image.  During a

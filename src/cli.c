@@ -15,6 +15,9 @@
 
 static const struct cmd *const commands[] = {
 	&cmd_inspect,
+	&cmd_stage,
+	&cmd_remove,
+	&cmd_verify,
 };
 
 static const char exit_codes[] =

@@ -16,6 +16,9 @@ struct cmd {
 };
 
 extern const struct cmd cmd_inspect;
+extern const struct cmd cmd_stage;
+extern const struct cmd cmd_remove;
+extern const struct cmd cmd_verify;
 
 /* "gpupv-prep: CMD: message" on stderr, with the recorded error. */
 int	cli_fail(const struct cmd *cmd);

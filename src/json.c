@@ -4,7 +4,10 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "json.h"
 
@@ -147,4 +150,344 @@ void
 json_end(struct json *j)
 {
 	fputc('\n', j->f);
+}
+
+void
+json_i64(struct json *j, int64_t v)
+{
+	pre(j);
+	fprintf(j->f, "%" PRId64, v);
+}
+
+/* ---- reader ------------------------------------------------------- */
+
+struct jp {
+	const char *p, *end;
+	int depth;
+};
+
+static void
+jp_ws(struct jp *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
+	    *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void
+put_utf8(char **o, uint32_t c)
+{
+	char *q = *o;
+
+	if (c < 0x80) {
+		*q++ = (char)c;
+	} else if (c < 0x800) {
+		*q++ = (char)(0xc0 | c >> 6);
+		*q++ = (char)(0x80 | (c & 0x3f));
+	} else if (c < 0x10000) {
+		*q++ = (char)(0xe0 | c >> 12);
+		*q++ = (char)(0x80 | (c >> 6 & 0x3f));
+		*q++ = (char)(0x80 | (c & 0x3f));
+	} else {
+		*q++ = (char)(0xf0 | c >> 18);
+		*q++ = (char)(0x80 | (c >> 12 & 0x3f));
+		*q++ = (char)(0x80 | (c >> 6 & 0x3f));
+		*q++ = (char)(0x80 | (c & 0x3f));
+	}
+	*o = q;
+}
+
+static int
+jp_u4(struct jp *s, uint32_t *c)
+{
+	int i, h;
+
+	if (s->end - s->p < 4)
+		return -1;
+	*c = 0;
+	for (i = 0; i < 4; i++) {
+		if ((h = hexval(s->p[i])) < 0)
+			return -1;
+		*c = *c << 4 | (uint32_t)h;
+	}
+	s->p += 4;
+	return 0;
+}
+
+static char *
+jp_string(struct jp *s)
+{
+	/* Escapes only shrink, so the raw length bounds the result. */
+	const char *start = ++s->p;
+	char *out, *o;
+
+	while (s->p < s->end && *s->p != '"')
+		s->p += *s->p == '\\' ? 2 : 1;
+	if (s->p >= s->end)
+		return NULL;
+	out = o = malloc((size_t)(s->p - start) * 2 + 1);
+	if (!out)
+		return NULL;
+	s->p = start;
+	while (*s->p != '"') {
+		char c = *s->p++;
+		uint32_t u, lo;
+
+		if ((unsigned char)c < 0x20)
+			goto bad;
+		if (c != '\\') {
+			*o++ = c;
+			continue;
+		}
+		switch (*s->p++) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u':
+			if (jp_u4(s, &u) < 0)
+				goto bad;
+			if (u >= 0xd800 && u < 0xdc00) {
+				if (s->end - s->p < 6 || s->p[0] != '\\' ||
+				    s->p[1] != 'u')
+					goto bad;
+				s->p += 2;
+				if (jp_u4(s, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+					goto bad;
+				u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+			} else if (u >= 0xdc00 && u < 0xe000) {
+				goto bad;
+			}
+			if (u == 0)
+				goto bad;
+			put_utf8(&o, u);
+			break;
+		default:
+			goto bad;
+		}
+	}
+	s->p++;
+	*o = '\0';
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+static int jp_value(struct jp *s, struct jv *v);
+
+static int
+jp_push(struct jv *v, struct jv *item, char *key)
+{
+	struct jv *nv = realloc(v->v, (v->n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	v->v = nv;
+	if (v->t == JV_OBJ) {
+		char **nk = realloc(v->k, (v->n + 1) * sizeof(*nk));
+
+		if (!nk)
+			return -1;
+		v->k = nk;
+		v->k[v->n] = key;
+	}
+	v->v[v->n++] = *item;
+	return 0;
+}
+
+static int
+jp_container(struct jp *s, struct jv *v, bool obj)
+{
+	char close = obj ? '}' : ']';
+
+	v->t = obj ? JV_OBJ : JV_ARR;
+	if (++s->depth > JSON_MAX_DEPTH)
+		return -1;
+	s->p++;
+	jp_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		s->depth--;
+		return 0;
+	}
+	for (;;) {
+		struct jv item;
+		char *key = NULL;
+
+		memset(&item, 0, sizeof(item));
+		if (obj) {
+			jp_ws(s);
+			if (s->p >= s->end || *s->p != '"' ||
+			    !(key = jp_string(s)))
+				return -1;
+			jp_ws(s);
+			if (s->p >= s->end || *s->p++ != ':') {
+				free(key);
+				return -1;
+			}
+		}
+		if (jp_value(s, &item) < 0 || jp_push(v, &item, key) < 0) {
+			jv_free_inner(&item);
+			free(key);
+			return -1;
+		}
+		jp_ws(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p == ',') {
+			s->p++;
+			continue;
+		}
+		if (*s->p++ != close)
+			return -1;
+		s->depth--;
+		return 0;
+	}
+}
+
+static int
+jp_value(struct jp *s, struct jv *v)
+{
+	jp_ws(s);
+	if (s->p >= s->end)
+		return -1;
+	switch (*s->p) {
+	case '{':
+		return jp_container(s, v, true);
+	case '[':
+		return jp_container(s, v, false);
+	case '"':
+		v->t = JV_STR;
+		v->s = jp_string(s);
+		return v->s ? 0 : -1;
+	case 't':
+	case 'f':
+	case 'n': {
+		static const char *const lit[] = { "true", "false", "null" };
+		size_t i;
+
+		for (i = 0; i < 3; i++) {
+			size_t l = strlen(lit[i]);
+
+			if ((size_t)(s->end - s->p) >= l &&
+			    memcmp(s->p, lit[i], l) == 0) {
+				s->p += l;
+				v->t = i == 2 ? JV_NULL : JV_BOOL;
+				v->b = i == 0;
+				return 0;
+			}
+		}
+		return -1;
+	}
+	default: {
+		bool neg = false;
+		uint64_t x = 0;
+
+		v->t = JV_INT;
+		if (*s->p == '-') {
+			neg = true;
+			s->p++;
+		}
+		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
+			return -1;
+		while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+			if (x > (UINT64_C(1) << 62))
+				return -1;
+			x = x * 10 + (uint64_t)(*s->p++ - '0');
+		}
+		if (s->p < s->end && (*s->p == '.' || *s->p == 'e' ||
+		    *s->p == 'E'))
+			return -1;	/* we never write fractions */
+		v->i = neg ? -(int64_t)x : (int64_t)x;
+		return 0;
+	}
+	}
+}
+
+void
+jv_free_inner(struct jv *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		jv_free_inner(&v->v[i]);
+		if (v->k)
+			free(v->k[i]);
+	}
+	free(v->v);
+	free(v->k);
+	free(v->s);
+	memset(v, 0, sizeof(*v));
+}
+
+void
+jv_free(struct jv *v)
+{
+	if (!v)
+		return;
+	jv_free_inner(v);
+	free(v);
+}
+
+struct jv *
+jv_parse(const char *text, size_t len)
+{
+	struct jp s = { text, text + len, 0 };
+	struct jv *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	if (jp_value(&s, v) < 0)
+		goto bad;
+	jp_ws(&s);
+	if (s.p != s.end)
+		goto bad;
+	return v;
+bad:
+	jv_free(v);
+	errno = EINVAL;
+	return NULL;
+}
+
+const struct jv *
+jv_get(const struct jv *obj, const char *key)
+{
+	size_t i;
+
+	if (!obj || obj->t != JV_OBJ)
+		return NULL;
+	for (i = 0; i < obj->n; i++)
+		if (strcmp(obj->k[i], key) == 0)
+			return &obj->v[i];
+	return NULL;
+}
+
+const char *
+jv_str(const struct jv *obj, const char *key)
+{
+	const struct jv *v = jv_get(obj, key);
+
+	return v && v->t == JV_STR ? v->s : NULL;
+}
+
+int64_t
+jv_int(const struct jv *obj, const char *key, int64_t def)
+{
+	const struct jv *v = jv_get(obj, key);
+
+	return v && v->t == JV_INT ? v->i : def;
 }

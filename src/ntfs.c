@@ -9,6 +9,7 @@
  */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -28,6 +29,8 @@
 #include <ntfs-3g/inode.h>
 #include <ntfs-3g/logfile.h>
 #include <ntfs-3g/logging.h>
+#include <ntfs-3g/ntfstime.h>
+#include <ntfs-3g/security.h>
 #include <ntfs-3g/unistr.h>
 #include <ntfs-3g/volume.h>
 
@@ -51,6 +54,9 @@ struct gp_volume {
 	struct ntfs_device *dev;
 	ntfs_volume *vol;
 	bool writable;
+	bool secure_open;		/* $Secure indexes opened for new ids */
+	bool short_names;		/* give new names 8.3 aliases */
+	struct PERMISSIONS_CACHE *seccache;
 	char *where;			/* "IMAGE (offset N)" for messages */
 };
 
@@ -303,6 +309,26 @@ ntfs_fail(gp_volume *v, int code, int err, const char *what)
 	return -1;
 }
 
+/*
+ * Tell the image layer which clusters the volume's committed state leaves
+ * free: file data written there cannot change what the old state means,
+ * so it may bypass the session overlay.  Read before anything allocates.
+ */
+static void
+declare_unused(gp_volume *v)
+{
+	s64 bytes = (v->vol->nr_clusters + 7) / 8;
+	uint8_t *map;
+
+	if (!v->vol->lcnbmp_na || bytes <= 0 || bytes > 64 * 1024 * 1024)
+		return;
+	map = xmalloc((size_t)bytes);
+	if (ntfs_attr_pread(v->vol->lcnbmp_na, 0, bytes, map) == bytes)
+		gp_image_set_unused_map(v->sl.img, v->sl.start,
+		    v->vol->cluster_size, map, (uint64_t)v->vol->nr_clusters);
+	free(map);
+}
+
 gp_volume *
 gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 {
@@ -379,6 +405,12 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	 * lower case, and we must see names as they are stored.
 	 */
 	NVolClearCaseSensitive(v->vol);
+	if (writable) {
+		/* Inherited security descriptors are stored in $Secure. */
+		if (ntfs_open_secure(v->vol) == 0)
+			v->secure_open = true;
+		declare_unused(v);
+	}
 	return v;
 fail:
 	free(v->where);
@@ -394,6 +426,8 @@ gp_volume_close(gp_volume *v)
 	if (!v)
 		return 0;
 	ntfs_last_msg[0] = '\0';
+	if (v->secure_open)
+		ntfs_close_secure(v->vol);
 	if (ntfs_umount(v->vol, FALSE) < 0) {
 		ntfs_fail(v, GP_EXIT_FAILURE, errno, "unmount failed");
 		ret = -1;
@@ -835,6 +869,29 @@ ntfs_name_check(const char *name)
 	return 0;
 }
 
+/*
+ * The security id a new entry in dir gets: the descriptor Windows would
+ * derive from dir's inheritable ACEs, found in or added to $Secure.  With
+ * no user mapping libntfs-3g takes owner and group from dir.  Without it
+ * libntfs-3g would give each file its own "Everyone: full control".
+ */
+static le32
+inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir)
+{
+	struct SECURITY_CONTEXT scx;
+	le32 id = const_cpu_to_le32(0);
+
+	if (v->secure_open) {
+		memset(&scx, 0, sizeof(scx));
+		scx.vol = v->vol;
+		scx.pseccache = &v->seccache;
+		id = ntfs_inherited_id(&scx, dir, is_dir);
+	}
+	if (!id)
+		id = dir->security_id;	/* NTFS 1.x, or no inheritable ACE */
+	return id;
+}
+
 static ntfs_inode *
 create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 {
@@ -853,7 +910,8 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 		    name);
 		return NULL;
 	}
-	ni = ntfs_create(dir, const_cpu_to_le32(0), uname, (u8)ulen, type);
+	ni = ntfs_create(dir, inherited_id(v, dir, type == S_IFDIR), uname,
+	    (u8)ulen, type);
 	free(uname);
 	if (!ni)
 		ntfs_fail(v, GP_EXIT_FAILURE, errno,
@@ -998,5 +1056,455 @@ out:
 	if (dir)
 		ntfs_inode_close(dir);
 	free(copy);
+	return ret;
+}
+
+/* ---- staging: entries with Windows' metadata ----------------------- */
+
+static ntfs_time
+ns_to_ntfs(int64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return timespec2ntfs(ts);
+}
+
+/* Times and attributes; the index copies follow on close (FileNameDirty). */
+static void
+apply_meta(ntfs_inode *ni, const struct gp_file_meta *m, bool is_dir)
+{
+	ntfs_time mt = ns_to_ntfs(m->mtime_ns);
+
+	ni->creation_time = ns_to_ntfs(m->crtime_ns ? m->crtime_ns :
+	    m->mtime_ns);
+	ni->last_data_change_time = mt;
+	ni->last_mft_change_time = mt;
+	ni->last_access_time = mt;
+	ni->flags &= ~(FILE_ATTR_READONLY | FILE_ATTR_ARCHIVE);
+	if (m->readonly)
+		ni->flags |= FILE_ATTR_READONLY;
+	if (!is_dir)
+		ni->flags |= FILE_ATTR_ARCHIVE;
+	NInoSetDirty(ni);
+	NInoFileNameSetDirty(ni);
+}
+
+/* "NAME.EXT" rules of FAT: at most 8.3, one dot, no spaces or specials. */
+static bool
+is_short_name(const char *name)
+{
+	const char *dot = strchr(name, '.');
+	size_t stem = dot ? (size_t)(dot - name) : strlen(name);
+	const char *p;
+
+	if (stem == 0 || stem > 8 || (dot && (strchr(dot + 1, '.') ||
+	    strlen(dot + 1) > 3 || !dot[1])))
+		return false;
+	for (p = name; *p; p++)
+		if ((unsigned char)*p >= 0x80 || *p == ' ' ||
+		    strchr("+,;=[]\"*/:<>?\\|", *p))
+			return false;
+	return true;
+}
+
+/* One character of a generated 8.3 name, or 0 to drop it. */
+static char
+short_char(unsigned char c)
+{
+	if (c >= 0x80)
+		return '_';
+	if (c == ' ' || c == '.')
+		return 0;
+	if (strchr("+,;=[]", c))
+		return '_';
+	return (char)toupper(c);
+}
+
+/*
+ * An 8.3 alias the way Windows forms one: the first letters of the name
+ * and of its last extension, upper case, "~N" to make it unique in dir.
+ * (Windows switches to a hashed form after ~4; we keep counting, which
+ * is as valid and only differs in the alias chosen.)
+ */
+static int
+make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
+{
+	char base[9], ext[4];
+	const char *dot = strrchr(name, '.'), *p;
+	size_t nb = 0, ne = 0, keep;
+	MFT_REF mref;
+	unsigned n;
+
+	for (p = name; *p && p != dot && nb < 8; p++) {
+		char c = short_char((unsigned char)*p);
+
+		if (c)
+			base[nb++] = c;
+	}
+	if (dot && dot != name)
+		for (p = dot + 1; *p && ne < 3; p++) {
+			char c = short_char((unsigned char)*p);
+
+			if (c)
+				ext[ne++] = c;
+		}
+	if (nb == 0)
+		base[nb++] = '_';
+	base[nb] = '\0';
+	ext[ne] = '\0';
+	for (n = 1; n < 1000000; n++) {
+		char suffix[12];
+
+		snprintf(suffix, sizeof(suffix), "~%u", n);
+		keep = MIN(nb, 8 - strlen(suffix));
+		snprintf(out, 24, "%.*s%s%s%s", (int)keep, base, suffix,
+		    ne ? "." : "", ext);
+		if (lookup(v, dir, out, &mref) < 0) {
+			if (error_pending())
+				return -1;
+			return 0;
+		}
+	}
+	error_set(EEXIST, "%s: no free 8.3 alias for %s", v->where, name);
+	return -1;
+}
+
+/*
+ * Give ni its 8.3 alias (the long name becomes Win32, the alias DOS; a
+ * name that already is 8.3 becomes one Win32+DOS name).  libntfs-3g
+ * closes both inodes here, whatever happens.
+ */
+static int
+add_short_name(gp_volume *v, ntfs_inode *ni, ntfs_inode *dir,
+    const char *name)
+{
+	char alias[24];
+
+	if (is_short_name(name)) {
+		size_t i;
+
+		for (i = 0; name[i]; i++)
+			alias[i] = (char)toupper((unsigned char)name[i]);
+		alias[i] = '\0';
+	} else if (make_short_name(v, dir, name, alias) < 0) {
+		ntfs_inode_close(ni);
+		ntfs_inode_close(dir);
+		return -1;
+	}
+	if (ntfs_set_ntfs_dos_name(ni, dir, alias, strlen(alias), 0) < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno,
+		    "cannot add an 8.3 name");
+	return 0;
+}
+
+/* Split path into its parent (opened) and last component. */
+static ntfs_inode *
+open_parent(gp_volume *v, const char *path, char **copy, char **last)
+{
+	char *comp[NTFS_MAX_PATH_DEPTH];
+	size_t n;
+	ntfs_inode *dir;
+
+	*copy = xstrdup(path);
+	n = split_path(*copy, comp, NTFS_MAX_PATH_DEPTH);
+	if (n == 0 || n > NTFS_MAX_PATH_DEPTH) {
+		error_set(EINVAL, "%s: bad path %s", v->where, path);
+		return NULL;
+	}
+	*last = comp[n - 1];
+	dir = walk_dirs(v, comp, n - 1, false);
+	if (!dir && !error_pending())
+		error_set(errno ? errno : ENOENT, "%s: parent folder missing",
+		    v->where);
+	return dir;
+}
+
+int
+gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
+    const struct gp_file_meta *m, int (*fill)(void *ctx, void *buf,
+    size_t len), void *ctx)
+{
+	char *copy = NULL, *name;
+	ntfs_inode *dir = NULL, *ni = NULL;
+	ntfs_attr *na = NULL;
+	MFT_REF mref;
+	uint8_t *buf = NULL;
+	uint64_t done = 0;
+	int ret = -1;
+
+	if (require_writable(v) < 0)
+		goto out;
+	dir = open_parent(v, path, &copy, &name);
+	if (!dir)
+		goto out;
+	if (lookup(v, dir, name, &mref) == 0) {
+		error_set(EEXIST, "%s: already exists", v->where);
+		goto out;
+	}
+	if (error_pending())
+		goto out;
+	ni = create_child(v, dir, name, is_dir ? S_IFDIR : S_IFREG);
+	if (!ni)
+		goto out;
+	if (!is_dir && size) {
+		na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+		/* All clusters at once, no holes: the allocator then finds
+		 * runs as long as the free space allows. */
+		if (!na || ntfs_attr_truncate_solid(na, (s64)size) < 0) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    errno == ENOSPC ? "NTFS volume is full" :
+			    "cannot allocate the file");
+			goto out;
+		}
+		buf = xmalloc(NTFS_IO_CHUNK);
+		while (done < size) {
+			size_t want = (size_t)MIN(size - done,
+			    (uint64_t)NTFS_IO_CHUNK);
+			s64 w;
+
+			if (fill(ctx, buf, want) < 0)
+				goto out;
+			w = ntfs_attr_pwrite(na, (s64)done, (s64)want, buf);
+			if (w != (s64)want) {
+				ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno :
+				    EIO, errno == ENOSPC ? "NTFS volume is full" :
+				    "write error");
+				goto out;
+			}
+			done += want;
+		}
+		ntfs_attr_close(na);
+		na = NULL;
+	}
+	apply_meta(ni, m, is_dir);
+	if (v->short_names) {
+		ret = add_short_name(v, ni, dir, name);
+		ni = dir = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		error_prefix("%s", path);
+	free(buf);
+	if (na)
+		ntfs_attr_close(na);
+	/* Through the parent still open: a second in-memory copy of it
+	 * would not see the new index entry. */
+	if (ni && (dir ? ntfs_inode_close_in_dir(ni, dir) :
+	    ntfs_inode_close(ni)) < 0 && ret == 0)
+		ret = ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write an "
+		    "inode");
+	if (dir)
+		ntfs_inode_close(dir);
+	free(copy);
+	return ret;
+}
+
+int
+gp_volume_set_meta(gp_volume *v, const char *path, const struct gp_file_meta *m)
+{
+	ntfs_inode *ni;
+
+	if (require_writable(v) < 0)
+		return -1;
+	ni = open_path(v, path);
+	if (!ni) {
+		if (!error_pending())
+			error_set(errno, "%s: %s: %s", v->where, path,
+			    strerror(errno));
+		return -1;
+	}
+	apply_meta(ni, m, ni->mrec->flags & MFT_RECORD_IS_DIRECTORY);
+	if (ntfs_inode_close(ni) < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write an "
+		    "inode");
+	return 0;
+}
+
+int
+gp_volume_remove(gp_volume *v, const char *path)
+{
+	char *copy = NULL, *name, *real = NULL, *base;
+	ntfs_inode *dir = NULL, *ni = NULL;
+	ntfschar *uname = NULL;
+	MFT_REF mref;
+	int ulen, ret = -1;
+
+	if (require_writable(v) < 0)
+		goto out;
+	dir = open_parent(v, path, &copy, &name);
+	if (!dir)
+		goto out;
+	if (lookup(v, dir, name, &mref) < 0) {
+		if (!error_pending())
+			error_set(ENOENT, "%s: %s: not found", v->where, path);
+		goto out;
+	}
+	/* ntfs_delete wants the name as stored. */
+	real = gp_volume_realpath(v, path);
+	base = real ? strrchr(real, '/') + 1 : name;
+	ulen = ntfs_mbstoucs(base, &uname);
+	ni = ntfs_inode_open(v->vol, MREF(mref));
+	if (!ni || ulen < 0) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open an entry");
+		goto out;
+	}
+	/* Deletes the 8.3 alias too; closes both inodes. */
+	if (ntfs_delete(v->vol, NULL, ni, dir, uname, (u8)ulen) < 0) {
+		ni = dir = NULL;
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, errno == ENOTEMPTY ?
+		    "folder is not empty" : "cannot delete");
+		goto out;
+	}
+	ni = dir = NULL;
+	ret = 0;
+out:
+	if (ret < 0)
+		error_prefix("%s", path);
+	if (ni)
+		ntfs_inode_close(ni);
+	if (dir)
+		ntfs_inode_close(dir);
+	free(uname);
+	free(real);
+	free(copy);
+	return ret;
+}
+
+int
+gp_volume_read(gp_volume *v, const char *path, size_t max, void **data,
+    size_t *len)
+{
+	ntfs_inode *ni = open_path(v, path);
+	ntfs_attr *na;
+	uint8_t *buf;
+
+	if (!ni)
+		return -1;
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na) {
+		ntfs_inode_close(ni);
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file "
+		    "data");
+	}
+	if (na->data_size > (s64)max) {
+		error_set(EFBIG, "%s: %s is larger than %zu bytes", v->where,
+		    path, max);
+		goto fail;
+	}
+	buf = xmalloc((size_t)na->data_size + 1);
+	if (ntfs_attr_pread(na, 0, na->data_size, buf) != na->data_size) {
+		free(buf);
+		ntfs_fail(v, GP_EXIT_FAILURE, EIO, "read error");
+		goto fail;
+	}
+	buf[na->data_size] = '\0';
+	*data = buf;
+	*len = (size_t)na->data_size;
+	ntfs_attr_close(na);
+	ntfs_inode_close(ni);
+	return 0;
+fail:
+	ntfs_attr_close(na);
+	ntfs_inode_close(ni);
+	return -1;
+}
+
+/* Whether a directory's entries carry 8.3 aliases (see gp_volume_short_names). */
+static int
+saw_dos(void *ctx, const ntfschar *name, const int name_len,
+    const int name_type, const s64 pos, const MFT_REF mref,
+    const unsigned dt_type)
+{
+	(void)name;
+	(void)name_len;
+	(void)pos;
+	(void)mref;
+	(void)dt_type;
+	if (name_type == FILE_NAME_DOS || name_type == FILE_NAME_WIN32_AND_DOS) {
+		*(bool *)ctx = true;
+		return -1;
+	}
+	return 0;
+}
+
+int
+gp_volume_short_names(gp_volume *v, const char *dir_path, int mode)
+{
+	ntfs_inode *dir;
+	s64 pos = 0;
+	bool seen = false;
+
+	if (mode >= 0) {
+		v->short_names = mode > 0;
+		return v->short_names;
+	}
+	dir = open_path(v, dir_path);
+	if (dir) {
+		ntfs_readdir(dir, &pos, &seen, saw_dos);
+		ntfs_inode_close(dir);
+	}
+	gp_error_clear();
+	v->short_names = seen;
+	return seen;
+}
+
+int
+gp_volume_space(gp_volume *v, uint64_t *cluster, uint64_t *free_bytes)
+{
+	*cluster = v->vol->cluster_size;
+	*free_bytes = v->vol->free_clusters > 0 ?
+	    (uint64_t)v->vol->free_clusters * v->vol->cluster_size : 0;
+	return 0;
+}
+
+int
+gp_volume_read_cb(gp_volume *v, const char *path,
+    int (*fn)(void *ctx, const void *buf, size_t len), void *ctx)
+{
+	ntfs_inode *ni = open_path(v, path);
+	ntfs_attr *na;
+	uint8_t *buf;
+	s64 off = 0;
+	int ret = -1;
+
+	if (!ni) {
+		if (!error_pending())
+			error_set(errno, "%s: %s: %s", v->where, path,
+			    strerror(errno));
+		return -1;
+	}
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na) {
+		ntfs_inode_close(ni);
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file data");
+		error_prefix("%s", path);
+		return -1;
+	}
+	buf = xmalloc(NTFS_IO_CHUNK);
+	while (off < na->data_size) {
+		s64 want = MIN((s64)NTFS_IO_CHUNK, na->data_size - off);
+
+		if (ntfs_attr_pread(na, off, want, buf) != want) {
+			ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "read error");
+			error_prefix("%s", path);
+			goto out;
+		}
+		if (fn(ctx, buf, (size_t)want) < 0)
+			goto out;
+		off += want;
+	}
+	ret = 0;
+out:
+	free(buf);
+	ntfs_attr_close(na);
+	ntfs_inode_close(ni);
 	return ret;
 }

@@ -1,0 +1,376 @@
+/*
+ * cmd-stage.c - `stage`, `remove` and `verify`: the CLI around stage.c,
+ * with the progress line and the reports (human and --json).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json.h"
+#include "stage.h"
+
+struct progress {
+	bool on;
+	struct timespec start, last;
+};
+
+static double
+since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* "files, bytes, rate, ETA" on stderr, at most four times a second. */
+static void
+progress_cb(void *ctx, uint64_t files, uint64_t nfiles, uint64_t bytes,
+    uint64_t total)
+{
+	struct progress *p = ctx;
+	struct timespec now;
+	double t, rate;
+	char b1[32], b2[32], b3[32];
+
+	if (!p->on)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (since(&p->last, &now) < 0.25 && bytes < total)
+		return;
+	p->last = now;
+	t = since(&p->start, &now);
+	rate = t > 0 ? (double)bytes / t : 0;
+	fprintf(stderr, "\rstaging: %llu/%llu files, %s of %s, %s/s, ETA %.0f s ",
+	    (unsigned long long)files, (unsigned long long)nfiles,
+	    cli_size(bytes, b1), cli_size(total, b2),
+	    cli_size((uint64_t)rate, b3),
+	    rate > 0 ? (double)(total - bytes) / rate : 0.0);
+	fflush(stderr);
+}
+
+static void
+progress_end(struct progress *p)
+{
+	if (p->on && p->last.tv_sec)
+		fprintf(stderr, "\r\033[K");
+}
+
+static void
+print_json(const char *command, const struct stage_report *r)
+{
+	struct json j;
+	const char *const *w;
+	size_t nw = gp_warnings(&w), i;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "command");
+	json_str(&j, command);
+	json_key(&j, "image");
+	json_str(&j, r->image);
+	json_key(&j, "partition");
+	json_u64(&j, r->partition);
+	json_key(&j, "repository");
+	json_str(&j, r->repo);
+	json_key(&j, "dry_run");
+	json_bool(&j, r->dry_run);
+	json_key(&j, "changed");
+	json_bool(&j, r->changed);
+	json_key(&j, "verified");
+	json_bool(&j, r->verified);
+	json_key(&j, "files_written");
+	json_u64(&j, r->files_written);
+	json_key(&j, "bytes_written");
+	json_u64(&j, r->bytes_written);
+	if (strcmp(command, "verify") == 0) {
+		json_key(&j, "files_checked");
+		json_u64(&j, r->files_checked);
+		json_key(&j, "problems");
+		json_arr_begin(&j);
+		for (i = 0; i < r->nproblems; i++)
+			json_str(&j, r->problems[i]);
+		json_arr_end(&j);
+	}
+	json_key(&j, "packages");
+	json_arr_begin(&j);
+	for (i = 0; i < r->n; i++) {
+		const struct stage_item *it = &r->v[i];
+
+		json_obj_begin(&j);
+		json_key(&j, "name");
+		json_str(&j, it->name);
+		json_key(&j, "inf");
+		json_str(&j, it->inf);
+		json_key(&j, "driver_ver");
+		json_str(&j, it->driver_ver);
+		json_key(&j, "action");
+		json_str(&j, stage_action_name(it->action));
+		json_key(&j, "replaces");
+		json_str(&j, it->replaces);
+		json_key(&j, "files");
+		json_u64(&j, it->files);
+		json_key(&j, "bytes");
+		json_u64(&j, it->bytes);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_key(&j, "warnings");
+	json_arr_begin(&j);
+	for (i = 0; i < nw; i++)
+		json_str(&j, w[i]);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
+	gp_warnings_clear();
+}
+
+static void
+print_human(const struct cmd *cmd, const struct stage_report *r)
+{
+	static const char *const verb[] = { "staged", "replaced", "unchanged",
+	    "removed" };
+	static const char *const would[] = { "would stage", "would replace",
+	    "unchanged", "would remove" };
+	char b1[32];
+	size_t i;
+
+	cli_print_warnings(cmd);
+	for (i = 0; i < r->n; i++) {
+		const struct stage_item *it = &r->v[i];
+
+		printf("%-13s %s (%llu files, %s%s%s)\n",
+		    strcmp(cmd->name, "verify") == 0 ? "checked" :
+		    (r->dry_run ? would : verb)[it->action], it->name,
+		    (unsigned long long)it->files, cli_size(it->bytes, b1),
+		    it->driver_ver ? ", DriverVer " : "",
+		    it->driver_ver ? it->driver_ver : "");
+	}
+	if (strcmp(cmd->name, "verify") == 0) {
+		for (i = 0; i < r->nproblems; i++)
+			printf("BAD           %s\n", r->problems[i]);
+		printf("%llu files checked through libvhdi's reader: %s\n",
+		    (unsigned long long)r->files_checked,
+		    r->bad ? "MISMATCH" : "all match the manifest");
+	} else if (!r->changed) {
+		printf("nothing to do: %s already holds these packages\n",
+		    r->image);
+	} else if (r->dry_run) {
+		printf("dry run: %s in the session and read back; nothing "
+		    "was written to %s\n", r->verified ? "staged" : "planned",
+		    r->image);
+	} else {
+		printf("%s: %llu files, %s written into %s\n", r->image,
+		    (unsigned long long)r->files_written,
+		    cli_size(r->bytes_written, b1), r->repo);
+	}
+}
+
+struct common {
+	struct stage_opts o;
+	bool json;
+	bool checksum;
+};
+
+static int
+parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
+    bool writes)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "short-names", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	long v;
+
+	memset(c, 0, sizeof(*c));
+	c->o.partition = -1;
+	c->o.short_names = -1;
+	while ((ch = getopt_long(argc, argv, "jnp:P:f:s:h", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'n':
+			if (!writes)
+				return cli_usage_error(cmd, "--dry-run: %s "
+				    "writes nothing anyway", cmd->name);
+			c->o.dry_run = true;
+			break;
+		case 'p':
+			v = cli_parse_uint(optarg);
+			if (v < 0 || v > 65535)
+				return cli_usage_error(cmd, "--partition: '%s' "
+				    "is not a partition number", optarg);
+			c->o.partition = (int)v;
+			break;
+		case 'P':
+			c->o.parent = optarg;
+			break;
+		case 'f':
+			c->o.format = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "auto") == 0)
+				c->o.short_names = -1;
+			else if (strcmp(optarg, "on") == 0)
+				c->o.short_names = 1;
+			else if (strcmp(optarg, "off") == 0)
+				c->o.short_names = 0;
+			else
+				return cli_usage_error(cmd, "--short-names: "
+				    "auto, on or off");
+			break;
+		case 'h':
+			cli_help(cmd, stdout);
+			return -2;
+		default:
+			return cli_usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(cmd, "missing IMAGE");
+	return 0;
+}
+
+static int
+finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
+    int rc)
+{
+	int ret = 0;
+
+	if (rc < 0) {
+		ret = cli_fail(cmd);
+	} else {
+		if (c->json)
+			print_json(cmd->name, r);
+		else
+			print_human(cmd, r);
+		if (r->bad)
+			ret = GP_EXIT_FAILURE;
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			cli_msg(cmd, "write error on standard output");
+			ret = GP_EXIT_FAILURE;
+		}
+	}
+	stage_report_free(r);
+	return ret;
+}
+
+static int
+stage_main(const struct cmd *cmd, int argc, char **argv)
+{
+	struct common c;
+	struct pkg_set set = { 0 };
+	struct stage_report r;
+	struct progress pg = { 0 };
+	const char *image;
+	int rc, i;
+
+	rc = parse(cmd, argc, argv, &c, true);
+	if (rc)
+		return rc == -2 ? 0 : rc;
+	image = argv[optind];
+	if (argc - optind < 2)
+		return cli_usage_error(cmd, "missing PACKAGE");
+	for (i = optind + 1; i < argc; i++)
+		if (pkg_collect(&set, argv[i]) < 0) {
+			rc = cli_fail(cmd);
+			pkg_set_free(&set);
+			return rc;
+		}
+	pg.on = isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &pg.start);
+	c.o.progress = progress_cb;
+	c.o.pctx = &pg;
+	rc = stage_run(image, &set, &c.o, &r);
+	progress_end(&pg);
+	pkg_set_free(&set);
+	return finish(cmd, &c, &r, rc);
+}
+
+static int
+remove_main(const struct cmd *cmd, int argc, char **argv)
+{
+	struct common c;
+	struct stage_report r;
+	int rc;
+
+	rc = parse(cmd, argc, argv, &c, true);
+	if (rc)
+		return rc == -2 ? 0 : rc;
+	rc = stage_remove(argv[optind], argv + optind + 1,
+	    (size_t)(argc - optind - 1), &c.o, &r);
+	return finish(cmd, &c, &r, rc);
+}
+
+static int
+verify_main(const struct cmd *cmd, int argc, char **argv)
+{
+	struct common c;
+	struct stage_report r;
+	int rc;
+
+	rc = parse(cmd, argc, argv, &c, false);
+	if (rc)
+		return rc == -2 ? 0 : rc;
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'",
+		    argv[optind + 1]);
+	rc = stage_verify(argv[optind], &c.o, &r);
+	return finish(cmd, &c, &r, rc);
+}
+
+#define COMMON_OPTIONS \
+	"  --json             print a JSON report on stdout\n" \
+	"  --partition N      use partition N as the Windows volume\n" \
+	"  --parent FILE      parent of a differencing image\n"
+
+const struct cmd cmd_stage = {
+	.name = "stage",
+	.args = "IMAGE PACKAGE... [--dry-run] [--json] [--partition N]",
+	.summary = "copy host driver packages into the guest's "
+	    "HostDriverStore\\FileRepository",
+	.options =
+	    "PACKAGE is a package folder from the host's DriverStore\\"
+	    "FileRepository\n(e.g. nv_dispig.inf_amd64_677da8a9230cea15), a "
+	    "folder of them, or a zip,\ncab, tar or tar.gz archive of either.  "
+	    "The change is atomic; a re-run\nwith the same packages writes "
+	    "nothing.\n"
+	    "  --dry-run          do everything in memory, read it back, "
+	    "write nothing\n"
+	    COMMON_OPTIONS
+	    "  --short-names M    8.3 aliases: auto (as the volume does), on, "
+	    "off\n",
+	.run = stage_main,
+};
+
+const struct cmd cmd_remove = {
+	.name = "remove",
+	.args = "IMAGE [PACKAGE...] [--dry-run] [--json]",
+	.summary = "remove packages gpupv-prep staged (all without PACKAGE)",
+	.options =
+	    "  --dry-run          show what would be removed, write nothing\n"
+	    COMMON_OPTIONS,
+	.run = remove_main,
+};
+
+const struct cmd cmd_verify = {
+	.name = "verify",
+	.args = "IMAGE [--json]",
+	.summary = "re-read staged files through libvhdi and check their "
+	    "SHA-256",
+	.options = COMMON_OPTIONS,
+	.run = verify_main,
+};

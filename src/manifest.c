@@ -1,0 +1,187 @@
+/*
+ * manifest.c - HostDriverStore\gpupv-prep.json: what gpupv-prep staged, so
+ * that a re-run can tell it has nothing to do, a newer package can replace
+ * the one it staged, and remove/verify know their files.
+ *
+ * {"format": 1, "tool": "gpupv-prep", "version": "...",
+ *  "packages": [{"name", "inf", "driver_ver", "staged_at", "bytes",
+ *                "files": [{"path", "dir": true} |
+ *                          {"path", "size", "mtime_ns", "sha256"}]}]}
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "json.h"
+#include "package.h"
+
+#define MANIFEST_FORMAT 1
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+int
+manifest_parse(const char *text, size_t len, struct manifest *m)
+{
+	struct jv *root = jv_parse(text, len);
+	const struct jv *pk;
+	size_t i, j;
+
+	memset(m, 0, sizeof(*m));
+	if (!root || jv_int(root, "format", 0) != MANIFEST_FORMAT ||
+	    !(pk = jv_get(root, "packages")) || pk->t != JV_ARR)
+		goto bad;
+	m->v = xcalloc(pk->n + 1, sizeof(*m->v));
+	for (i = 0; i < pk->n; i++) {
+		const struct jv *p = &pk->v[i], *files = jv_get(p, "files");
+		struct man_pkg *mp = &m->v[m->n];
+
+		if (!jv_str(p, "name") || !files || files->t != JV_ARR)
+			goto bad;
+		m->n++;
+		mp->name = xstrdup(jv_str(p, "name"));
+		mp->inf = dup_or_null(jv_str(p, "inf"));
+		mp->driver_ver = dup_or_null(jv_str(p, "driver_ver"));
+		mp->staged_at = dup_or_null(jv_str(p, "staged_at"));
+		mp->files = xcalloc(files->n + 1, sizeof(*mp->files));
+		for (j = 0; j < files->n; j++) {
+			const struct jv *f = &files->v[j], *d;
+			struct pkg_file *pf = &mp->files[mp->nfiles];
+			const char *path = jv_str(f, "path");
+			const char *sha = jv_str(f, "sha256");
+
+			if (!path || !*path)
+				goto bad;
+			mp->nfiles++;
+			pf->rel = xstrdup(path);
+			d = jv_get(f, "dir");
+			pf->is_dir = d && d->t == JV_BOOL && d->b;
+			if (pf->is_dir)
+				continue;
+			if (jv_int(f, "size", -1) < 0 || !sha ||
+			    strlen(sha) != 64)
+				goto bad;
+			pf->size = (uint64_t)jv_int(f, "size", 0);
+			pf->mtime_ns = jv_int(f, "mtime_ns", 0);
+			memcpy(pf->sha256, sha, 65);
+			mp->bytes += pf->size;
+		}
+	}
+	jv_free(root);
+	return 0;
+bad:
+	jv_free(root);
+	manifest_free(m);
+	errno = EINVAL;
+	return -1;
+}
+
+char *
+manifest_format(const struct manifest *m, size_t *len)
+{
+	char *buf = NULL;
+	size_t i, j;
+	struct json js;
+	FILE *f = open_memstream(&buf, len);
+
+	if (!f)
+		abort();
+	json_init(&js, f);
+	json_obj_begin(&js);
+	json_key(&js, "format");
+	json_u64(&js, MANIFEST_FORMAT);
+	json_key(&js, "tool");
+	json_str(&js, "gpupv-prep");
+	json_key(&js, "version");
+	json_str(&js, gp_version());
+	json_key(&js, "packages");
+	json_arr_begin(&js);
+	for (i = 0; i < m->n; i++) {
+		const struct man_pkg *p = &m->v[i];
+
+		json_obj_begin(&js);
+		json_key(&js, "name");
+		json_str(&js, p->name);
+		json_key(&js, "inf");
+		json_str(&js, p->inf);
+		json_key(&js, "driver_ver");
+		json_str(&js, p->driver_ver);
+		json_key(&js, "staged_at");
+		json_str(&js, p->staged_at);
+		json_key(&js, "bytes");
+		json_u64(&js, p->bytes);
+		json_key(&js, "files");
+		json_arr_begin(&js);
+		for (j = 0; j < p->nfiles; j++) {
+			const struct pkg_file *pf = &p->files[j];
+
+			json_obj_begin(&js);
+			json_key(&js, "path");
+			json_str(&js, pf->rel);
+			if (pf->is_dir) {
+				json_key(&js, "dir");
+				json_bool(&js, true);
+			} else {
+				json_key(&js, "size");
+				json_u64(&js, pf->size);
+				json_key(&js, "mtime_ns");
+				json_i64(&js, pf->mtime_ns);
+				json_key(&js, "sha256");
+				json_str(&js, pf->sha256);
+			}
+			json_obj_end(&js);
+		}
+		json_arr_end(&js);
+		json_obj_end(&js);
+	}
+	json_arr_end(&js);
+	json_obj_end(&js);
+	json_end(&js);
+	if (fclose(f) != 0)
+		abort();
+	return buf;
+}
+
+void
+man_pkg_free(struct man_pkg *p)
+{
+	size_t j;
+
+	for (j = 0; j < p->nfiles; j++) {
+		free(p->files[j].rel);
+		free(p->files[j].src);
+	}
+	free(p->files);
+	free(p->name);
+	free(p->inf);
+	free(p->driver_ver);
+	free(p->staged_at);
+	memset(p, 0, sizeof(*p));
+}
+
+void
+manifest_free(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		man_pkg_free(&m->v[i]);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+struct man_pkg *
+manifest_find(struct manifest *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (strcasecmp(m->v[i].name, name) == 0)
+			return &m->v[i];
+	return NULL;
+}

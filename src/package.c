@@ -1,0 +1,578 @@
+/*
+ * package.c - driver packages from the host: folders and archives, and the
+ * INF facts recorded about them.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "ntfs.h"
+#include "package.h"
+
+#define PKG_MAX_DEPTH	64
+#define PKG_MAX_ENTRIES	(1u << 20)
+#define INF_MAX_SIZE	(16u * 1024 * 1024)
+
+static int64_t
+ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of a directory (without . and ..). */
+static char **
+read_names(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **v = NULL;
+
+	*n = 0;
+	if (!d) {
+		error_set(errno, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (*n >= PKG_MAX_ENTRIES)
+			break;
+		v = xrealloc(v, (*n + 1) * sizeof(*v));
+		v[(*n)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_str);
+	else
+		v = xcalloc(1, sizeof(*v));
+	return v;
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool
+has_suffix_ci(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+
+	return a >= b && strcasecmp(s + a - b, suf) == 0;
+}
+
+struct walk {
+	struct pkg *p;
+	const char *root;		/* realpath of the package folder */
+	size_t entries;
+};
+
+static void
+add_file(struct pkg *p, const char *rel, const char *src, bool is_dir,
+    const struct stat *st)
+{
+	struct pkg_file *f;
+
+	p->files = xrealloc(p->files, (p->nfiles + 1) * sizeof(*f));
+	f = &p->files[p->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->rel = xstrdup(rel);
+	f->src = xstrdup(src);
+	f->is_dir = is_dir;
+	f->size = is_dir ? 0 : (uint64_t)st->st_size;
+	f->mtime_ns = ts_ns(&st->st_mtim);
+	if (!is_dir)
+		p->bytes += f->size;
+}
+
+static int
+walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
+{
+	char **names;
+	size_t n, i;
+	int ret = 0;
+
+	if (depth > PKG_MAX_DEPTH) {
+		error_set(ELOOP, "package %s: %s: nested deeper than %d folders",
+		    w->p->name, rel, PKG_MAX_DEPTH);
+		return -1;
+	}
+	names = read_names(dir, &n);
+	if (!names)
+		return -1;
+	for (i = 0; i < n && ret == 0; i++) {
+		char *full = path_join(dir, names[i]);
+		char *r = *rel ? xasprintf("%s/%s", rel, names[i]) :
+		    xstrdup(names[i]);
+		struct stat st;
+
+		if (++w->entries > PKG_MAX_ENTRIES) {
+			error_set(E2BIG, "package %s: more than %u entries",
+			    w->p->name, PKG_MAX_ENTRIES);
+			ret = -1;
+		} else if (ntfs_name_check(names[i]) < 0) {
+			error_set(EINVAL, "package %s: '%s' is not a name Windows "
+			    "can hold (reserved device name, a character among "
+			    "<>:\"\\|?*, or a trailing dot or space)",
+			    w->p->name, r);
+			ret = -1;
+		} else if (lstat(full, &st) < 0) {
+			error_set(errno, "%s: %s", full, strerror(errno));
+			ret = -1;
+		} else if (S_ISLNK(st.st_mode)) {
+			/* Followed only to a file inside the package. */
+			char *t = realpath(full, NULL);
+			size_t rl = strlen(w->root);
+
+			if (!t || strncmp(t, w->root, rl) != 0 || t[rl] != '/' ||
+			    stat(t, &st) < 0 || !S_ISREG(st.st_mode)) {
+				error_set(EXDEV, "package %s: '%s' is a link that "
+				    "points out of the package folder (or not to "
+				    "a file); refused", w->p->name, r);
+				ret = -1;
+			} else {
+				add_file(w->p, r, t, false, &st);
+			}
+			free(t);
+		} else if (S_ISDIR(st.st_mode)) {
+			add_file(w->p, r, full, true, &st);
+			ret = walk_dir(w, full, r, depth + 1);
+		} else if (S_ISREG(st.st_mode)) {
+			add_file(w->p, r, full, false, &st);
+		} else {
+			error_set(EINVAL, "package %s: '%s' is not a regular "
+			    "file or folder", w->p->name, r);
+			ret = -1;
+		}
+		free(full);
+		free(r);
+	}
+	free_names(names, n);
+	return ret;
+}
+
+/* The package's INF: the one its folder is named after, else the first. */
+static char *
+find_inf(const char *dir, const char *folder)
+{
+	char **names, *best = NULL;
+	size_t n, i;
+
+	names = read_names(dir, &n);
+	if (!names)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char *full;
+		struct stat st;
+		size_t l = strlen(names[i]);
+
+		if (!has_suffix_ci(names[i], ".inf"))
+			continue;
+		full = path_join(dir, names[i]);
+		if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (strncasecmp(folder, names[i], l) == 0 &&
+			    (folder[l] == '_' || folder[l] == '\0')) {
+				free(best);
+				best = xstrdup(names[i]);
+				free(full);
+				break;
+			}
+			if (!best)
+				best = xstrdup(names[i]);
+		}
+		free(full);
+	}
+	free_names(names, n);
+	return best;
+}
+
+static int
+add_package(struct pkg_set *set, const char *dir, char *inf)
+{
+	struct walk w = { 0 };
+	struct pkg *p;
+	char *root = realpath(dir, NULL), *infpath;
+	size_t i;
+
+	if (!root) {
+		free(inf);
+		error_set(errno, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	set->v = xrealloc(set->v, (set->n + 1) * sizeof(*p));
+	p = &set->v[set->n++];
+	memset(p, 0, sizeof(*p));
+	p->name = xstrdup(path_basename(root));
+	p->inf = inf;
+	for (i = 0; i < set->n - 1; i++)
+		if (strcasecmp(set->v[i].name, p->name) == 0) {
+			error_set(EEXIST, "package %s is given twice", p->name);
+			free(root);
+			return -1;
+		}
+	if (ntfs_name_check(p->name) < 0) {
+		error_set(EINVAL, "package folder '%s' is not a name Windows can "
+		    "hold", p->name);
+		free(root);
+		return -1;
+	}
+	infpath = path_join(root, inf);
+	p->driver_ver = inf_driver_ver(infpath);
+	gp_error_clear();
+	free(infpath);
+	w.p = p;
+	w.root = root;
+	i = (size_t)walk_dir(&w, root, "", 0);
+	free(root);
+	return (int)i;
+}
+
+/* dir is a package, or holds packages (searched two levels down). */
+static int
+collect_dir(struct pkg_set *set, const char *dir, unsigned depth,
+    bool *found)
+{
+	char *real = realpath(dir, NULL), *inf, **names;
+	size_t n, i;
+	int ret = 0;
+
+	if (!real) {
+		error_set(errno, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	inf = find_inf(real, path_basename(real));
+	if (inf) {
+		*found = true;
+		ret = add_package(set, real, inf);
+		free(real);
+		return ret;
+	}
+	if (depth >= 2 || !(names = read_names(real, &n))) {
+		free(real);
+		return depth >= 2 ? 0 : -1;
+	}
+	for (i = 0; i < n && ret == 0; i++) {
+		char *full = path_join(real, names[i]);
+		struct stat st;
+
+		if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode))
+			ret = collect_dir(set, full, depth + 1, found);
+		free(full);
+	}
+	free_names(names, n);
+	free(real);
+	return ret;
+}
+
+static int
+mkdirs(char *path)
+{
+	char *p;
+
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/*
+ * Unpack an archive into dest, refusing entries that would land outside
+ * it (absolute paths, "..") and links of any kind.
+ */
+static int
+unpack(const char *arch, const char *dest)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	size_t count = 0;
+	int r, ret = -1;
+
+	archive_read_support_filter_all(a);
+	archive_read_support_format_zip(a);
+	archive_read_support_format_cab(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	archive_read_support_format_7zip(a);
+	if (archive_read_open_filename(a, arch, 64 * 1024) != ARCHIVE_OK) {
+		error_set(EINVAL, "%s: not a package folder or an archive that "
+		    "can be read (zip, cab, tar, tar.gz): %s", arch,
+		    archive_error_string(a));
+		goto out;
+	}
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(e);
+		char *rel, *c, *full;
+		mode_t type = archive_entry_filetype(e);
+		bool bad = false;
+
+		if (++count > PKG_MAX_ENTRIES) {
+			error_set(E2BIG, "%s: more than %u entries", arch,
+			    PKG_MAX_ENTRIES);
+			goto out;
+		}
+		if (!name || !*name)
+			continue;
+		rel = xstrdup(name);
+		for (c = rel; *c; c++)
+			if (*c == '\\')
+				*c = '/';
+		if (rel[0] == '/' || (isalpha((unsigned char)rel[0]) &&
+		    rel[1] == ':'))
+			bad = true;
+		for (c = rel; !bad && c; c = strchr(c, '/')) {
+			if (*c == '/')
+				c++;
+			if (strncmp(c, "..", 2) == 0 && (c[2] == '/' || !c[2]))
+				bad = true;
+		}
+		if (bad || archive_entry_hardlink(e) || archive_entry_symlink(e) ||
+		    type == AE_IFLNK) {
+			error_set(EXDEV, "%s: entry '%s' %s; refused", arch, name,
+			    bad ? "leaves the archive's root" : "is a link");
+			free(rel);
+			goto out;
+		}
+		full = path_join(dest, rel);
+		free(rel);
+		if (mkdirs(full) < 0) {
+			error_set(errno, "%s: %s", full, strerror(errno));
+			free(full);
+			goto out;
+		}
+		if (type == AE_IFDIR) {
+			if (mkdir(full, 0700) < 0 && errno != EEXIST) {
+				error_set(errno, "%s: %s", full, strerror(errno));
+				free(full);
+				goto out;
+			}
+		} else if (type == AE_IFREG) {
+			int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC |
+			    O_CLOEXEC | O_NOFOLLOW, 0600);
+			const void *buf;
+			size_t len;
+			la_int64_t off;
+			struct timespec ts[2];
+
+			if (fd < 0) {
+				error_set(errno, "%s: %s", full, strerror(errno));
+				free(full);
+				goto out;
+			}
+			while ((r = archive_read_data_block(a, &buf, &len,
+			    &off)) == ARCHIVE_OK) {
+				if (file_pwrite(fd, buf, len, (uint64_t)off) < 0) {
+					error_set(errno, "%s: %s", full,
+					    strerror(errno));
+					close(fd);
+					free(full);
+					goto out;
+				}
+			}
+			if (r != ARCHIVE_EOF) {
+				error_set(EIO, "%s: entry '%s': %s", arch, name,
+				    archive_error_string(a));
+				close(fd);
+				free(full);
+				goto out;
+			}
+			if (ftruncate(fd, (off_t)archive_entry_size(e)) < 0)
+				debug("%s: %s", full, strerror(errno));
+			ts[0].tv_sec = ts[1].tv_sec = archive_entry_mtime(e);
+			ts[0].tv_nsec = ts[1].tv_nsec =
+			    archive_entry_mtime_nsec(e);
+			if (archive_entry_mtime_is_set(e))
+				futimens(fd, ts);
+			close(fd);
+		} else {
+			error_set(EINVAL, "%s: entry '%s' is not a file or "
+			    "folder; refused", arch, name);
+			free(full);
+			goto out;
+		}
+		free(full);
+	}
+	if (r != ARCHIVE_EOF) {
+		error_set(EIO, "%s: %s", arch, archive_error_string(a));
+		goto out;
+	}
+	ret = 0;
+out:
+	archive_read_free(a);
+	return ret;
+}
+
+int
+pkg_collect(struct pkg_set *set, const char *arg)
+{
+	struct stat st;
+	bool found = false;
+	const char *dir = arg;
+
+	if (stat(arg, &st) < 0) {
+		error_set(errno, "%s: %s", arg, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		const char *t = getenv("TMPDIR");
+		char *tmp = xasprintf("%s/gpupv-prep-pkg.XXXXXX",
+		    t && *t ? t : "/tmp");
+
+		if (!mkdtemp(tmp)) {
+			error_set(errno, "%s: %s", tmp, strerror(errno));
+			free(tmp);
+			return -1;
+		}
+		set->tmpdirs = xrealloc(set->tmpdirs, (set->ntmp + 1) *
+		    sizeof(char *));
+		set->tmpdirs[set->ntmp++] = tmp;
+		if (unpack(arg, tmp) < 0)
+			return -1;
+		dir = tmp;
+	}
+	if (collect_dir(set, dir, 0, &found) < 0) {
+		error_prefix("%s", arg);
+		return -1;
+	}
+	if (!found) {
+		error_set(ENOENT, "%s: no driver package in it (a package is a "
+		    "folder with an .inf file, as in DriverStore\\FileRepository)",
+		    arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+pkg_free(struct pkg *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nfiles; i++) {
+		free(p->files[i].rel);
+		free(p->files[i].src);
+	}
+	free(p->files);
+	free(p->name);
+	free(p->inf);
+	free(p->driver_ver);
+}
+
+void
+pkg_set_free(struct pkg_set *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->n; i++)
+		pkg_free(&set->v[i]);
+	free(set->v);
+	for (i = 0; i < set->ntmp; i++) {
+		nftw(set->tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		free(set->tmpdirs[i]);
+	}
+	free(set->tmpdirs);
+	memset(set, 0, sizeof(*set));
+}
+
+/* ---- INF ---------------------------------------------------------- */
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+char *
+inf_driver_ver(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *raw;
+	char *text, *line, *save = NULL, *ver = NULL;
+	size_t n;
+	bool in_version = false;
+
+	if (!f) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	raw = xmalloc(INF_MAX_SIZE + 2);
+	n = fread(raw, 1, INF_MAX_SIZE, f);
+	fclose(f);
+	raw[n] = raw[n + 1] = 0;
+	if (n >= 2 && raw[0] == 0xff && raw[1] == 0xfe)
+		text = utf16_to_utf8(raw + 2, (n - 2) / 2, false);
+	else
+		text = xstrdup((char *)raw + (n >= 3 && raw[0] == 0xef &&
+		    raw[1] == 0xbb && raw[2] == 0xbf ? 3 : 0));
+	free(raw);
+	for (line = strtok_r(text, "\n", &save); line && !ver;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *l = trim(line), *eq, *semi;
+
+		if (*l == '[') {
+			char *close = strchr(l, ']');
+
+			if (close)
+				*close = '\0';
+			in_version = strcasecmp(trim(l + 1), "Version") == 0;
+			continue;
+		}
+		if (!in_version || !(eq = strchr(l, '=')))
+			continue;
+		*eq = '\0';
+		if (strcasecmp(trim(l), "DriverVer") != 0)
+			continue;
+		if ((semi = strchr(eq + 1, ';')))
+			*semi = '\0';
+		ver = xstrdup(trim(eq + 1));
+	}
+	free(text);
+	if (!ver)
+		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
+	return ver;
+}

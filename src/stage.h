@@ -1,0 +1,70 @@
+/*
+ * stage.h - the plan and its execution for stage, remove and verify: a
+ * guest session (image, Windows volume, HostDriverStore paths, manifest)
+ * and what each command does in it.  Nothing here prints.
+ */
+#ifndef GPUPV_STAGE_H
+#define GPUPV_STAGE_H
+
+#include "package.h"
+
+struct stage_opts {
+	bool dry_run;
+	int partition;			/* -1: find Windows */
+	const char *parent;
+	const char *format;		/* force "raw", "vhd", "vhdx", "vhdi" */
+	int short_names;		/* -1 as the volume does, 0, 1 */
+	/* Progress of long copies: files and bytes done of the totals. */
+	void (*progress)(void *ctx, uint64_t files, uint64_t nfiles,
+	    uint64_t bytes, uint64_t total);
+	void *pctx;
+};
+
+enum stage_action {
+	ACT_STAGE,			/* new */
+	ACT_REPLACE,			/* staged before with other contents */
+	ACT_UNCHANGED,
+	ACT_REMOVE,			/* superseded or asked to remove */
+};
+
+struct stage_item {
+	char *name;
+	char *inf;
+	char *driver_ver;
+	enum stage_action action;
+	char *replaces;			/* older package of the same INF */
+	uint64_t files;
+	uint64_t bytes;
+};
+
+struct stage_report {
+	char *image;
+	char *repo;			/* FileRepository path in the guest */
+	unsigned partition;
+	struct stage_item *v;
+	size_t n;
+	bool changed;			/* something was (or would be) written */
+	bool dry_run;
+	bool verified;			/* read back and hashes matched */
+	uint64_t bytes_written;
+	uint64_t files_written;
+	uint64_t free_before;
+	/* verify: */
+	uint64_t files_checked;
+	uint64_t bad;			/* missing or different files */
+	char **problems;
+	size_t nproblems;
+};
+
+const char *stage_action_name(enum stage_action a);
+int	stage_run(const char *image, struct pkg_set *set,
+	    const struct stage_opts *o, struct stage_report *r);
+/* Remove the named packages (all staged ones when n == 0). */
+int	stage_remove(const char *image, char **names, size_t n,
+	    const struct stage_opts *o, struct stage_report *r);
+/* Re-read every staged file through libvhdi's view and check hashes. */
+int	stage_verify(const char *image, const struct stage_opts *o,
+	    struct stage_report *r);
+void	stage_report_free(struct stage_report *r);
+
+#endif
