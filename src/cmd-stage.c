@@ -156,6 +156,10 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		printf("%llu files checked through libvhdi's reader: %s\n",
 		    (unsigned long long)r->files_checked,
 		    r->bad ? "MISMATCH" : "all match the manifest");
+	} else if (strcmp(cmd->name, "remove") == 0) {
+		printf("%s: %s%zu package%s removed from %s\n", r->image,
+		    r->dry_run ? "dry run, would have " : "", r->n,
+		    r->n == 1 ? "" : "s", r->repo);
 	} else if (!r->changed) {
 		printf("nothing to do: %s already holds these packages\n",
 		    r->image);

@@ -391,8 +391,13 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 		v->dev = NULL;
 		goto fail;
 	}
-	/* ntfs_mount() does these two; ntfs_device_mount() does not. */
-	ntfs_create_lru_caches(v->vol);
+	/*
+	 * ntfs_mount() does these two; ntfs_device_mount() does not.  The
+	 * inode caches only for reading: with them, deletions through
+	 * ntfs_delete() without a path leave a stale directory in the cache.
+	 */
+	if (!writable)
+		ntfs_create_lru_caches(v->vol);
 	if (ntfs_volume_get_free_space(v->vol) < 0) {
 		ntfs_fail(v, GP_EXIT_CORRUPT, errno, "cannot read the cluster "
 		    "bitmap");
@@ -1358,9 +1363,12 @@ gp_volume_remove(gp_volume *v, const char *path)
 	}
 	/* Deletes the 8.3 alias too; closes both inodes. */
 	if (ntfs_delete(v->vol, NULL, ni, dir, uname, (u8)ulen) < 0) {
+		int e = errno == ENOENT ? EIO : errno;
+
 		ni = dir = NULL;
-		ntfs_fail(v, GP_EXIT_FAILURE, errno, errno == ENOTEMPTY ?
+		ntfs_fail(v, GP_EXIT_FAILURE, e, e == ENOTEMPTY ?
 		    "folder is not empty" : "cannot delete");
+		errno = e;
 		goto out;
 	}
 	ni = dir = NULL;
