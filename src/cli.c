@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +163,11 @@ main(int argc, char **argv)
 {
 	const struct cmd *cmd;
 
+	/* Host file names are UTF-8 bytes; libarchive converts entry names
+	 * through the locale, so make it a UTF-8 one. */
+	if (!setlocale(LC_CTYPE, "") ||
+	    strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+		setlocale(LC_CTYPE, "C.UTF-8");
 	if (argc < 2) {
 		usage(stderr);
 		return GP_EXIT_USAGE;

@@ -1,0 +1,174 @@
+#!/bin/sh
+# stage, remove, verify on every image kind the foundation reads.  What
+# lands in NTFS is judged by sleuthkit (fls, icat, istat) on a raw copy
+# made by qemu-img; the container by qemu-img check.
+. "$(dirname "$0")/functions.sh"
+requires qemu-img sgdisk mkntfs hivexregedit fls icat istat jq tar gzip
+
+# A package shaped like a FileRepository folder: deep nesting, an empty
+# file, Unicode, spaces, mixed case, and a file large enough to be split.
+PKG="$TMP/src/nv_dispig.inf_amd64_677da8a9230cea15"
+mkdir -p "$PKG/Display.NvContainer/plugins/LocalSystem/a/b/c/d" "$PKG/NvCamera"
+printf '[Version]\r\nSignature="$Windows NT$"\r\nClass=Display\r\nDriverVer = 10/23/2023,31.0.15.4601 ; NVIDIA\r\n' >"$PKG/nv_dispig.inf"
+head -c 5000000 /dev/urandom >"$PKG/nvlddmkm.sys"
+head -c 70000 /dev/urandom >"$PKG/NvCamera/NvCameraAllowlisting64.dll"
+: >"$PKG/Display.NvContainer/empty.dat"
+echo "plugin" >"$PKG/Display.NvContainer/plugins/LocalSystem/a/b/c/d/Deep Name.DLL"
+echo "unicode" >"$PKG/NvCamera/Ünïcödé ✓.txt"
+echo "x" >"$PKG/MixedCase_File.Bin"
+touch -d '2023-10-23 12:34:56.789' "$PKG/nvlddmkm.sys"
+
+# check IMAGE QEMU_FMT [PKGDIR]: every file of the package, byte for byte,
+# READONLY, kept mtime, no own security descriptor.
+check() {
+  img=$1 fmt=$2 pkg=${3:-$PKG}
+  name=$(basename "$pkg")
+  rm -f "$TMP/c.raw"
+  qemu-img convert -f "$fmt" -O raw "$img" "$TMP/c.raw"
+  run 0 "$GPUPV_PREP" inspect --json "$img"
+  part=$(jqv '.windows.partition // empty')
+  [ -n "$part" ] || part=${PART:-3}
+  off=$(jq -r ".partitions[] | select(.index == $part) | .start / 512" "$TMP/out")
+  fls -r -p -o "$off" "$TMP/c.raw" >"$TMP/fls" || fail "fls cannot walk the volume"
+  (cd "$pkg" && find . -mindepth 1 | sed 's|^\./||' | sort) >"$TMP/want"
+  n=0
+  while IFS= read -r rel; do
+    line=$(grep -i -F "/HostDriverStore/FileRepository/$name/$rel" "$TMP/fls" |
+      awk -F'\t' -v p="$rel" 'tolower(substr($2, length($2) - length(p) + 1)) == tolower(p)' |
+      grep -v '^[-rd/]* \*' | head -1)
+    [ -n "$line" ] || fail "$img: $rel not found by fls"
+    case "$(awk -F'\t' '{print $2}' <<EOT
+$line
+EOT
+)" in */HostDriverStore/FileRepository/"$name/$rel") ;; *) fail "$img: $rel stored with another case" ;; esac
+    inode=$(echo "$line" | sed 's/^[^ ]* \([0-9]*\)-.*/\1/')
+    istat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/istat"
+    grep -q "Flags: Read Only" "$TMP/istat" || fail "$rel: no READONLY flag"
+    ! grep -q 'SECURITY_DESCRIPTOR' "$TMP/istat" || fail "$rel: has its own security descriptor"
+    if [ -f "$pkg/$rel" ]; then
+      icat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/got"
+      cmp -s "$TMP/got" "$pkg/$rel" || fail "$img: $rel differs"
+      want=$(date -u -r "$pkg/$rel" '+%Y-%m-%d %H:%M:%S')
+      grep -q "^File Modified:	$want" "$TMP/istat" || fail "$rel: modification time not kept ($want)"
+    fi
+    n=$((n + 1))
+  done <"$TMP/want"
+  [ "$fmt" != vhdx ] || qemu-img check -q "$img" || fail "$img: qemu-img check"
+  echo "  $img: $n entries checked"
+}
+
+# One full cycle on IMAGE: dry run, stage, re-run, verify, remove, verify.
+cycle() {
+  img=$1 fmt=$2; shift 2
+  before=$(sha "$img")
+  run 0 "$GPUPV_PREP" stage --dry-run "$img" "$PKG" --json "$@"
+  expect_eq "$(jqv '.packages[0].action')" stage "$img: dry-run plan"
+  expect_eq "$(jqv .verified)" true "$img: dry run read back"
+  expect_eq "$(sha "$img")" "$before" "$img: --dry-run changed the image"
+  run 0 "$GPUPV_PREP" stage "$img" "$PKG" "$@"
+  check "$img" "$fmt"
+  after=$(sha "$img")
+  run 0 "$GPUPV_PREP" stage "$img" "$PKG" --json "$@"
+  expect_eq "$(jqv .changed)" false "$img: identical re-run"
+  expect_eq "$(jqv '.packages[0].action')" unchanged "$img: identical re-run"
+  expect_eq "$(sha "$img")" "$after" "$img: an identical re-run changed the image"
+  run 0 "$GPUPV_PREP" verify "$img" --json "$@"
+  expect_eq "$(jqv .verified)" true "$img: verify"
+  run 0 "$GPUPV_PREP" remove "$img" "$@"
+  run 1 "$GPUPV_PREP" verify "$img" "$@"
+  grep -q "nothing staged" "$TMP/err" || fail "$img: verify after remove"
+  run 0 "$GPUPV_PREP" inspect --json "$img"
+  expect_eq "$(jqv '.host_driver_store | length')" 0 "$img: empty after remove"
+  [ "$fmt" != vhdx ] || qemu-img check -q "$img" || fail "$img: check after remove"
+  pass "$img"
+}
+
+mkgpt_windows "$TMP/g.raw"
+qemu-img convert -f raw -O vhdx -o block_size=8M "$TMP/g.raw" "$TMP/dyn.vhdx"
+qemu-img convert -f raw -O vhdx -o subformat=fixed "$TMP/g.raw" "$TMP/fixed.vhdx"
+qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$TMP/g.raw" "$TMP/dyn.vhd"
+cycle "$TMP/dyn.vhdx" vhdx
+cycle "$TMP/fixed.vhdx" vhdx
+cycle "$TMP/dyn.vhd" vpc
+cycle "$TMP/g.raw" raw
+
+# MBR, with WINDOWS\SYSTEM32 in upper case: found, not doubled.
+truncate -s 160M "$TMP/mbr.raw"
+echo 'start=2048, type=7' | sfdisk -q "$TMP/mbr.raw" >/dev/null
+mkntfs_at "$TMP/mbr.raw" 2048 $((160 * 2048 - 2048)) Windows
+rm -f "$TMP/SYSTEM"; "$IMGTOOL" mkhive "$TMP/SYSTEM"
+"$IMGTOOL" put "$TMP/mbr.raw" 1 WINDOWS/SYSTEM32/config/SYSTEM "$TMP/SYSTEM"
+run 0 "$GPUPV_PREP" stage "$TMP/mbr.raw" "$PKG"
+PART=1 check "$TMP/mbr.raw" raw
+fls -o 2048 "$TMP/mbr.raw" | grep -qi '	windows$' || fail "mbr: no WINDOWS"
+[ "$(fls -o 2048 "$TMP/mbr.raw" | grep -ci '	windows$')" = 1 ] || fail "mbr: a second windows folder"
+fls -r -p -o 2048 "$TMP/mbr.raw" | grep -q 'WINDOWS/SYSTEM32/HostDriverStore/FileRepository/' ||
+  fail "mbr: HostDriverStore not under WINDOWS/SYSTEM32"
+pass "mbr, upper-case WINDOWS\\SYSTEM32"
+
+# Archives of each kind; a folder holding packages.
+(cd "$TMP/src" && tar cf "$TMP/p.tar" nv_dispig.inf_amd64_677da8a9230cea15 &&
+  tar czf "$TMP/p.tar.gz" nv_dispig.inf_amd64_677da8a9230cea15)
+if command -v zip >/dev/null; then
+  (cd "$TMP/src" && zip -qr "$TMP/p.zip" nv_dispig.inf_amd64_677da8a9230cea15)
+fi
+if command -v gcab >/dev/null; then
+  (cd "$TMP/src" && find nv_dispig.inf_amd64_677da8a9230cea15 -type f |
+    tr '\n' '\0' | xargs -0 gcab -c "$TMP/p.cab")
+fi
+for a in "$TMP/p.tar" "$TMP/p.tar.gz" "$TMP/p.zip" "$TMP/p.cab" "$TMP/src"; do
+  [ -e "$a" ] || { echo "  (no tool to make ${a##*/})"; continue; }
+  cp "$TMP/dyn.vhdx" "$TMP/a.vhdx"
+  run 0 "$GPUPV_PREP" stage "$TMP/a.vhdx" "$a" --json
+  expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "${a##*/}"
+  expect_eq "$(jqv '.packages[0].driver_ver')" "10/23/2023,31.0.15.4601" "${a##*/}: DriverVer"
+  run 0 "$GPUPV_PREP" verify "$TMP/a.vhdx"
+  pass "package from ${a##*/}"
+done
+
+# A newer package of the same INF replaces the one we staged; a folder we
+# did not stage is left alone and stops the run.
+NEW="$TMP/src2/nv_dispig.inf_amd64_1111111111111111"
+mkdir -p "$NEW"
+sed 's/31.0.15.4601/31.0.15.5555/' "$PKG/nv_dispig.inf" >"$NEW/nv_dispig.inf"
+echo new >"$NEW/nvlddmkm.sys"
+cp "$TMP/dyn.vhdx" "$TMP/r.vhdx"
+run 0 "$GPUPV_PREP" stage "$TMP/r.vhdx" "$PKG"
+run 0 "$GPUPV_PREP" stage "$TMP/r.vhdx" "$NEW" --json
+expect_eq "$(jqv '[.packages[] | .action] | sort | join(",")')" "remove,stage" "newer version"
+run 0 "$GPUPV_PREP" inspect --json "$TMP/r.vhdx"
+expect_eq "$(jqv '[.host_driver_store[].package] | join(",")')" nv_dispig.inf_amd64_1111111111111111 "replaced"
+"$IMGTOOL" mkdir "$TMP/r.vhdx" 3 Windows/System32/HostDriverStore/FileRepository/nv_dispig.inf_amd64_677da8a9230cea15
+before=$(sha "$TMP/r.vhdx")
+run 1 "$GPUPV_PREP" stage "$TMP/r.vhdx" "$PKG"
+grep -q "not staged by gpupv-prep" "$TMP/err" || fail "foreign folder not reported"
+expect_eq "$(sha "$TMP/r.vhdx")" "$before" "refused run changed the image"
+pass "replacement and foreign folders"
+
+# Names Windows cannot hold; links out of the package; archive escapes.
+for bad in 'a:b.dll' 'CON.dll' 'trail.' 'pipe|x'; do
+  B="$TMP/bad/x.inf_amd64_0"; rm -rf "$TMP/bad"; mkdir -p "$B"
+  echo '[Version]' >"$B/x.inf"; echo 1 >"$B/$bad"
+  run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
+  grep -q -F "$bad" "$TMP/err" || fail "bad name '$bad' not named"
+done
+rm -rf "$TMP/bad"; mkdir -p "$B"; echo '[Version]' >"$B/x.inf"
+ln -s /etc/passwd "$B/evil.dll"
+run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
+grep -q "evil.dll" "$TMP/err" || fail "link out of the package not named"
+mkdir -p "$TMP/esc/pkg.inf_x"; echo '[Version]' >"$TMP/esc/pkg.inf_x/pkg.inf"
+tar cf "$TMP/esc.tar" -C "$TMP/esc" pkg.inf_x --transform 's|^pkg.inf_x/pkg.inf|../../escape.inf|'
+run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$TMP/esc.tar"
+grep -q "escape.inf" "$TMP/err" || fail "archive escape not named"
+pass "bad names, links and archive escapes refused"
+
+# A volume too small for the package: a clear error, the image unchanged.
+guest_layout "$TMP/small.raw" 64M 32 >/dev/null
+"$IMGTOOL" put "$TMP/small.raw" 3 Windows/System32/config/SYSTEM "$TMP/SYSTEM"
+BIG="$TMP/big/big.inf_amd64_0"; mkdir -p "$BIG"; echo '[Version]' >"$BIG/big.inf"
+head -c 40000000 /dev/urandom >"$BIG/huge.bin"
+before=$(sha "$TMP/small.raw")
+run 1 "$GPUPV_PREP" stage "$TMP/small.raw" "$BIG"
+grep -q "free" "$TMP/err" || fail "no clear message for a full volume"
+expect_eq "$(sha "$TMP/small.raw")" "$before" "a failed stage changed the image"
+pass "volume too small"
