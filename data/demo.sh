@@ -2,8 +2,10 @@
 # make demo: build a sample Windows guest disk the way Hyper-V lays one
 # out - a dynamic VHDX with GPT, an EFI system partition, an MSR and an
 # NTFS Windows volume whose System32\config holds SYSTEM and SOFTWARE
-# hives made by the project's own code (then filled through hivex) - and
-# inspect it.  Everything goes into demo-out/ in the build tree.
+# hives made by the project's own code (then filled through hivex) - then
+# stage the sample driver package of data/sample-package into it (dry run,
+# for real, and again to show the re-run writes nothing), verify it through
+# libvhdi and inspect the result.  Everything goes into demo-out/.
 set -eu
 build=${1:-.}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,16 +64,24 @@ REG
 hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$out/SOFTWARE" "$out/software.reg"
 "$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SYSTEM "$out/SYSTEM"
 "$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SOFTWARE "$out/SOFTWARE"
-"$imgtool" mkdir "$out/guest.vhdx" 3 Windows/System32/HostDriverStore/FileRepository
 rm -f "$out/SYSTEM" "$out/SOFTWARE" "$out/system.reg" "$out/software.reg"
 
+pkg="$src/data/sample-package/gpupvdemo.inf_amd64_5a1e0c0ffee0d00d"
+echo
+echo "\$ gpupv-prep stage --dry-run demo-out/guest.vhdx data/sample-package/..."
+"$tool" stage --dry-run "$out/guest.vhdx" "$pkg"
+echo
+echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/..."
+"$tool" stage "$out/guest.vhdx" "$pkg"
+echo
+echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/...   (again)"
+"$tool" stage "$out/guest.vhdx" "$pkg"
+echo
+echo "\$ gpupv-prep verify demo-out/guest.vhdx"
+"$tool" verify "$out/guest.vhdx"
+echo
 echo "demo: qemu-img check of the result:"
 qemu-img check "$out/guest.vhdx" | sed 's/^/  /'
 echo
 echo "\$ gpupv-prep inspect demo-out/guest.vhdx"
 (cd "$build" && "$tool" inspect demo-out/guest.vhdx)
-echo
-echo "\$ gpupv-prep inspect --json demo-out/guest.vhdx | jq .windows"
-(cd "$build" && "$tool" inspect --json demo-out/guest.vhdx) | jq .windows
-echo
-echo "demo: staging driver packages comes with the 'stage' command (not yet built)."

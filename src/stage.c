@@ -784,7 +784,8 @@ stage_verify(const char *image, const struct stage_opts *o,
 		if (bad < 0)
 			goto fail;
 		r->bad += (uint64_t)bad;
-		it->files = mp->nfiles;
+		for (size_t k = 0; k < mp->nfiles; k++)
+			it->files += !mp->files[k].is_dir;
 	}
 	r->verified = r->bad == 0;
 	guest_close(&g);
