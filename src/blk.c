@@ -58,7 +58,9 @@ blk_file_write_raw(gp_image *img, const void *buf, size_t len, uint64_t off)
 
 		error_set(e, "%s: write at offset %llu: %s%s", img->path,
 		    (unsigned long long)off, strerror(e),
-		    e == ENOSPC ? " (host file system full)" : "");
+		    e == ENOSPC || e == EFBIG ? " (host file system full or "
+		    "file size limit reached; the image keeps its old state)" :
+		    "");
 		return -1;
 	}
 	if (off + len > img->phys_size)

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -143,6 +144,7 @@ int
 gp_image_commit(gp_image *img)
 {
 	struct txn *t = img->txn;
+	struct timespec t0, t1;
 	int r;
 
 	if (!t)
@@ -159,7 +161,12 @@ gp_image_commit(gp_image *img)
 	if (!blk_cow_count(img) && !blk_cow_direct_used(img))
 		return 0;
 	fault_point("commit");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = img->drv->commit ? img->drv->commit(img) : blk_journal_commit(img);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	debug("%s: committed %zu held pages in %.1f ms", img->path,
+	    blk_cow_count(img), (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (r < 0) {
 		/* Before the commit point nothing of the change is visible;
 		 * after it the next open completes it.  Either way this

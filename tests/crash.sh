@@ -80,3 +80,20 @@ for fmt in vhdx raw; do
   for t in $(seq "$n"); do trial "$TMP/c.$fmt" "$fmt" "$dur" "$t"; done
   pass "$fmt: $n kills over a ${dur} ms stage: $(grep -c old "$TMP/states.$fmt" || true) old, $(grep -c new "$TMP/states.$fmt" || true) new, none torn"
 done
+
+# The host file system fills up while the image grows (a file size limit
+# stands in for a full disk, which needs root to set up): a clear error,
+# and the image keeps its old state and size.
+cp "$TMP/base.vhdx" "$TMP/full.vhdx"
+size=$(stat -c %s "$TMP/full.vhdx")
+set +e
+(trap '' XFSZ; ulimit -f $(((size + 16 * 1024 * 1024) / 1024)); \
+  exec "$GPUPV_PREP" stage "$TMP/full.vhdx" "$PKG") >/dev/null 2>"$TMP/fullerr"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "disk full: stage succeeded"
+grep -q "full" "$TMP/fullerr" || { cat "$TMP/fullerr" >&2; fail "disk full: no clear message"; }
+expect_eq "$(stat -c %s "$TMP/full.vhdx")" "$size" "disk full: file size"
+[ "$(state "$TMP/full.vhdx" vhdx)" = old ] || fail "disk full: not the old state"
+qemu-img check -q "$TMP/full.vhdx" || fail "disk full: qemu-img check"
+pass "host file system full: clear error, old state: $(head -c 200 "$TMP/fullerr")"
