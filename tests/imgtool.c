@@ -92,6 +92,8 @@ randwrite(int argc, char **argv)
 			len = 1 + rnd() % 65536;
 		else
 			len = 1 + rnd() % maxlen;
+		if (len > maxlen)
+			len = maxlen;
 		if (len > info.virtual_size)
 			len = info.virtual_size;
 		off = rnd() % (info.virtual_size - len + 1);

@@ -64,3 +64,4 @@ for spec in vhdx:vhdx: vpc:vhd:subformat=dynamic,force_size=on raw:raw:; do
   [ "$fmt" != vhdx ] || qemu-img check -q "$img" || fail "$ext: qemu-img check after recovery"
   pass "$ext: killed after the commit point reads the new state, completed on open"
 done
+
