@@ -79,7 +79,6 @@ vhdi_open(gp_image *img, const struct gp_open_opts *opts)
 	libvhdi_error_t *err = NULL;
 	size64_t size = 0;
 	char *path = xstrdup(img->path);
-	int i;
 
 	img->priv = h;
 	for (;;) {
@@ -127,7 +126,6 @@ vhdi_open(gp_image *img, const struct gp_open_opts *opts)
 	img->info.subformat = "libvhdi";
 	img->info.logical_sector_size = 512;
 	img->info.physical_sector_size = 512;
-	(void)i;
 	return 0;
 }
 

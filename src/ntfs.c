@@ -1245,6 +1245,11 @@ gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
 
 	if (require_writable(v) < 0)
 		goto out;
+	if (!is_dir && size && !fill) {
+		error_set(EINVAL, "%s: no contents for a file of %llu bytes",
+		    v->where, (unsigned long long)size);
+		goto out;
+	}
 	dir = open_parent(v, path, &copy, &name);
 	if (!dir)
 		goto out;
