@@ -995,72 +995,57 @@ gp_volume_mkdir_p(gp_volume *v, const char *path)
 	return 0;
 }
 
+struct mem_src {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int
+mem_fill(void *ctx, void *buf, size_t n)
+{
+	struct mem_src *m = ctx;
+
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return 0;
+}
+
+/* Create or replace: parents made as needed, then gp_volume_create. */
 int
 gp_volume_write_file(gp_volume *v, const char *path, const void *data,
     size_t len)
 {
-	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
-	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH);
-	ntfs_inode *dir = NULL, *ni = NULL;
-	ntfs_attr *na = NULL;
-	MFT_REF mref;
-	size_t done = 0;
+	struct gp_file_meta m = { .mtime_ns = (int64_t)time(NULL) * 1000000000 };
+	struct mem_src src = { data, len };
+	char *copy = xstrdup(path), *parent, *c;
+	struct gp_stat st;
 	int ret = -1;
 
+	for (c = copy; *c; c++)
+		if (*c == '\\')
+			*c = '/';
+	parent = path_dirname(copy);
+	free(copy);
 	if (require_writable(v) < 0)
 		goto out;
-	if (n == 0 || n > NTFS_MAX_PATH_DEPTH) {
-		error_set(EINVAL, "%s: bad file path %s", v->where, path);
+	if (*parent && strcmp(parent, ".") != 0 && strcmp(parent, "/") != 0 &&
+	    gp_volume_mkdir_p(v, parent) < 0)
 		goto out;
-	}
-	dir = walk_dirs(v, comp, n - 1, true);
-	if (!dir)
-		goto out;
-	if (lookup(v, dir, comp[n - 1], &mref) == 0) {
-		ni = ntfs_inode_open(v->vol, MREF(mref));
-		if (ni && (ni->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
+	if (gp_volume_stat(v, path, &st) == 0) {
+		if (st.is_dir) {
 			error_set(EISDIR, "%s: %s is a directory", v->where,
 			    path);
 			goto out;
 		}
-	} else if (!error_pending()) {
-		ni = create_child(v, dir, comp[n - 1], S_IFREG);
-	}
-	if (!ni) {
-		if (!error_pending())
-			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open a file");
-		goto out;
-	}
-	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
-	if (!na || ntfs_attr_truncate(na, (s64)len) < 0) {
-		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-		    errno == ENOSPC ? "NTFS volume is full" :
-		    "cannot size a file");
-		goto out;
-	}
-	while (done < len) {
-		s64 w = ntfs_attr_pwrite(na, (s64)done, (s64)MIN(len - done,
-		    (size_t)NTFS_IO_CHUNK), (const uint8_t *)data + done);
-
-		if (w <= 0) {
-			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-			    errno == ENOSPC ? "NTFS volume is full" :
-			    "write error");
+		if (gp_volume_remove(v, path) < 0)
 			goto out;
-		}
-		done += (size_t)w;
+	} else if (error_pending()) {
+		goto out;
 	}
-	ret = 0;
+	ret = gp_volume_create(v, path, false, len, &m, mem_fill, &src);
 out:
-	if (ret < 0)
-		error_prefix("%s", path);
-	if (na)
-		ntfs_attr_close(na);
-	if (ni)
-		ntfs_inode_close(ni);
-	if (dir)
-		ntfs_inode_close(dir);
-	free(copy);
+	free(parent);
 	return ret;
 }
 

@@ -71,6 +71,21 @@ guest_close(struct guest *g)
 	memset(g, 0, sizeof(*g));
 }
 
+/*
+ * Unmount (libntfs-3g writes what it holds) and commit the session.  Only
+ * for runs that change something: the unmount alone rewrites metadata.
+ */
+static int
+guest_commit(struct guest *g)
+{
+	int r = gp_volume_close(g->vol);
+
+	g->vol = NULL;
+	if (r < 0)
+		return -1;
+	return gp_image_commit(g->img);
+}
+
 /* Open the image and its Windows volume; read the manifest. */
 static int
 guest_open(struct guest *g, const char *image, const struct stage_opts *o,
@@ -357,48 +372,23 @@ out:
 	return ret;
 }
 
-struct mem {
-	const char *p;
-	size_t left;
-};
-
-static int
-mem_fill(void *ctx, void *buf, size_t n)
-{
-	struct mem *m = ctx;
-
-	if (n > m->left)
-		return -1;
-	memcpy(buf, m->p, n);
-	m->p += n;
-	m->left -= n;
-	return 0;
-}
-
 /* Replace the manifest (or delete it when nothing is staged any more). */
 static int
 write_manifest(struct guest *g)
 {
-	struct gp_file_meta m = { .mtime_ns = (int64_t)time(NULL) * 1000000000 };
 	struct gp_stat st;
-	struct mem src;
 	size_t len;
 	char *text;
 	int ret;
 
-	if (gp_volume_stat(g->vol, g->manifest_path, &st) == 0) {
-		if (gp_volume_remove(g->vol, g->manifest_path) < 0)
-			return -1;
-	} else {
+	if (g->man.n == 0) {
+		if (gp_volume_stat(g->vol, g->manifest_path, &st) == 0)
+			return gp_volume_remove(g->vol, g->manifest_path);
 		gp_error_clear();
-	}
-	if (g->man.n == 0)
 		return 0;
+	}
 	text = manifest_format(&g->man, &len);
-	src.p = text;
-	src.left = len;
-	ret = gp_volume_create(g->vol, g->manifest_path, false, len, &m,
-	    mem_fill, &src);
+	ret = gp_volume_write_file(g->vol, g->manifest_path, text, len);
 	free(text);
 	return ret;
 }
@@ -665,12 +655,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			}
 		r->verified = true;
 	}
-	if (gp_volume_close(g.vol) < 0) {
-		g.vol = NULL;
-		goto fail;
-	}
-	g.vol = NULL;
-	if (gp_image_commit(g.img) < 0)
+	if (guest_commit(&g) < 0)
 		goto fail;
 	guest_close(&g);
 	return 0;
@@ -727,12 +712,8 @@ stage_remove(const char *image, char **names, size_t n,
 	r->changed = r->n > 0;
 	if (r->changed && write_manifest(&g) < 0)
 		goto fail;
-	if (gp_volume_close(g.vol) < 0) {
-		g.vol = NULL;
-		goto fail;
-	}
-	g.vol = NULL;
-	if (r->changed && gp_image_commit(g.img) < 0)
+	/* Nothing removed: the session is dropped unwritten. */
+	if (r->changed && guest_commit(&g) < 0)
 		goto fail;
 	guest_close(&g);
 	return 0;
