@@ -1339,31 +1339,44 @@ vhdx_begin_direct(gp_image *img)
 	return begin_session(img, img->priv);
 }
 
+/*
+ * Descriptors per log entry: as many as the entry's first sector holds
+ * after the 64-byte header (2.3.1.1, 2.3.1.2).  Longer entries are valid
+ * VHDX, but QEMU's replay reads a multi-sector descriptor area into a
+ * single sector buffer and fails on them, so a large commit is written as
+ * a sequence of such entries instead.
+ */
+#define LOG_DESC_PER_ENTRY	((VHDX_LOG_SECTOR - 64) / 32)
+#define LOG_ENTRY_MAX		((1 + LOG_DESC_PER_ENTRY) * VHDX_LOG_SECTOR)
+
 struct log_build {
-	uint8_t *entry;
-	uint32_t dsec;			/* descriptor sectors */
-	uint32_t i;
-	uint64_t seq;
+	uint8_t *log;
+	uint64_t i;			/* pages placed so far */
+	uint64_t seq;			/* of the first entry */
 };
 
-/* One data descriptor and its data sector per held page (2.3.1.2, 2.3.1.4). */
+/* One data descriptor and its data sector per held page (2.3.1.2, 2.3.1.4),
+ * in entry i / LOG_DESC_PER_ENTRY of the sequence. */
 static int
 log_add_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 {
 	struct log_build *b = arg;
-	uint8_t *d = b->entry + 64 + 32 * (size_t)b->i;
-	uint8_t *s = b->entry + (size_t)(b->dsec + b->i) * VHDX_LOG_SECTOR;
+	uint64_t e = b->i / LOG_DESC_PER_ENTRY, k = b->i % LOG_DESC_PER_ENTRY;
+	uint64_t seq = b->seq + e;
+	uint8_t *entry = b->log + e * LOG_ENTRY_MAX;
+	uint8_t *d = entry + 64 + 32 * k;
+	uint8_t *s = entry + (1 + k) * VHDX_LOG_SECTOR;
 
 	(void)img;
 	memcpy(d, "desc", 4);
 	memcpy(d + 4, page + 4092, 4);		/* TrailingBytes */
 	memcpy(d + 8, page, 8);			/* LeadingBytes */
 	put_le64(d + 16, off);
-	put_le64(d + 24, b->seq);
+	put_le64(d + 24, seq);
 	memcpy(s, "data", 4);
-	put_le32(s + 4, (uint32_t)(b->seq >> 32));
+	put_le32(s + 4, (uint32_t)(seq >> 32));
 	memcpy(s + 8, page + 8, 4084);
-	put_le32(s + 4092, (uint32_t)b->seq);
+	put_le32(s + 4092, (uint32_t)seq);
 	b->i++;
 	return 0;
 }
@@ -1387,7 +1400,8 @@ static int
 vhdx_commit(gp_image *img)
 {
 	struct vhdx *v = img->priv;
-	uint64_t n = blk_cow_count(img), len, need, log_off = v->log_off;
+	uint64_t n = blk_cow_count(img), nent, len, need, e;
+	uint64_t log_off = v->log_off;
 	uint32_t log_len = v->log_len;
 	struct log_build b = { 0 };
 	guid_t fg, lg;
@@ -1397,19 +1411,21 @@ vhdx_commit(gp_image *img)
 		return -1;
 	if (n == 0)
 		return blk_file_sync(img);
-	if (n > BLK_MAX_COMMIT_PAGES) {
+	nent = (n + LOG_DESC_PER_ENTRY - 1) / LOG_DESC_PER_ENTRY;
+	len = (n + nent) * VHDX_LOG_SECTOR;
+	/* One sector stays free: a log filled to the last sector reads as
+	 * empty to QEMU's circular-buffer replay. */
+	need = (len + VHDX_LOG_SECTOR + MiB - 1) / MiB * MiB;
+	if (n > BLK_MAX_COMMIT_PAGES || need > VHDX_MAX_LOG) {
 		error_set(EFBIG, "%s: the change holds %llu MiB of rewritten "
 		    "metadata, more than one atomic commit takes (%llu MiB)",
 		    img->path, (unsigned long long)(n * VHDX_LOG_SECTOR >> 20),
-		    (unsigned long long)(BLK_MAX_COMMIT_PAGES *
-		    (uint64_t)VHDX_LOG_SECTOR >> 20));
+		    (unsigned long long)(MIN((uint64_t)BLK_MAX_COMMIT_PAGES,
+		    (VHDX_MAX_LOG - VHDX_LOG_SECTOR) / LOG_ENTRY_MAX *
+		    LOG_DESC_PER_ENTRY) * VHDX_LOG_SECTOR >> 20));
 		return -1;
 	}
-	b.dsec = (uint32_t)((64 + 32 * n + VHDX_LOG_SECTOR - 1) /
-	    VHDX_LOG_SECTOR);
-	len = ((uint64_t)b.dsec + n) * VHDX_LOG_SECTOR;
-	need = (len + MiB - 1) / MiB * MiB;
-	if (need > log_len) {
+	if (len + VHDX_LOG_SECTOR > log_len) {
 		/* 2.3: the log lies in the file, 1 MiB aligned, outside
 		 * every region; a fresh one at the end qualifies. */
 		log_off = (img->file_size + MiB - 1) / MiB * MiB;
@@ -1423,20 +1439,29 @@ vhdx_commit(gp_image *img)
 		return -1;
 	if (guid_generate(&lg) < 0 || guid_generate(&fg) < 0)
 		return -1;
-	b.entry = xcalloc(1, (size_t)len);
+	b.log = xcalloc(1, (size_t)len);
 	b.seq = v->seq + 1;
 	if (blk_cow_foreach(img, log_add_page, &b) < 0)
 		goto out;
-	memcpy(b.entry, "loge", 4);
-	put_le32(b.entry + 8, (uint32_t)len);
-	put_le32(b.entry + 12, 0);		/* Tail: this entry */
-	put_le64(b.entry + 16, b.seq);
-	put_le32(b.entry + 24, (uint32_t)n);
-	memcpy(b.entry + 32, lg.b, 16);
-	put_le64(b.entry + 48, img->file_size);	/* FlushedFileOffset */
-	put_le64(b.entry + 56, img->file_size);	/* LastFileOffset */
-	put_le32(b.entry + 4, crc32c(0, b.entry, (size_t)len));
-	if (blk_file_write_raw(img, b.entry, (size_t)len, log_off) < 0 ||
+	/* Every entry's Tail names the first one: the sequence replays as
+	 * a whole or not at all (2.3.1.1, 2.3.3). */
+	for (e = 0; e < nent; e++) {
+		uint8_t *h = b.log + e * LOG_ENTRY_MAX;
+		uint64_t cnt = MIN((uint64_t)LOG_DESC_PER_ENTRY,
+		    n - e * LOG_DESC_PER_ENTRY);
+		uint32_t elen = (uint32_t)((1 + cnt) * VHDX_LOG_SECTOR);
+
+		memcpy(h, "loge", 4);
+		put_le32(h + 8, elen);
+		put_le32(h + 12, 0);		/* Tail */
+		put_le64(h + 16, b.seq + e);
+		put_le32(h + 24, (uint32_t)cnt);
+		memcpy(h + 32, lg.b, 16);
+		put_le64(h + 48, img->file_size);	/* FlushedFileOffset */
+		put_le64(h + 56, img->file_size);	/* LastFileOffset */
+		put_le32(h + 4, crc32c(0, h, elen));
+	}
+	if (blk_file_write_raw(img, b.log, (size_t)len, log_off) < 0 ||
 	    blk_file_sync(img) < 0)
 		goto out;
 	/* The commit point. */
@@ -1462,7 +1487,7 @@ committed:
 	error_prefix("%s: the change is committed in the VHDX log and will "
 	    "be completed when the image is next opened", img->path);
 out:
-	free(b.entry);
+	free(b.log);
 	return ret;
 }
 
