@@ -21,6 +21,7 @@ static const struct blk_driver *const drivers[] = {
 };
 
 #define PROBE_HEAD (64 * 1024)
+#define WRITEBACK_STEP (16u * 1024 * 1024)
 
 static gp_image *image_open(const char *path, const struct gp_open_opts *opts,
 	    unsigned depth);
@@ -67,6 +68,16 @@ blk_file_write_raw(gp_image *img, const void *buf, size_t len, uint64_t off)
 		img->phys_size = off + len;
 	if (off + len > img->file_size)
 		img->file_size = off + len;
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* Start writeback as a large copy goes (without waiting for it), so
+	 * the flush at commit finds little left to write instead of
+	 * everything the kernel would otherwise hold back. */
+	img->unflushed += len;
+	if (img->unflushed >= WRITEBACK_STEP) {
+		(void)sync_file_range(img->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		img->unflushed = 0;
+	}
+#endif
 	return 0;
 }
 

@@ -53,6 +53,7 @@ struct gp_image {
 	bool journal_replayed;		/* a sidecar journal was replayed */
 	bool unreferenced;		/* the write in progress is to space
 					   the old state does not use */
+	uint64_t unflushed;		/* written since writeback was started */
 	struct gp_image_info info;	/* filled by the driver's open */
 	char *parent_path;		/* resolved, owned */
 	char *parent_hint;		/* as named in the file, owned */

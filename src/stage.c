@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -247,7 +248,6 @@ manifest_drop(struct manifest *m, const char *name)
 struct copy {
 	int fd;
 	const char *src;
-	struct sha256 sha;
 	const struct stage_opts *o;
 	uint64_t *files_done, nfiles, *bytes_done, total;
 };
@@ -270,7 +270,6 @@ copy_fill(void *ctx, void *buf, size_t len)
 		}
 		got += (size_t)r;
 	}
-	sha256_update(&c->sha, buf, len);
 	*c->bytes_done += len;
 	if (c->o->progress)
 		c->o->progress(c->o->pctx, *c->files_done, c->nfiles,
@@ -291,11 +290,154 @@ now_iso(void)
 	return xstrdup(buf);
 }
 
-/* Stage one package: folders, files (hashed on the way), then folder
- * attributes bottom-up (READONLY last, as Windows tools would). */
+/*
+ * The files' SHA-256 for the manifest are computed by a thread of their
+ * own while the main thread copies (several files at once: sha256_files),
+ * so hashing costs no wall time on a machine with two cores.  The two
+ * read the same source files; a file that changes in between is caught by
+ * comparing what each saw (size, times, inode), as tar and rsync do.
+ */
+struct hash_run {
+	struct sha256_job *jobs;	/* in hashing order */
+	size_t *slot;			/* copy order -> job */
+	struct stat *copied;		/* the copier's fstat, by job */
+	size_t n, next;			/* next: the copier's position */
+	volatile int stop;
+	pthread_t th;
+	bool started;
+};
+
+static void *
+hash_main(void *arg)
+{
+	struct hash_run *h = arg;
+
+	sha256_files(h->jobs, h->n, &h->stop);
+	return NULL;
+}
+
+struct by_size {
+	uint64_t size;
+	size_t idx;
+};
+
+static int
+by_size_cmp(const void *a, const void *b)
+{
+	const struct by_size *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? 1 : -1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Start hashing the files of the packages marked in todo[], largest
+ * first: that keeps the lanes busy to the end. */
+static int
+hash_start(struct hash_run *h, const struct pkg_set *set, const bool *todo)
+{
+	const struct pkg_file **files;
+	struct by_size *o;
+	size_t i, j, n = 0;
+	int err;
+
+	memset(h, 0, sizeof(*h));
+	for (i = 0; i < set->n; i++)
+		for (j = 0; todo[i] && j < set->v[i].nfiles; j++)
+			n += !set->v[i].files[j].is_dir;
+	files = xcalloc(n + 1, sizeof(*files));
+	o = xcalloc(n + 1, sizeof(*o));
+	for (i = 0; i < set->n; i++)
+		for (j = 0; todo[i] && j < set->v[i].nfiles; j++)
+			if (!set->v[i].files[j].is_dir) {
+				files[h->n] = &set->v[i].files[j];
+				o[h->n].size = files[h->n]->size;
+				o[h->n].idx = h->n;
+				h->n++;
+			}
+	qsort(o, n, sizeof(*o), by_size_cmp);
+	h->jobs = xcalloc(n + 1, sizeof(*h->jobs));
+	h->slot = xcalloc(n + 1, sizeof(*h->slot));
+	h->copied = xcalloc(n + 1, sizeof(*h->copied));
+	for (i = 0; i < n; i++) {
+		h->jobs[i].path = files[o[i].idx]->src;
+		h->jobs[i].size = files[o[i].idx]->size;
+		h->slot[o[i].idx] = i;
+	}
+	free(files);
+	free(o);
+	if ((err = pthread_create(&h->th, NULL, hash_main, h)) != 0) {
+		error_set(err, "cannot start the hashing thread: %s",
+		    strerror(err));
+		return -1;
+	}
+	h->started = true;
+	return 0;
+}
+
+static bool
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * Wait for the hashes.  With ok set, check that hasher and copier read
+ * the same files and store the digests into the packages marked in
+ * todo[]; otherwise just stop the thread.
+ */
+static int
+hash_finish(struct hash_run *h, struct pkg_set *set, const bool *todo,
+    bool ok)
+{
+	size_t i, j, k = 0;
+	int ret = 0;
+
+	if (h->started) {
+		if (!ok)
+			h->stop = 1;
+		pthread_join(h->th, NULL);
+		h->started = false;
+	}
+	for (i = 0; ok && ret == 0 && i < set->n; i++)
+		for (j = 0; todo[i] && j < set->v[i].nfiles; j++) {
+			struct pkg_file *f = &set->v[i].files[j];
+			const struct sha256_job *jb;
+			int err;
+
+			if (f->is_dir)
+				continue;
+			jb = &h->jobs[h->slot[k]];
+			err = jb->err == EIO ? 0 : jb->err;
+			if (jb->err || !same_file(&jb->st,
+			    &h->copied[h->slot[k]])) {
+				error_set(err ? err : EAGAIN, "%s: %s; nothing "
+				    "was written", f->src, err ? strerror(err) :
+				    "the file changed while being staged");
+				ret = -1;
+				break;
+			}
+			sha256_hex(jb->digest, f->sha256);
+			k++;
+		}
+	free(h->jobs);
+	free(h->slot);
+	free(h->copied);
+	memset(h, 0, sizeof(*h));
+	return ret;
+}
+
+/* Stage one package: folders, files, then folder attributes bottom-up
+ * (READONLY last, as Windows tools would). */
 static int
 stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
-    struct stage_report *r, uint64_t nfiles, uint64_t total)
+    struct stage_report *r, uint64_t nfiles, uint64_t total,
+    struct hash_run *h)
 {
 	struct gp_file_meta m;
 	char *path = guest_path(g, p->name, NULL);
@@ -311,7 +453,6 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 		struct copy c = { .fd = -1, .src = f->src, .o = o,
 		    .files_done = &r->files_written, .nfiles = nfiles,
 		    .bytes_done = &r->bytes_written, .total = total };
-		uint8_t d[32];
 		char *gp = guest_path(g, p->name, f->rel);
 		int rc;
 
@@ -327,20 +468,21 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 				free(gp);
 				goto out;
 			}
-			sha256_init(&c.sha);
 		}
 		rc = gp_volume_create(g->vol, gp, f->is_dir, f->size, &m,
 		    copy_fill, &c);
 		free(gp);
+		if (rc == 0 && c.fd >= 0 &&
+		    fstat(c.fd, &h->copied[h->slot[h->next++]]) < 0) {
+			error_set(errno, "%s: %s", f->src, strerror(errno));
+			rc = -1;
+		}
 		if (c.fd >= 0)
 			close(c.fd);
 		if (rc < 0)
 			goto out;
-		if (!f->is_dir) {
-			sha256_final(&c.sha, d);
-			sha256_hex(d, f->sha256);
+		if (!f->is_dir)
 			r->files_written++;
-		}
 	}
 	/* Folder times and READONLY, deepest first. */
 	for (i = p->nfiles; i-- > 0;) {
@@ -525,6 +667,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	struct guest g;
 	uint64_t cluster, need = 0, freed = 0, nfiles = 0, total = 0;
 	size_t i, j;
+	bool *todo = NULL;
+	struct hash_run h;
+	double t0, t1;
 	char b1[32], b2[32];
 
 	memset(r, 0, sizeof(*r));
@@ -627,19 +772,31 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			goto fail;
 		manifest_drop(&g.man, r->v[i].name);
 	}
+	todo = xcalloc(set->n + 1, sizeof(*todo));
 	for (i = 0; i < set->n; i++) {
-		struct pkg *p = &set->v[i];
 		size_t k;
 
 		for (k = 0; k < r->n; k++)
-			if (!strcmp(r->v[k].name, p->name))
+			if (!strcmp(r->v[k].name, set->v[i].name))
 				break;
-		if (r->v[k].action == ACT_UNCHANGED)
-			continue;
-		if (stage_package(&g, p, o, r, nfiles, total) < 0)
-			goto fail;
-		manifest_add(&g.man, p);
+		todo[i] = r->v[k].action != ACT_UNCHANGED;
 	}
+	t0 = mono_ms();
+	if (hash_start(&h, set, todo) < 0)
+		goto fail;
+	for (i = 0; i < set->n; i++)
+		if (todo[i] && stage_package(&g, &set->v[i], o, r, nfiles,
+		    total, &h) < 0)
+			goto fail;
+	t1 = mono_ms();
+	if (hash_finish(&h, set, todo, true) < 0)
+		goto fail;
+	debug("%s: copied %llu files in %.0f ms; their hashes were ready "
+	    "%.0f ms later", image, (unsigned long long)r->files_written,
+	    t1 - t0, mono_ms() - t1);
+	for (i = 0; i < set->n; i++)
+		if (todo[i])
+			manifest_add(&g.man, &set->v[i]);
 	if (write_manifest(&g) < 0)
 		goto fail;
 	if (o->dry_run) {
@@ -658,9 +815,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	if (guest_commit(&g) < 0)
 		goto fail;
 	guest_close(&g);
+	free(todo);
 	return 0;
 fail:
+	if (todo)
+		hash_finish(&h, set, todo, false);
 	guest_close(&g);
+	free(todo);
 	return -1;
 }
 

@@ -144,7 +144,7 @@ int
 gp_image_commit(gp_image *img)
 {
 	struct txn *t = img->txn;
-	struct timespec t0, t1;
+	double t0;
 	int r;
 
 	if (!t)
@@ -161,12 +161,10 @@ gp_image_commit(gp_image *img)
 	if (!blk_cow_count(img) && !blk_cow_direct_used(img))
 		return 0;
 	fault_point("commit");
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mono_ms();
 	r = img->drv->commit ? img->drv->commit(img) : blk_journal_commit(img);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	debug("%s: committed %zu held pages in %.1f ms", img->path,
-	    blk_cow_count(img), (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	    blk_cow_count(img), mono_ms() - t0);
 	if (r < 0) {
 		/* Before the commit point nothing of the change is visible;
 		 * after it the next open completes it.  Either way this

@@ -39,6 +39,7 @@ bool	error_pending(void);
 /* Debug tracing, on with GPUPV_PREP_DEBUG=1. */
 bool	debug_enabled(void);
 void	debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+double	mono_ms(void);		/* a monotonic clock, for debug timings */
 /*
  * Crash-test hook: when GPUPV_PREP_FAULT names this point, the process
  * kills itself there (SIGKILL, as a power cut or a CI timeout would).
