@@ -89,3 +89,45 @@ mkgpt_windows() {
 }
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# check_staged IMAGE QEMU_FMT PKGDIR: every file of a staged package, byte
+# for byte, READONLY, kept mtime, no own security descriptor (sleuthkit on
+# a raw copy made by qemu-img).  PART names the partition when the image
+# has no Windows.
+check_staged() {
+  img=$1 fmt=$2 pkg=$3
+  name=$(basename "$pkg")
+  rm -f "$TMP/c.raw"
+  qemu-img convert -f "$fmt" -O raw "$img" "$TMP/c.raw"
+  run 0 "$GPUPV_PREP" inspect --json "$img"
+  part=$(jqv '.windows.partition // empty')
+  [ -n "$part" ] || part=${PART:-3}
+  off=$(jq -r ".partitions[] | select(.index == $part) | .start / 512" "$TMP/out")
+  fls -r -p -o "$off" "$TMP/c.raw" >"$TMP/fls" || fail "fls cannot walk the volume"
+  (cd "$pkg" && find . -mindepth 1 | sed 's|^\./||' | sort) >"$TMP/want"
+  n=0
+  while IFS= read -r rel; do
+    line=$(grep -i -F "/HostDriverStore/FileRepository/$name/$rel" "$TMP/fls" |
+      awk -F'\t' -v p="$rel" 'tolower(substr($2, length($2) - length(p) + 1)) == tolower(p)' |
+      grep -v '^[-rd/]* \*' | head -1)
+    [ -n "$line" ] || fail "$img: $rel not found by fls"
+    case "$(awk -F'\t' '{print $2}' <<EOT
+$line
+EOT
+)" in */HostDriverStore/FileRepository/"$name/$rel") ;; *) fail "$img: $rel stored with another case" ;; esac
+    inode=$(echo "$line" | sed 's/^[^ ]* \([0-9]*\)-.*/\1/')
+    istat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/istat"
+    grep -q "Flags: Read Only" "$TMP/istat" || fail "$rel: no READONLY flag"
+    ! grep -q 'SECURITY_DESCRIPTOR' "$TMP/istat" || fail "$rel: has its own security descriptor"
+    if [ -f "$pkg/$rel" ]; then
+      icat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/got"
+      cmp -s "$TMP/got" "$pkg/$rel" || fail "$img: $rel differs"
+      want=$(date -u -r "$pkg/$rel" '+%Y-%m-%d %H:%M:%S')
+      grep -q "^File Modified:	$want" "$TMP/istat" || fail "$rel: modification time not kept ($want)"
+    fi
+    n=$((n + 1))
+  done <"$TMP/want"
+  [ "$fmt" != vhdx ] || qemu-img check -q "$img" || fail "$img: qemu-img check"
+  echo "  $img: $n entries checked"
+}
+

@@ -18,45 +18,6 @@ echo "unicode" >"$PKG/NvCamera/Ünïcödé ✓.txt"
 echo "x" >"$PKG/MixedCase_File.Bin"
 touch -d '2023-10-23 12:34:56.789' "$PKG/nvlddmkm.sys"
 
-# check IMAGE QEMU_FMT [PKGDIR]: every file of the package, byte for byte,
-# READONLY, kept mtime, no own security descriptor.
-check() {
-  img=$1 fmt=$2 pkg=${3:-$PKG}
-  name=$(basename "$pkg")
-  rm -f "$TMP/c.raw"
-  qemu-img convert -f "$fmt" -O raw "$img" "$TMP/c.raw"
-  run 0 "$GPUPV_PREP" inspect --json "$img"
-  part=$(jqv '.windows.partition // empty')
-  [ -n "$part" ] || part=${PART:-3}
-  off=$(jq -r ".partitions[] | select(.index == $part) | .start / 512" "$TMP/out")
-  fls -r -p -o "$off" "$TMP/c.raw" >"$TMP/fls" || fail "fls cannot walk the volume"
-  (cd "$pkg" && find . -mindepth 1 | sed 's|^\./||' | sort) >"$TMP/want"
-  n=0
-  while IFS= read -r rel; do
-    line=$(grep -i -F "/HostDriverStore/FileRepository/$name/$rel" "$TMP/fls" |
-      awk -F'\t' -v p="$rel" 'tolower(substr($2, length($2) - length(p) + 1)) == tolower(p)' |
-      grep -v '^[-rd/]* \*' | head -1)
-    [ -n "$line" ] || fail "$img: $rel not found by fls"
-    case "$(awk -F'\t' '{print $2}' <<EOT
-$line
-EOT
-)" in */HostDriverStore/FileRepository/"$name/$rel") ;; *) fail "$img: $rel stored with another case" ;; esac
-    inode=$(echo "$line" | sed 's/^[^ ]* \([0-9]*\)-.*/\1/')
-    istat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/istat"
-    grep -q "Flags: Read Only" "$TMP/istat" || fail "$rel: no READONLY flag"
-    ! grep -q 'SECURITY_DESCRIPTOR' "$TMP/istat" || fail "$rel: has its own security descriptor"
-    if [ -f "$pkg/$rel" ]; then
-      icat -o "$off" "$TMP/c.raw" "$inode" >"$TMP/got"
-      cmp -s "$TMP/got" "$pkg/$rel" || fail "$img: $rel differs"
-      want=$(date -u -r "$pkg/$rel" '+%Y-%m-%d %H:%M:%S')
-      grep -q "^File Modified:	$want" "$TMP/istat" || fail "$rel: modification time not kept ($want)"
-    fi
-    n=$((n + 1))
-  done <"$TMP/want"
-  [ "$fmt" != vhdx ] || qemu-img check -q "$img" || fail "$img: qemu-img check"
-  echo "  $img: $n entries checked"
-}
-
 # One full cycle on IMAGE: dry run, stage, re-run, verify, remove, verify.
 cycle() {
   img=$1 fmt=$2; shift 2
@@ -66,7 +27,7 @@ cycle() {
   expect_eq "$(jqv .verified)" true "$img: dry run read back"
   expect_eq "$(sha "$img")" "$before" "$img: --dry-run changed the image"
   run 0 "$GPUPV_PREP" stage "$img" "$PKG" "$@"
-  check "$img" "$fmt"
+  check_staged "$img" "$fmt" "$PKG"
   after=$(sha "$img")
   run 0 "$GPUPV_PREP" stage "$img" "$PKG" --json "$@"
   expect_eq "$(jqv .changed)" false "$img: identical re-run"
@@ -99,7 +60,7 @@ mkntfs_at "$TMP/mbr.raw" 2048 $((160 * 2048 - 2048)) Windows
 rm -f "$TMP/SYSTEM"; "$IMGTOOL" mkhive "$TMP/SYSTEM"
 "$IMGTOOL" put "$TMP/mbr.raw" 1 WINDOWS/SYSTEM32/config/SYSTEM "$TMP/SYSTEM"
 run 0 "$GPUPV_PREP" stage "$TMP/mbr.raw" "$PKG"
-PART=1 check "$TMP/mbr.raw" raw
+PART=1 check_staged "$TMP/mbr.raw" raw "$PKG"
 fls -o 2048 "$TMP/mbr.raw" | grep -qi '	windows$' || fail "mbr: no WINDOWS"
 [ "$(fls -o 2048 "$TMP/mbr.raw" | grep -ci '	windows$')" = 1 ] || fail "mbr: a second windows folder"
 fls -r -p -o 2048 "$TMP/mbr.raw" | grep -q 'WINDOWS/SYSTEM32/HostDriverStore/FileRepository/' ||
