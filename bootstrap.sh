@@ -29,6 +29,18 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# The PowerShell grammar that judges the emitted scripts (test-only, from
+# the npm registry).  Without node the parse test skips; Debian's nodejs
+# is installed only when the machine has no node of its own.
+if ! command -v node >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } ||
+    echo "bootstrap.sh: nodejs not installed; tests/script-parse.sh will skip" >&2
+fi
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/node_modules/web-tree-sitter ]; then
+  npm install --prefix tests --no-audit --no-fund --loglevel=error >/dev/null ||
+    echo "bootstrap.sh: npm install failed; tests/script-parse.sh will skip" >&2
+fi
+
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
   autoreconf -fi
 fi

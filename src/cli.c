@@ -20,6 +20,8 @@ static const struct cmd *const commands[] = {
 	&cmd_stage,
 	&cmd_remove,
 	&cmd_verify,
+	&cmd_script,
+	&cmd_host_script,
 };
 
 static const char exit_codes[] =
@@ -93,6 +95,18 @@ cli_help(const struct cmd *cmd, FILE *f)
 	if (cmd->options && *cmd->options)
 		fprintf(f, "\nOptions:\n%s", cmd->options);
 	fprintf(f, "\n%s", exit_codes);
+}
+
+int
+cli_partition(const struct cmd *cmd, const char *arg, int *out)
+{
+	long v = cli_parse_uint(arg);
+
+	if (v < 0 || v > 65535)
+		return cli_usage_error(cmd, "--partition: '%s' is not a "
+		    "partition number", arg);
+	*out = (int)v;
+	return 0;
 }
 
 long

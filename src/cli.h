@@ -5,6 +5,7 @@
 #ifndef GPUPV_CLI_H
 #define GPUPV_CLI_H
 
+#include "package.h"
 #include "util.h"
 
 struct cmd {
@@ -19,6 +20,42 @@ extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_stage;
 extern const struct cmd cmd_remove;
 extern const struct cmd cmd_verify;
+extern const struct cmd cmd_script;
+extern const struct cmd cmd_host_script;
+
+/* Options shared by stage and script: the host side of the VM. */
+struct host_opts {
+	struct host_cfg cfg;		/* pointers into argv */
+	const char *script;		/* -o / --script FILE */
+	const char *nanabox;
+	unsigned cpus;
+	uint64_t memory_mb;
+};
+/* Take one host option (getopt's ch and optarg): 1 if it was one, 0 if
+ * not, -1 after a usage error was printed. */
+int	host_opt(const struct cmd *cmd, int ch, const char *arg,
+	    struct host_opts *h);
+/* Write the sidecar files h asks for, from the manifest m. */
+int	host_write(const struct cmd *cmd, const struct host_opts *h,
+	    const char *image, const struct manifest *m);
+#define HOST_LONGOPTS \
+	{ "vm-name", required_argument, NULL, 1001 }, \
+	{ "gpu", required_argument, NULL, 1002 }, \
+	{ "low-mmio", required_argument, NULL, 1003 }, \
+	{ "high-mmio", required_argument, NULL, 1004 }, \
+	{ "dda", required_argument, NULL, 1005 }, \
+	{ "nanabox", required_argument, NULL, 1006 }, \
+	{ "cpus", required_argument, NULL, 1007 }, \
+	{ "memory", required_argument, NULL, 1008 }
+#define HOST_OPTIONS_HELP \
+	"  --vm-name NAME     the Hyper-V VM (default: the image's name)\n" \
+	"  --gpu PATH         GPU-PV instance path (\\\\?\\PCI#...\\GPUPARAV);\n" \
+	"                     default: from a host bundle, else Hyper-V's choice\n" \
+	"  --low-mmio SIZE    low MMIO space (default 1G; DDA 3G)\n" \
+	"  --high-mmio SIZE   high MMIO space (default 32G; DDA 33280M)\n" \
+	"  --dda LOCPATH      a DDA script for the device at this location path\n" \
+	"  --nanabox FILE     also write a NanaBox .7b configuration\n" \
+	"  --cpus N, --memory SIZE   processors and memory in the NanaBox file\n"
 
 /* "gpupv-prep: CMD: message" on stderr, with the recorded error. */
 int	cli_fail(const struct cmd *cmd);
@@ -28,6 +65,8 @@ int	cli_usage_error(const struct cmd *cmd, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	cli_print_warnings(const struct cmd *cmd);
 void	cli_help(const struct cmd *cmd, FILE *f);
+/* --partition N into *out; a usage error (its exit status) otherwise. */
+int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
 /* Parse a non-negative decimal; -1 on garbage. */
 long	cli_parse_uint(const char *s);
 /* "64.0 GiB" style; returns buf. */

@@ -17,21 +17,21 @@
 #define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
 #define HDS_MAX_DEPTH 32
 
-struct pkg {
+struct hds_pkg {
 	char *name;
 	uint64_t files;
 	uint64_t bytes;
 };
 
 struct pkgs {
-	struct pkg *v;
+	struct hds_pkg *v;
 	size_t n;
 };
 
 struct walk {
 	gp_volume *vol;
 	char *path;
-	struct pkg *pkg;
+	struct hds_pkg *pkg;
 	int depth;
 	int err;
 };
@@ -75,8 +75,8 @@ add_pkg(void *ctx, const char *name, const struct gp_stat *st)
 static int
 cmp_pkg(const void *a, const void *b)
 {
-	return strcmp(((const struct pkg *)a)->name,
-	    ((const struct pkg *)b)->name);
+	return strcmp(((const struct hds_pkg *)a)->name,
+	    ((const struct hds_pkg *)b)->name);
 }
 
 static int

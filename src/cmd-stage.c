@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "json.h"
+#include "sidecar.h"
 #include "stage.h"
 
 struct progress {
@@ -178,6 +179,7 @@ struct common {
 	struct stage_opts o;
 	bool json;
 	bool checksum;
+	struct host_opts host;		/* stage only */
 };
 
 static int
@@ -191,18 +193,31 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "parent", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "short-names", required_argument, NULL, 's' },
+		{ "script", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
+		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
-	long v;
+	bool stage = strcmp(cmd->name, "stage") == 0;
+	int ch, r;
 
 	memset(c, 0, sizeof(*c));
 	c->o.partition = -1;
 	c->o.short_names = -1;
 	while ((ch = getopt_long(argc, argv, "jnp:P:f:s:h", longopts,
 	    NULL)) != -1) {
+		if ((ch == 'S' || ch > 1000) && !stage)
+			return cli_usage_error(cmd, "%s takes no host options "
+			    "(--script, --vm-name, ...)", cmd->name);
+		if ((r = host_opt(cmd, ch, optarg, &c->host)) != 0) {
+			if (r < 0)
+				return GP_EXIT_USAGE;
+			continue;
+		}
 		switch (ch) {
+		case 'S':
+			c->host.script = optarg;
+			break;
 		case 'j':
 			c->json = true;
 			break;
@@ -213,11 +228,8 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			c->o.dry_run = true;
 			break;
 		case 'p':
-			v = cli_parse_uint(optarg);
-			if (v < 0 || v > 65535)
-				return cli_usage_error(cmd, "--partition: '%s' "
-				    "is not a partition number", optarg);
-			c->o.partition = (int)v;
+			if ((r = cli_partition(cmd, optarg, &c->o.partition)) != 0)
+				return r;
 			break;
 		case 'P':
 			c->o.parent = optarg;
@@ -272,9 +284,26 @@ finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
 	return ret;
 }
 
+/* What a host bundle brings that this run does not use, said as warnings. */
+static void
+bundle_notes(const struct bundle *b, const struct host_cfg *given)
+{
+	size_t i;
+
+	if (b->ngpus > 1 && !given->gpu)
+		warn_add("%s lists %zu GPUs; the sidecar script uses the "
+		    "first (%s); choose another with --gpu", b->source,
+		    b->ngpus, b->host.gpu_name ? b->host.gpu_name : "?");
+	for (i = 0; i < b->nreg; i++)
+		warn_add("%s: the registry export %s is not imported: this "
+		    "version of gpupv-prep does not edit the guest's "
+		    "registry yet", b->source, strrchr(b->reg[i], '/') + 1);
+}
+
 static int
 stage_main(const struct cmd *cmd, int argc, char **argv)
 {
+	struct host_cfg want = { 0 };
 	struct common c;
 	struct pkg_set set = { 0 };
 	struct stage_report r;
@@ -294,6 +323,11 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 			pkg_set_free(&set);
 			return rc;
 		}
+	if (set.bundle.present)
+		bundle_notes(&set.bundle, &c.host.cfg);
+	host_cfg_merge(&want, &set.bundle.host);
+	host_cfg_merge(&want, &c.host.cfg);
+	c.o.host = &want;
 	pg.on = isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &pg.start);
 	c.o.progress = progress_cb;
@@ -301,6 +335,14 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	rc = stage_run(image, &set, &c.o, &r);
 	progress_end(&pg);
 	pkg_set_free(&set);
+	host_cfg_free(&want);
+	/* The sidecar files follow a run that committed (or had nothing to
+	 * do); a dry run writes nothing anywhere. */
+	if (rc == 0 && !c.o.dry_run &&
+	    host_write(cmd, &c.host, image, &r.man) != 0) {
+		stage_report_free(&r);
+		return GP_EXIT_FAILURE;
+	}
 	return finish(cmd, &c, &r, rc);
 }
 
@@ -356,7 +398,9 @@ const struct cmd cmd_stage = {
 	    "write nothing\n"
 	    COMMON_OPTIONS
 	    "  --short-names M    8.3 aliases: auto (as the volume does), on, "
-	    "off\n",
+	    "off\n"
+	    "  --script FILE      write the Hyper-V script that sets up the VM\n"
+	    HOST_OPTIONS_HELP,
 	.run = stage_main,
 };
 

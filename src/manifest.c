@@ -6,7 +6,10 @@
  * {"format": 1, "tool": "gpupv-prep", "version": "...",
  *  "packages": [{"name", "inf", "driver_ver", "staged_at", "bytes",
  *                "files": [{"path", "dir": true} |
- *                          {"path", "size", "mtime_ns", "sha256"}]}]}
+ *                          {"path", "size", "mtime_ns", "sha256"}]}],
+ *  "host": {"vm_name", "gpu", "gpu_name", "hardware_id", "dda",
+ *           "low_mmio_mb", "high_mmio_mb", "host_build"}}
+ * "host" (optional) keeps what the sidecar script needs from the run.
  */
 #include <config.h>
 
@@ -23,6 +26,67 @@ static char *
 dup_or_null(const char *s)
 {
 	return s ? xstrdup(s) : NULL;
+}
+
+void
+host_cfg_free(struct host_cfg *h)
+{
+	free(h->vm_name);
+	free(h->gpu);
+	free(h->gpu_name);
+	free(h->hardware_id);
+	free(h->dda);
+	memset(h, 0, sizeof(*h));
+}
+
+static bool
+merge_str(char **dst, const char *src)
+{
+	if (!src || (*dst && strcmp(*dst, src) == 0))
+		return false;
+	free(*dst);
+	*dst = xstrdup(src);
+	return true;
+}
+
+static bool
+merge_u64(uint64_t *dst, uint64_t src)
+{
+	if (!src || *dst == src)
+		return false;
+	*dst = src;
+	return true;
+}
+
+bool
+host_cfg_merge(struct host_cfg *dst, const struct host_cfg *src)
+{
+	bool c = false;
+
+	c |= merge_str(&dst->vm_name, src->vm_name);
+	c |= merge_str(&dst->gpu, src->gpu);
+	c |= merge_str(&dst->gpu_name, src->gpu_name);
+	c |= merge_str(&dst->hardware_id, src->hardware_id);
+	c |= merge_str(&dst->dda, src->dda);
+	c |= merge_u64(&dst->low_mmio_mb, src->low_mmio_mb);
+	c |= merge_u64(&dst->high_mmio_mb, src->high_mmio_mb);
+	c |= merge_u64(&dst->host_build, src->host_build);
+	return c;
+}
+
+static void
+host_parse(const struct jv *o, struct host_cfg *h)
+{
+	if (!o || o->t != JV_OBJ)
+		return;
+	h->vm_name = dup_or_null(jv_str(o, "vm_name"));
+	h->gpu = dup_or_null(jv_str(o, "gpu"));
+	h->gpu_name = dup_or_null(jv_str(o, "gpu_name"));
+	h->hardware_id = dup_or_null(jv_str(o, "hardware_id"));
+	h->dda = dup_or_null(jv_str(o, "dda"));
+	h->low_mmio_mb = (uint64_t)MAX(jv_int(o, "low_mmio_mb", 0), 0);
+	h->high_mmio_mb = (uint64_t)MAX(jv_int(o, "high_mmio_mb", 0), 0);
+	h->host_build = (uint64_t)MAX(jv_int(o, "host_build", 0), 0);
 }
 
 int
@@ -72,6 +136,7 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 			mp->bytes += pf->size;
 		}
 	}
+	host_parse(jv_get(root, "host"), &m->host);
 	jv_free(root);
 	return 0;
 bad:
@@ -140,6 +205,25 @@ manifest_format(const struct manifest *m, size_t *len)
 		json_obj_end(&js);
 	}
 	json_arr_end(&js);
+	json_key(&js, "host");
+	json_obj_begin(&js);
+	json_key(&js, "vm_name");
+	json_str(&js, m->host.vm_name);
+	json_key(&js, "gpu");
+	json_str(&js, m->host.gpu);
+	json_key(&js, "gpu_name");
+	json_str(&js, m->host.gpu_name);
+	json_key(&js, "hardware_id");
+	json_str(&js, m->host.hardware_id);
+	json_key(&js, "dda");
+	json_str(&js, m->host.dda);
+	json_key(&js, "low_mmio_mb");
+	json_u64(&js, m->host.low_mmio_mb);
+	json_key(&js, "high_mmio_mb");
+	json_u64(&js, m->host.high_mmio_mb);
+	json_key(&js, "host_build");
+	json_u64(&js, m->host.host_build);
+	json_obj_end(&js);
 	json_obj_end(&js);
 	json_end(&js);
 	if (fclose(f) != 0)
@@ -172,6 +256,7 @@ manifest_free(struct manifest *m)
 	for (i = 0; i < m->n; i++)
 		man_pkg_free(&m->v[i]);
 	free(m->v);
+	host_cfg_free(&m->host);
 	memset(m, 0, sizeof(*m));
 }
 

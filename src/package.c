@@ -17,8 +17,14 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "json.h"
 #include "ntfs.h"
 #include "package.h"
+
+#define BUNDLE_JSON		"gpupv-bundle.json"
+#define BUNDLE_JSON_MAX		(1024 * 1024)
+#define BUNDLE_MAX_GPUS		64
+#define BUNDLE_MAX_REG		64
 
 #define PKG_MAX_DEPTH	64
 #define PKG_MAX_ENTRIES	(1u << 20)
@@ -430,6 +436,129 @@ out:
 	return ret;
 }
 
+static char *
+jdup(const struct jv *o, const char *key)
+{
+	const char *v = jv_str(o, key);
+
+	return v && *v ? xstrdup(v) : NULL;
+}
+
+/*
+ * gpupv-bundle.json, written by the host collector (`host-script`):
+ * {"format": 1, "host_build": N, "gpus": [{"name", "instance_path",
+ *  "hardware_id", "inf_path", "install_section", "driver_version",
+ *  "package"}], "reg": ["nvlddmkm.reg"]}
+ * Returns 0 when dir holds none.
+ */
+static int
+read_bundle(struct pkg_set *set, const char *arg, const char *dir)
+{
+	char *path = xasprintf("%s/%s", dir, BUNDLE_JSON), *text = NULL;
+	struct bundle *b = &set->bundle;
+	struct jv *root = NULL;
+	const struct jv *gpus, *g, *reg;
+	struct stat st;
+	size_t i;
+	int fd = -1, ret = -1;
+	ssize_t got;
+
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
+		free(path);
+		return 0;
+	}
+	if (b->present) {
+		error_set(EINVAL, "%s: a second host bundle; give one per run",
+		    arg);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > BUNDLE_JSON_MAX) {
+		error_set(EINVAL, "%s: %s is not a file of at most %d bytes",
+		    arg, BUNDLE_JSON, BUNDLE_JSON_MAX);
+		goto out;
+	}
+	text = xmalloc((size_t)st.st_size + 1);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (got = read(fd, text, (size_t)st.st_size)) != st.st_size) {
+		error_set(errno ? errno : EIO, "%s: %s: cannot read", arg,
+		    BUNDLE_JSON);
+		goto out;
+	}
+	root = jv_parse(text, (size_t)st.st_size);
+	if (!root || root->t != JV_OBJ || jv_int(root, "format", 0) != 1) {
+		error_set(EINVAL, "%s: %s is not a format 1 bundle description",
+		    arg, BUNDLE_JSON);
+		goto out;
+	}
+	gpus = jv_get(root, "gpus");
+	if (!gpus || gpus->t != JV_ARR || gpus->n == 0 ||
+	    gpus->n > BUNDLE_MAX_GPUS || (g = &gpus->v[0])->t != JV_OBJ) {
+		error_set(EINVAL, "%s: %s lists no GPU (or more than %d)", arg,
+		    BUNDLE_JSON, BUNDLE_MAX_GPUS);
+		goto out;
+	}
+	b->present = true;
+	b->source = xstrdup(arg);
+	b->ngpus = gpus->n;
+	b->host.gpu = jdup(g, "instance_path");
+	b->host.gpu_name = jdup(g, "name");
+	b->host.hardware_id = jdup(g, "hardware_id");
+	b->host.host_build = (uint64_t)MAX(jv_int(root, "host_build", 0), 0);
+	b->install_section = jdup(g, "install_section");
+	b->driver_version = jdup(g, "driver_version");
+	reg = jv_get(root, "reg");
+	if (reg && reg->t == JV_ARR) {
+		if (reg->n > BUNDLE_MAX_REG) {
+			error_set(EINVAL, "%s: %s names more than %d .reg files",
+			    arg, BUNDLE_JSON, BUNDLE_MAX_REG);
+			goto out;
+		}
+		b->reg = xcalloc(reg->n + 1, sizeof(char *));
+		for (i = 0; i < reg->n; i++) {
+			const char *r = reg->v[i].t == JV_STR ? reg->v[i].s : NULL;
+			char *rp;
+
+			if (!r || !*r || strchr(r, '/') || strchr(r, '\\') ||
+			    strcmp(r, "..") == 0) {
+				error_set(EINVAL, "%s: %s: reg entry %zu is not a "
+				    "file name in the bundle", arg, BUNDLE_JSON,
+				    i);
+				goto out;
+			}
+			rp = xasprintf("%s/%s", dir, r);
+			b->reg[b->nreg++] = rp;
+			if (lstat(rp, &st) < 0 || !S_ISREG(st.st_mode)) {
+				error_set(ENOENT, "%s: %s names %s, which the "
+				    "bundle does not hold", arg, BUNDLE_JSON, r);
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	jv_free(root);
+	free(text);
+	free(path);
+	return ret;
+}
+
+static void
+bundle_free(struct bundle *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nreg; i++)
+		free(b->reg[i]);
+	free(b->reg);
+	free(b->source);
+	free(b->install_section);
+	free(b->driver_version);
+	host_cfg_free(&b->host);
+	memset(b, 0, sizeof(*b));
+}
+
 int
 pkg_collect(struct pkg_set *set, const char *arg)
 {
@@ -458,6 +587,8 @@ pkg_collect(struct pkg_set *set, const char *arg)
 			return -1;
 		dir = tmp;
 	}
+	if (read_bundle(set, arg, dir) < 0)
+		return -1;
 	if (collect_dir(set, dir, 0, &found) < 0) {
 		error_prefix("%s", arg);
 		return -1;
@@ -509,6 +640,7 @@ pkg_set_free(struct pkg_set *set)
 		free(set->tmpdirs[i]);
 	}
 	free(set->tmpdirs);
+	bundle_free(&set->bundle);
 	memset(set, 0, sizeof(*set));
 }
 

@@ -28,9 +28,42 @@ struct pkg {
 	uint64_t bytes;
 };
 
+/*
+ * The host side of the VM, for the sidecar script and the NanaBox file:
+ * from options, a host bundle, and the manifest of an earlier run.
+ */
+struct host_cfg {
+	char *vm_name;
+	char *gpu;			/* GPU-PV instance path; NULL or ""
+					   for Hyper-V's choice */
+	char *gpu_name;
+	char *hardware_id;
+	char *dda;			/* DDA location path, or NULL */
+	uint64_t low_mmio_mb;		/* 0: the default */
+	uint64_t high_mmio_mb;
+	uint64_t host_build;		/* 0: unknown */
+};
+
+void	host_cfg_free(struct host_cfg *h);
+/* Fields set in src replace those of dst; true if anything changed. */
+bool	host_cfg_merge(struct host_cfg *dst, const struct host_cfg *src);
+
+/* A bundle made by the host collector (gpupv-bundle.json at its root). */
+struct bundle {
+	bool present;
+	char *source;			/* the folder or archive given */
+	struct host_cfg host;		/* its first GPU */
+	char *install_section;
+	char *driver_version;
+	char **reg;			/* .reg exports it holds (host paths) */
+	size_t nreg;
+	size_t ngpus;
+};
+
 struct pkg_set {
 	struct pkg *v;
 	size_t n;
+	struct bundle bundle;
 	char **tmpdirs;			/* archives unpacked here; removed */
 	size_t ntmp;
 };
@@ -56,6 +89,7 @@ struct man_pkg {
 struct manifest {
 	struct man_pkg *v;
 	size_t n;
+	struct host_cfg host;		/* as the last stage run set it */
 };
 
 int	manifest_parse(const char *text, size_t len, struct manifest *m);

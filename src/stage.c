@@ -746,8 +746,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < r->n; i++)
 		if (r->v[i].action != ACT_UNCHANGED)
 			r->changed = true;
+	/* New sidecar settings are a change of the manifest alone. */
+	if (o->host && host_cfg_merge(&g.man.host, o->host))
+		r->changed = true;
 	if (!r->changed) {
 		/* Nothing to do: the session is dropped, nothing written. */
+		r->man = g.man;
+		memset(&g.man, 0, sizeof(g.man));
 		guest_close(&g);
 		return 0;
 	}
@@ -814,6 +819,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	}
 	if (guest_commit(&g) < 0)
 		goto fail;
+	r->man = g.man;
+	memset(&g.man, 0, sizeof(g.man));
 	guest_close(&g);
 	free(todo);
 	return 0;
@@ -954,5 +961,27 @@ stage_report_free(struct stage_report *r)
 	free(r->v);
 	free(r->image);
 	free(r->repo);
+	manifest_free(&r->man);
 	memset(r, 0, sizeof(*r));
+}
+
+int
+stage_manifest(const char *image, const struct stage_opts *o,
+    struct manifest *m)
+{
+	struct guest g;
+
+	memset(m, 0, sizeof(*m));
+	if (guest_open(&g, image, o, GP_OPEN_RDONLY) < 0)
+		return -1;
+	if (!g.have_manifest) {
+		error_set(ENOENT, "%s: nothing staged (no %s)", image,
+		    g.manifest_path);
+		guest_close(&g);
+		return -1;
+	}
+	*m = g.man;
+	memset(&g.man, 0, sizeof(g.man));
+	guest_close(&g);
+	return 0;
 }

@@ -14,6 +14,7 @@ struct stage_opts {
 	const char *parent;
 	const char *format;		/* force "raw", "vhd", "vhdx", "vhdi" */
 	int short_names;		/* -1 as the volume does, 0, 1 */
+	const struct host_cfg *host;	/* sidecar settings to record */
 	/* Progress of long copies: files and bytes done of the totals. */
 	void (*progress)(void *ctx, uint64_t files, uint64_t nfiles,
 	    uint64_t bytes, uint64_t total);
@@ -54,6 +55,7 @@ struct stage_report {
 	uint64_t bad;			/* missing or different files */
 	char **problems;
 	size_t nproblems;
+	struct manifest man;		/* stage: the manifest as it now is */
 };
 
 const char *stage_action_name(enum stage_action a);
@@ -66,5 +68,8 @@ int	stage_remove(const char *image, char **names, size_t n,
 int	stage_verify(const char *image, const struct stage_opts *o,
 	    struct stage_report *r);
 void	stage_report_free(struct stage_report *r);
+/* The manifest of a staged image (read-only; ENOENT when none). */
+int	stage_manifest(const char *image, const struct stage_opts *o,
+	    struct manifest *m);
 
 #endif

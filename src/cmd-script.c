@@ -1,0 +1,245 @@
+/*
+ * cmd-script.c - `script` (the Hyper-V script for a staged image, from its
+ * manifest), `host-script` (the collector to run on the Windows host), and
+ * the host options and sidecar writing that `stage` shares.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "sidecar.h"
+#include "stage.h"
+
+/* "1G", "1024M", "33280MB", "3GiB" or plain MiB; 0 on garbage. */
+static uint64_t
+parse_mib(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v == 0)
+		return 0;
+	if (*end == 'G' || *end == 'g') {
+		if (v > (1ull << 30))
+			return 0;
+		v <<= 10;
+		end++;
+	} else if (*end == 'M' || *end == 'm') {
+		end++;
+	} else if (*end) {
+		return 0;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	return *end || v > (1ull << 40) ? 0 : v;
+}
+
+int
+host_opt(const struct cmd *cmd, int ch, const char *arg, struct host_opts *h)
+{
+	long n;
+
+	switch (ch) {
+	case 1001:
+		if (!*arg)
+			return cli_usage_error(cmd, "--vm-name: empty"), -1;
+		h->cfg.vm_name = (char *)arg;
+		return 1;
+	case 1002:
+		h->cfg.gpu = (char *)arg;	/* "": Hyper-V's choice */
+		return 1;
+	case 1003:
+	case 1004:
+		if (!parse_mib(arg))
+			return cli_usage_error(cmd, "--%s-mmio: '%s' is not a "
+			    "size such as 1G or 33280M", ch == 1003 ? "low" :
+			    "high", arg), -1;
+		*(ch == 1003 ? &h->cfg.low_mmio_mb : &h->cfg.high_mmio_mb) =
+		    parse_mib(arg);
+		return 1;
+	case 1005:
+		if (!*arg)
+			return cli_usage_error(cmd, "--dda: empty"), -1;
+		h->cfg.dda = (char *)arg;
+		return 1;
+	case 1006:
+		h->nanabox = arg;
+		return 1;
+	case 1007:
+		n = cli_parse_uint(arg);
+		if (n < 1 || n > 1024)
+			return cli_usage_error(cmd, "--cpus: '%s'", arg), -1;
+		h->cpus = (unsigned)n;
+		return 1;
+	case 1008:
+		if (!(h->memory_mb = parse_mib(arg)))
+			return cli_usage_error(cmd, "--memory: '%s' is not a "
+			    "size such as 8G", arg), -1;
+		return 1;
+	}
+	return 0;
+}
+
+int
+host_write(const struct cmd *cmd, const struct host_opts *h,
+    const char *image, const struct manifest *m)
+{
+	struct host_cfg cfg = { 0 };
+	struct sidecar s = { .image = image, .man = m, .host = &cfg,
+	    .cpus = h->cpus, .memory_mb = h->memory_mb };
+	char *text;
+	size_t len;
+	int rc = 0;
+
+	if (!h->script && !h->nanabox)
+		return 0;
+	host_cfg_merge(&cfg, &m->host);
+	host_cfg_merge(&cfg, &h->cfg);
+	if (!cfg.vm_name)
+		cfg.vm_name = sidecar_default_vm_name(image);
+	if (h->script) {
+		text = sidecar_vm_script(&s);
+		rc = sidecar_write(h->script, text, strlen(text));
+		free(text);
+	}
+	if (rc == 0 && h->nanabox) {
+		text = sidecar_nanabox(&s, &len);
+		rc = sidecar_write(h->nanabox, text, len);
+		free(text);
+	}
+	host_cfg_free(&cfg);
+	if (rc < 0)
+		return cli_fail(cmd);
+	return 0;
+}
+
+static int
+script_main(const struct cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		HOST_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct stage_opts o = { .partition = -1, .short_names = -1 };
+	struct host_opts h = { 0 };
+	struct manifest m;
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "o:p:P:h", longopts, NULL)) != -1) {
+		if ((r = host_opt(cmd, ch, optarg, &h)) != 0) {
+			if (r < 0)
+				return GP_EXIT_USAGE;
+			continue;
+		}
+		switch (ch) {
+		case 'o':
+			h.script = optarg;
+			break;
+		case 'p':
+			if ((r = cli_partition(cmd, optarg, &o.partition)) != 0)
+				return r;
+			break;
+		case 'P':
+			o.parent = optarg;
+			break;
+		case 'h':
+			cli_help(cmd, stdout);
+			return 0;
+		default:
+			return cli_usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(cmd, "missing IMAGE");
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'",
+		    argv[optind + 1]);
+	if (!h.script && !h.nanabox)
+		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
+		    "FILE)");
+	if (stage_manifest(argv[optind], &o, &m) < 0)
+		return cli_fail(cmd);
+	r = host_write(cmd, &h, argv[optind], &m);
+	manifest_free(&m);
+	return r;
+}
+
+static int
+host_script_main(const struct cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *text = sidecar_host_script();
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			cli_help(cmd, stdout);
+			return 0;
+		default:
+			return cli_usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(cmd, "unexpected argument '%s'",
+		    argv[optind]);
+	if (!out)
+		return cli_usage_error(cmd, "missing -o FILE");
+	if (strcmp(out, "-") == 0) {
+		if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
+			cli_msg(cmd, "write error on standard output");
+			return GP_EXIT_FAILURE;
+		}
+		return 0;
+	}
+	if (sidecar_write(out, text, strlen(text)) < 0)
+		return cli_fail(cmd);
+	return 0;
+}
+
+const struct cmd cmd_script = {
+	.name = "script",
+	.args = "IMAGE -o FILE [--vm-name NAME] [--gpu PATH | --dda LOCPATH]",
+	.summary = "write the Hyper-V script for a staged image (from its "
+	    "manifest)",
+	.options =
+	    "The PowerShell script (5.1 and 7) checks the host, then sets up "
+	    "the VM;\n-WhatIf shows what it would change.  Defaults come from "
+	    "the staging run.\n"
+	    "  -o, --output FILE  the script to write\n"
+	    "  --partition N      use partition N as the Windows volume\n"
+	    "  --parent FILE      parent of a differencing image\n"
+	    HOST_OPTIONS_HELP,
+	.run = script_main,
+};
+
+const struct cmd cmd_host_script = {
+	.name = "host-script",
+	.args = "-o FILE",
+	.summary = "write the collector to run on the Windows host: it zips "
+	    "the GPU's driver package for `stage`",
+	.options =
+	    "  -o, --output FILE  the script to write (- for standard output)\n",
+	.run = host_script_main,
+};

@@ -1,0 +1,631 @@
+/*
+ * sidecar.c - the files gpupv-prep writes beside the image for the host:
+ * the Hyper-V script (GPU-PV or DDA), a NanaBox configuration, and the
+ * collector that bundles a host GPU's driver package.
+ *
+ * The scripts target Windows PowerShell 5.1 and PowerShell 7: they check
+ * everything before changing anything, change only what differs (a second
+ * run changes nothing), and honour -WhatIf.  Facts they rest on (the
+ * GPU-PV seeds, DESIGN.md section 7): -InstancePath needs host build 22000;
+ * GPU-PV wants guest-controlled cache types, 1 GB low and 32 GB high MMIO
+ * space, TurnOff as the stop action and static memory; DDA 3 GB and
+ * 33280 MB; partition sizes are ignored by GPU-PV and never set.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "json.h"
+#include "sidecar.h"
+
+static const char ps_checks[] =
+    "Set-StrictMode -Version 3.0\n"
+    "$ErrorActionPreference = 'Stop'\n"
+    "\n"
+    "function Stop-WithError([string]$Message) {\n"
+    "    $Host.UI.WriteErrorLine(\"gpupv-prep script: $Message\")\n"
+    "    exit 1\n"
+    "}\n"
+    "\n"
+    "# The driver package a PnP device uses on this host: its INF in the\n"
+    "# DriverStore (oemNN.inf), the FileRepository folder that INF came from,\n"
+    "# and the driver version.\n"
+    "function Get-DevicePackage([string]$InstanceId) {\n"
+    "    $inf = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName 'DEVPKEY_"
+    "Device_DriverInfPath' -ErrorAction SilentlyContinue).Data\n"
+    "    $version = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName "
+    "'DEVPKEY_Device_DriverVersion' -ErrorAction SilentlyContinue).Data\n"
+    "    $folder = $null\n"
+    "    if ($inf) {\n"
+    "        $driver = Get-WindowsDriver -Online -Driver $inf -ErrorAction "
+    "SilentlyContinue | Select-Object -First 1\n"
+    "        if ($driver) {\n"
+    "            $folder = Split-Path -Leaf (Split-Path -Parent $driver.OriginalF"
+    "ileName)\n"
+    "        }\n"
+    "    }\n"
+    "    [pscustomobject]@{ Inf = $inf; Folder = $folder; Version = $version "
+    "}\n"
+    "}\n"
+    "\n"
+    "# A host driver update leaves the guest's copy in HostDriverStore stale:\n"
+    "# the most common reason GPU-PV stops working.  Compare before changing.\n"
+    "function Test-StagedDriver([string]$InstanceId) {\n"
+    "    if ($SkipDriverCheck -or $StagedPackages.Count -eq 0) {\n"
+    "        return\n"
+    "    }\n"
+    "    $pkg = Get-DevicePackage $InstanceId\n"
+    "    $staged = ($StagedPackages | ForEach-Object { $_.Folder }) -join "
+    "', '\n"
+    "    if (-not $pkg.Folder) {\n"
+    "        Stop-WithError \"cannot tell which driver package device $InstanceId "
+    "uses on this host (Get-WindowsDriver found none); the guest holds $staged. "
+    "Run with -SkipDriverCheck to go on without the check.\"\n"
+    "    }\n"
+    "    $match = @($StagedPackages | Where-Object { $_.Folder -eq $pkg.Folder "
+    "})\n"
+    "    if ($match.Count -eq 0) {\n"
+    "        Stop-WithError \"the host's driver for this GPU is now $($pkg.Folder"
+    ") (version $($pkg.Version)), but the guest holds $staged. The host driver "
+    "changed after the image was staged, so the guest's copy is stale and "
+    "the GPU will not start in the VM. Stage the current package again (gpupv-pre"
+    "p stage IMAGE <the folder from C:\\Windows\\System32\\DriverStore\\FileRepos"
+    "itory>), or run with -SkipDriverCheck.\"\n"
+    "    }\n"
+    "    if ($match[0].DriverVer -and $pkg.Version -and -not $match[0].DriverVer."
+    "EndsWith(',' + $pkg.Version)) {\n"
+    "        Stop-WithError \"the host's driver for this GPU is version $($pkg.Ve"
+    "rsion), but the guest's copy of $($pkg.Folder) is DriverVer $($match[0].Driv"
+    "erVer): stage the current package again, or run with -SkipDriverCheck.\"\n"
+    "    }\n"
+    "    Write-Verbose \"host driver $($pkg.Folder) $($pkg.Version) matches "
+    "what was staged\"\n"
+    "}\n"
+    "\n"
+    "$principal = New-Object Security.Principal.WindowsPrincipal([Security.Princi"
+    "pal.WindowsIdentity]::GetCurrent())\n"
+    "if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Admini"
+    "strator)) {\n"
+    "    Stop-WithError 'run this script from an elevated PowerShell (Run "
+    "as administrator): changing a VM needs it.'\n"
+    "}\n"
+    "if (-not (Get-Module -ListAvailable -Name Hyper-V)) {\n"
+    "    Stop-WithError 'the Hyper-V PowerShell module is not installed; enable "
+    "Hyper-V with its management tools and run again.'\n"
+    "}\n"
+    "Import-Module Hyper-V\n"
+    "$HostBuild = [Environment]::OSVersion.Version.Build\n"
+    "$vm = Get-VM -Name $VMName -ErrorAction SilentlyContinue\n"
+    "if (-not $vm) {\n"
+    "    Stop-WithError \"there is no VM named '$VMName' on this host (Get-VM); "
+    "pass -VMName.\"\n"
+    "}\n"
+    "if ($vm.State -ne 'Off') {\n"
+    "    Stop-WithError \"VM '$VMName' is $($vm.State); turn it off (Stop-VM) "
+    "and run again.\"\n"
+    "}\n"
+    "if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) "
+    "{\n"
+    "    Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space "
+    "in all; raise -HighMemoryMappedIoSpace.'\n"
+    "}\n"
+    "\n";
+
+static const char ps_gpupv_gpu[] =
+    "if (Get-Command Get-VMHostPartitionableGpu -ErrorAction SilentlyContinue) "
+    "{\n"
+    "    $gpus = @(Get-VMHostPartitionableGpu)\n"
+    "} else {\n"
+    "    $gpus = @(Get-VMPartitionableGpu)\n"
+    "}\n"
+    "if ($gpus.Count -eq 0) {\n"
+    "    Stop-WithError 'this host has no GPU that Hyper-V can partition (Get-VMH"
+    "ostPartitionableGpu lists none).'\n"
+    "}\n"
+    "if ($InstancePath) {\n"
+    "    if ($HostBuild -lt 22000) {\n"
+    "        Stop-WithError \"choosing the GPU with -InstancePath needs host "
+    "build 22000 or later (Windows 11, Server 2022); this host is build $HostBuil"
+    "d. Run with -InstancePath '' for the default GPU.\"\n"
+    "    }\n"
+    "    $gpu = @($gpus | Where-Object { $_.Name -eq $InstancePath })\n"
+    "    if ($gpu.Count -eq 0) {\n"
+    "        $listed = ($gpus | ForEach-Object { $_.Name }) -join ', '\n"
+    "        Stop-WithError \"GPU $InstancePath is not listed by Get-VMHostPartit"
+    "ionableGpu; listed: $listed\"\n"
+    "    }\n"
+    "    $gpuPath = $gpu[0].Name\n"
+    "} else {\n"
+    "    $gpuPath = $gpus[0].Name\n"
+    "}\n"
+    "# \\\\?\\PCI#VEN_...#...#{064092b3-...}\\GPUPARAV names PnP device PCI\\VEN_"
+    "...\\...\n"
+    "$deviceId = $gpuPath\n"
+    "if ($deviceId.StartsWith('\\\\?\\')) {\n"
+    "    $deviceId = $deviceId.Substring(4)\n"
+    "}\n"
+    "$cut = $deviceId.IndexOf('#{')\n"
+    "if ($cut -ge 0) {\n"
+    "    $deviceId = $deviceId.Substring(0, $cut)\n"
+    "}\n"
+    "$deviceId = $deviceId.Replace('#', '\\')\n"
+    "Test-StagedDriver $deviceId\n"
+    "\n";
+
+static const char ps_vm_settings[] =
+    "# VM settings, only those that differ.\n"
+    "$settings = @{}\n"
+    "if (-not $vm.GuestControlledCacheTypes) {\n"
+    "    $settings['GuestControlledCacheTypes'] = $true\n"
+    "}\n"
+    "if ($vm.LowMemoryMappedIoSpace -ne $LowMemoryMappedIoSpace) {\n"
+    "    $settings['LowMemoryMappedIoSpace'] = $LowMemoryMappedIoSpace\n"
+    "}\n"
+    "if ($vm.HighMemoryMappedIoSpace -ne $HighMemoryMappedIoSpace) {\n"
+    "    $settings['HighMemoryMappedIoSpace'] = $HighMemoryMappedIoSpace\n"
+    "}\n"
+    "if ($vm.AutomaticStopAction -ne 'TurnOff') {\n"
+    "    $settings['AutomaticStopAction'] = 'TurnOff'\n"
+    "}\n"
+    "if ($vm.DynamicMemoryEnabled) {\n"
+    "    $settings['StaticMemory'] = $true\n"
+    "}\n"
+    "if ($settings.Count -gt 0) {\n"
+    "    $names = ($settings.Keys | Sort-Object) -join ', '\n"
+    "    if ($PSCmdlet.ShouldProcess($VMName, \"Set-VM $names\")) {\n"
+    "        Set-VM -VM $vm @settings\n"
+    "    }\n"
+    "} else {\n"
+    "    Write-Host \"VM '$VMName': cache types, memory-mapped IO, stop action "
+    "and static memory already set\"\n"
+    "}\n"
+    "\n";
+
+static const char ps_gpupv_adapter[] =
+    "# One adapter for this GPU; partition sizes are left alone (GPU-PV\n"
+    "# ignores them).\n"
+    "$adapters = @(Get-VMGpuPartitionAdapter -VM $vm)\n"
+    "if ($InstancePath) {\n"
+    "    $adapters = @($adapters | Where-Object { $_.InstancePath -eq $InstancePa"
+    "th })\n"
+    "}\n"
+    "if ($adapters.Count -eq 0) {\n"
+    "    if ($PSCmdlet.ShouldProcess($VMName, 'Add-VMGpuPartitionAdapter')) "
+    "{\n"
+    "        if ($InstancePath) {\n"
+    "            Add-VMGpuPartitionAdapter -VM $vm -InstancePath $InstancePath\n"
+    "        } else {\n"
+    "            Add-VMGpuPartitionAdapter -VM $vm\n"
+    "        }\n"
+    "    }\n"
+    "} else {\n"
+    "    Write-Host \"VM '$VMName' already has a GPU partition adapter for "
+    "this GPU\"\n"
+    "}\n"
+    "Write-Host \"VM '$VMName' is set up for GPU-PV; start it with Start-VM "
+    "-Name '$VMName'\"\n";
+
+static const char ps_dda_device[] =
+    "$inVm = @(Get-VMAssignableDevice -VM $vm | Where-Object { $_.LocationPath "
+    "-eq $LocationPath })\n"
+    "$dismounted = @(Get-VMHostAssignableDevice | Where-Object { $_.LocationPath "
+    "-eq $LocationPath })\n"
+    "$device = $null\n"
+    "if ($inVm.Count -eq 0 -and $dismounted.Count -eq 0) {\n"
+    "    foreach ($d in Get-PnpDevice) {\n"
+    "        $paths = (Get-PnpDeviceProperty -InstanceId $d.InstanceId -KeyName "
+    "'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue).Data\n"
+    "        if ($paths -contains $LocationPath) {\n"
+    "            $device = $d\n"
+    "            break\n"
+    "        }\n"
+    "    }\n"
+    "    if (-not $device) {\n"
+    "        Stop-WithError \"no device at location path $LocationPath on "
+    "this host (DEVPKEY_Device_LocationPaths).\"\n"
+    "    }\n"
+    "    Test-StagedDriver $device.InstanceId\n"
+    "}\n"
+    "\n";
+
+static const char ps_dda_assign[] =
+    "if ($inVm.Count -eq 0) {\n"
+    "    if ($dismounted.Count -eq 0) {\n"
+    "        if ($PSCmdlet.ShouldProcess($LocationPath, 'Disable-PnpDevice, "
+    "Dismount-VMHostAssignableDevice')) {\n"
+    "            Disable-PnpDevice -InstanceId $device.InstanceId -Confirm:$false\n"
+    "            Dismount-VMHostAssignableDevice -Force -LocationPath $LocationPa"
+    "th\n"
+    "        }\n"
+    "    }\n"
+    "    if ($PSCmdlet.ShouldProcess($VMName, \"Add-VMAssignableDevice $LocationP"
+    "ath\")) {\n"
+    "        Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm\n"
+    "    }\n"
+    "} else {\n"
+    "    Write-Host \"VM '$VMName' already has the device at $LocationPath\"\n"
+    "}\n"
+    "Write-Host \"VM '$VMName' is set up for DDA; start it with Start-VM -Name "
+    "'$VMName'\"\n";
+
+static const char ps_collect[] =
+    "#Requires -Version 5.1\n"
+    "<#\n"
+    ".SYNOPSIS\n"
+    "    Bundles the driver packages of this host's partitionable GPUs for\n"
+    "    gpupv-prep.\n"
+    ".DESCRIPTION\n"
+    "    Written by gpupv-prep host-script.  Run it on the Windows host that\n"
+    "    will run the VM, from an elevated PowerShell.  For every GPU Hyper-V\n"
+    "    can partition (or the one named by -InstancePath) it finds the driver\n"
+    "    package folder in the DriverStore and the INF install section, and\n"
+    "    writes a zip: the package folders, gpupv-bundle.json describing them,\n"
+    "    and with -ExportServiceKey a reg export of the driver's service key.\n"
+    "    Then, on the Linux machine: gpupv-prep stage IMAGE gpupv-bundle.zip\n"
+    "#>\n"
+    "[CmdletBinding()]\n"
+    "param(\n"
+    "    [string]$OutFile = (Join-Path (Get-Location) 'gpupv-bundle.zip'),\n"
+    "    [string]$InstancePath = '',\n"
+    "    [switch]$ExportServiceKey\n"
+    ")\n"
+    "\n"
+    "Set-StrictMode -Version 3.0\n"
+    "$ErrorActionPreference = 'Stop'\n"
+    "\n"
+    "function Stop-WithError([string]$Message) {\n"
+    "    $Host.UI.WriteErrorLine(\"gpupv-prep host-script: $Message\")\n"
+    "    exit 1\n"
+    "}\n"
+    "\n"
+    "function Get-DeviceValue([string]$InstanceId, [string]$Key) {\n"
+    "    (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName $Key -ErrorActio"
+    "n SilentlyContinue).Data\n"
+    "}\n"
+    "\n"
+    "$principal = New-Object Security.Principal.WindowsPrincipal([Security.Princi"
+    "pal.WindowsIdentity]::GetCurrent())\n"
+    "if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Admini"
+    "strator)) {\n"
+    "    Stop-WithError 'run this script from an elevated PowerShell (Run "
+    "as administrator): reading the driver store needs it.'\n"
+    "}\n"
+    "if (Get-Command Get-VMHostPartitionableGpu -ErrorAction SilentlyContinue) "
+    "{\n"
+    "    $gpus = @(Get-VMHostPartitionableGpu)\n"
+    "} elseif (Get-Command Get-VMPartitionableGpu -ErrorAction SilentlyContinue) "
+    "{\n"
+    "    $gpus = @(Get-VMPartitionableGpu)\n"
+    "} else {\n"
+    "    Stop-WithError 'the Hyper-V PowerShell module is not installed; enable "
+    "Hyper-V with its management tools and run again.'\n"
+    "}\n"
+    "if ($InstancePath) {\n"
+    "    $gpus = @($gpus | Where-Object { $_.Name -eq $InstancePath })\n"
+    "}\n"
+    "if ($gpus.Count -eq 0) {\n"
+    "    Stop-WithError 'no partitionable GPU (Get-VMHostPartitionableGpu "
+    "lists none, or not the one named by -InstancePath).'\n"
+    "}\n"
+    "\n"
+    "$work = Join-Path ([IO.Path]::GetTempPath()) ('gpupv-bundle-' + [guid]::NewG"
+    "uid().ToString())\n"
+    "New-Item -ItemType Directory -Path $work | Out-Null\n"
+    "try {\n"
+    "    $entries = @()\n"
+    "    $regs = @()\n"
+    "    foreach ($gpu in $gpus) {\n"
+    "        # \\\\?\\PCI#VEN_...#...#{064092b3-625e-43bf-9eb5-dc845897dd59}\\GPU"
+    "PARAV\n"
+    "        # names the PnP device PCI\\VEN_...\\...\n"
+    "        $id = $gpu.Name\n"
+    "        if ($id.StartsWith('\\\\?\\')) {\n"
+    "            $id = $id.Substring(4)\n"
+    "        }\n"
+    "        $cut = $id.IndexOf('#{')\n"
+    "        if ($cut -ge 0) {\n"
+    "            $id = $id.Substring(0, $cut)\n"
+    "        }\n"
+    "        $id = $id.Replace('#', '\\')\n"
+    "        $inf = Get-DeviceValue $id 'DEVPKEY_Device_DriverInfPath'\n"
+    "        if (-not $inf) {\n"
+    "            Stop-WithError \"GPU $($gpu.Name): no driver INF recorded "
+    "for device $id.\"\n"
+    "        }\n"
+    "        $driver = Get-WindowsDriver -Online -Driver $inf | Select-Object "
+    "-First 1\n"
+    "        if (-not $driver) {\n"
+    "            Stop-WithError \"GPU $($gpu.Name): Get-WindowsDriver does "
+    "not know $inf.\"\n"
+    "        }\n"
+    "        $source = Split-Path -Parent $driver.OriginalFileName\n"
+    "        $folder = Split-Path -Leaf $source\n"
+    "        $target = Join-Path $work $folder\n"
+    "        if (-not (Test-Path -LiteralPath $target)) {\n"
+    "            Write-Host \"copying $source\"\n"
+    "            Copy-Item -LiteralPath $source -Destination $target -Recurse\n"
+    "        }\n"
+    "        $service = Get-DeviceValue $id 'DEVPKEY_Device_Service'\n"
+    "        $entries += [ordered]@{\n"
+    "            name = (Get-PnpDevice -InstanceId $id).FriendlyName\n"
+    "            instance_path = $gpu.Name\n"
+    "            hardware_id = @(Get-DeviceValue $id 'DEVPKEY_Device_HardwareIds'"
+    ")[0]\n"
+    "            inf_path = $inf\n"
+    "            install_section = Get-DeviceValue $id 'DEVPKEY_Device_DriverInfS"
+    "ection'\n"
+    "            driver_version = Get-DeviceValue $id 'DEVPKEY_Device_DriverVersi"
+    "on'\n"
+    "            package = $folder\n"
+    "            service = $service\n"
+    "        }\n"
+    "        if ($ExportServiceKey -and $service -and ($regs -notcontains "
+    "\"$service.reg\")) {\n"
+    "            & reg.exe export \"HKLM\\SYSTEM\\CurrentControlSet\\Services\\$s"
+    "ervice\" (Join-Path $work \"$service.reg\") /y | Out-Null\n"
+    "            if ($LASTEXITCODE -ne 0) {\n"
+    "                Stop-WithError \"reg export of the $service service key "
+    "failed.\"\n"
+    "            }\n"
+    "            $regs += \"$service.reg\"\n"
+    "        }\n"
+    "    }\n"
+    "    $bundle = [ordered]@{\n"
+    "        format = 1\n"
+    "        tool = 'gpupv-prep host-script'\n"
+    "        host_build = [Environment]::OSVersion.Version.Build\n"
+    "        gpus = $entries\n"
+    "        reg = $regs\n"
+    "    }\n"
+    "    $json = ConvertTo-Json -InputObject $bundle -Depth 5\n"
+    "    [IO.File]::WriteAllText((Join-Path $work 'gpupv-bundle.json'), $json, "
+    "(New-Object Text.UTF8Encoding($false)))\n"
+    "    $OutFile = [IO.Path]::GetFullPath($OutFile)\n"
+    "    if (Test-Path -LiteralPath $OutFile) {\n"
+    "        Remove-Item -LiteralPath $OutFile\n"
+    "    }\n"
+    "    Add-Type -AssemblyName System.IO.Compression.FileSystem\n"
+    "    [IO.Compression.ZipFile]::CreateFromDirectory($work, $OutFile)\n"
+    "    Write-Host \"wrote $OutFile ($($entries.Count) GPU(s)); on the Linux "
+    "side: gpupv-prep stage IMAGE $(Split-Path -Leaf $OutFile)\"\n"
+    "} finally {\n"
+    "    Remove-Item -LiteralPath $work -Recurse -Force -ErrorAction SilentlyCont"
+    "inue\n"
+    "}\n";
+/* A PowerShell single-quoted string: only ' needs doubling. */
+static void
+ps_str(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; s && *s; s++) {
+		if (*s == '\'')
+			fputc('\'', f);
+		fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+/* Comment text from data: no line breaks, no end of a block comment. */
+static void
+ps_comment(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\n' || *s == '\r')
+			fputc(' ', f);
+		else if (*s == '#' && s[1] == '>')
+			fputs("# ", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void
+ps_header(FILE *f, const struct sidecar *s, bool dda)
+{
+	const struct host_cfg *h = s->host;
+	size_t i;
+
+	fputs("#Requires -Version 5.1\n<#\n.SYNOPSIS\n", f);
+	if (dda)
+		fputs("    Assigns a GPU to the Hyper-V VM with Discrete Device "
+		    "Assignment (DDA).\n", f);
+	else
+		fputs("    Sets up the Hyper-V VM for GPU paravirtualization "
+		    "(GPU-PV).\n", f);
+	fputs(".DESCRIPTION\n    Written by gpupv-prep ", f);
+	fputs(gp_version(), f);
+	fputs(" for the disk image ", f);
+	ps_comment(f, s->image);
+	fputs(".\n    It checks the host first (elevation, the Hyper-V module, "
+	    "the VM, the GPU and\n    that the host's driver package is the "
+	    "one staged into the image), then\n    changes only what differs: "
+	    "a second run changes nothing.  -WhatIf shows\n    the changes "
+	    "without making them.\n", f);
+	for (i = 0; s->man && i < s->man->n; i++) {
+		fputs("    Staged: ", f);
+		ps_comment(f, s->man->v[i].name);
+		if (s->man->v[i].driver_ver) {
+			fputs(", DriverVer ", f);
+			ps_comment(f, s->man->v[i].driver_ver);
+		}
+		fputs("\n", f);
+	}
+	if (h->gpu_name) {
+		fputs("    GPU: ", f);
+		ps_comment(f, h->gpu_name);
+		fputs("\n", f);
+	}
+	fputs("#>\n[CmdletBinding(SupportsShouldProcess = $true)]\nparam(\n"
+	    "    [string]$VMName = ", f);
+	ps_str(f, h->vm_name);
+	fputs(",\n", f);
+	if (dda) {
+		fputs("    [string]$LocationPath = ", f);
+		ps_str(f, h->dda);
+	} else {
+		fputs("    # '' lets Hyper-V pick the GPU\n"
+		    "    [string]$InstancePath = ", f);
+		ps_str(f, h->gpu);
+	}
+	fprintf(f, ",\n    [UInt64]$LowMemoryMappedIoSpace = %llu,\n"
+	    "    [UInt64]$HighMemoryMappedIoSpace = %llu,\n"
+	    "    [switch]$SkipDriverCheck\n)\n\n",
+	    (unsigned long long)(h->low_mmio_mb ? h->low_mmio_mb :
+	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB) << 20,
+	    (unsigned long long)(h->high_mmio_mb ? h->high_mmio_mb :
+	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB) << 20);
+	fputs("# What gpupv-prep staged into the guest's HostDriverStore.\n"
+	    "$StagedPackages = @(\n", f);
+	for (i = 0; s->man && i < s->man->n; i++) {
+		fputs("    [pscustomobject]@{ Folder = ", f);
+		ps_str(f, s->man->v[i].name);
+		fputs("; DriverVer = ", f);
+		ps_str(f, s->man->v[i].driver_ver);
+		fputs(" }\n", f);
+	}
+	fputs(")\n\n", f);
+}
+
+/* Close a memory stream; its buffer is final only then. */
+static char *
+finish(FILE *f, char **buf)
+{
+	if (fclose(f) != 0)
+		abort();
+	return *buf;
+}
+
+char *
+sidecar_vm_script(const struct sidecar *s)
+{
+	bool dda = s->host->dda != NULL;
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		abort();
+	ps_header(f, s, dda);
+	fputs(ps_checks, f);
+	fputs(dda ? ps_dda_device : ps_gpupv_gpu, f);
+	fputs(ps_vm_settings, f);
+	fputs(dda ? ps_dda_assign : ps_gpupv_adapter, f);
+	return finish(f, &buf);
+}
+
+char *
+sidecar_nanabox(const struct sidecar *s, size_t *len)
+{
+	const struct host_cfg *h = s->host;
+	char *buf = NULL;
+	struct json j;
+	FILE *f = open_memstream(&buf, len);
+
+	if (!f)
+		abort();
+	fputs("\xef\xbb\xbf", f);		/* NanaBox reads UTF-8 with a BOM */
+	json_init(&j, f);
+	json_obj_begin(&j);
+	json_key(&j, "NanaBox");
+	json_obj_begin(&j);
+	json_key(&j, "Type");
+	json_str(&j, "VirtualMachine");
+	json_key(&j, "Version");
+	json_u64(&j, 1);
+	json_key(&j, "GuestType");
+	json_str(&j, "Windows");
+	json_key(&j, "Name");
+	json_str(&j, h->vm_name);
+	json_key(&j, "ProcessorCount");
+	json_u64(&j, s->cpus ? s->cpus : 4);
+	json_key(&j, "MemorySize");
+	json_u64(&j, s->memory_mb ? s->memory_mb : 8192);
+	json_key(&j, "Gpu");
+	json_obj_begin(&j);
+	json_key(&j, "AssignmentMode");
+	json_str(&j, h->gpu && *h->gpu ? "List" : "Default");
+	if (h->gpu && *h->gpu) {
+		json_key(&j, "SelectedDevices");
+		json_arr_begin(&j);
+		json_str(&j, h->gpu);
+		json_arr_end(&j);
+	}
+	json_obj_end(&j);
+	json_key(&j, "NetworkAdapters");
+	json_arr_begin(&j);
+	json_obj_begin(&j);
+	json_key(&j, "Connected");
+	json_bool(&j, true);
+	json_key(&j, "Enabled");
+	json_bool(&j, true);
+	json_obj_end(&j);
+	json_arr_end(&j);
+	json_key(&j, "ScsiDevices");
+	json_arr_begin(&j);
+	json_obj_begin(&j);
+	json_key(&j, "Enabled");
+	json_bool(&j, true);
+	json_key(&j, "Type");
+	json_str(&j, "VirtualDisk");
+	/* The file name alone: the .7b sits beside the image on the host,
+	 * and NanaBox resolves a relative path from the .7b's folder. */
+	json_key(&j, "Path");
+	json_str(&j, strrchr(s->image, '/') ? strrchr(s->image, '/') + 1 :
+	    s->image);
+	json_obj_end(&j);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
+	return finish(f, &buf);
+}
+
+const char *
+sidecar_host_script(void)
+{
+	return ps_collect;
+}
+
+char *
+sidecar_default_vm_name(const char *image)
+{
+	const char *b = strrchr(image, '/');
+	char *n = xstrdup(b ? b + 1 : image), *dot = strrchr(n, '.');
+
+	if (dot && dot != n)
+		*dot = '\0';
+	return n;
+}
+
+int
+sidecar_write(const char *path, const char *text, size_t len)
+{
+	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+	int fd = mkstemp(tmp), e;
+
+	if (fd < 0)
+		goto fail;
+	if (file_pwrite(fd, text, len, 0) < 0 || fchmod(fd, 0644) < 0 ||
+	    fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	free(tmp);
+	return 0;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	error_set(e, "%s: %s", path, strerror(e));
+	return -1;
+}

@@ -1,0 +1,148 @@
+#Requires -Version 5.1
+<#
+.SYNOPSIS
+    Assigns a GPU to the Hyper-V VM with Discrete Device Assignment (DDA).
+.DESCRIPTION
+    Written by gpupv-prep VERSION for the disk image g.vhdx.
+    It checks the host first (elevation, the Hyper-V module, the VM, the GPU and
+    that the host's driver package is the one staged into the image), then
+    changes only what differs: a second run changes nothing.  -WhatIf shows
+    the changes without making them.
+    Staged: nv_dispig.inf_amd64_677da8a9230cea15, DriverVer 10/23/2023,31.0.15.4601
+#>
+[CmdletBinding(SupportsShouldProcess = $true)]
+param(
+    [string]$VMName = 'guest',
+    [string]$LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)',
+    [UInt64]$LowMemoryMappedIoSpace = 3221225472,
+    [UInt64]$HighMemoryMappedIoSpace = 34896609280,
+    [switch]$SkipDriverCheck
+)
+
+# What gpupv-prep staged into the guest's HostDriverStore.
+$StagedPackages = @(
+    [pscustomobject]@{ Folder = 'nv_dispig.inf_amd64_677da8a9230cea15'; DriverVer = '10/23/2023,31.0.15.4601' }
+)
+
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+
+function Stop-WithError([string]$Message) {
+    $Host.UI.WriteErrorLine("gpupv-prep script: $Message")
+    exit 1
+}
+
+# The driver package a PnP device uses on this host: its INF in the
+# DriverStore (oemNN.inf), the FileRepository folder that INF came from,
+# and the driver version.
+function Get-DevicePackage([string]$InstanceId) {
+    $inf = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName 'DEVPKEY_Device_DriverInfPath' -ErrorAction SilentlyContinue).Data
+    $version = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName 'DEVPKEY_Device_DriverVersion' -ErrorAction SilentlyContinue).Data
+    $folder = $null
+    if ($inf) {
+        $driver = Get-WindowsDriver -Online -Driver $inf -ErrorAction SilentlyContinue | Select-Object -First 1
+        if ($driver) {
+            $folder = Split-Path -Leaf (Split-Path -Parent $driver.OriginalFileName)
+        }
+    }
+    [pscustomobject]@{ Inf = $inf; Folder = $folder; Version = $version }
+}
+
+# A host driver update leaves the guest's copy in HostDriverStore stale:
+# the most common reason GPU-PV stops working.  Compare before changing.
+function Test-StagedDriver([string]$InstanceId) {
+    if ($SkipDriverCheck -or $StagedPackages.Count -eq 0) {
+        return
+    }
+    $pkg = Get-DevicePackage $InstanceId
+    $staged = ($StagedPackages | ForEach-Object { $_.Folder }) -join ', '
+    if (-not $pkg.Folder) {
+        Stop-WithError "cannot tell which driver package device $InstanceId uses on this host (Get-WindowsDriver found none); the guest holds $staged. Run with -SkipDriverCheck to go on without the check."
+    }
+    $match = @($StagedPackages | Where-Object { $_.Folder -eq $pkg.Folder })
+    if ($match.Count -eq 0) {
+        Stop-WithError "the host's driver for this GPU is now $($pkg.Folder) (version $($pkg.Version)), but the guest holds $staged. The host driver changed after the image was staged, so the guest's copy is stale and the GPU will not start in the VM. Stage the current package again (gpupv-prep stage IMAGE <the folder from C:\Windows\System32\DriverStore\FileRepository>), or run with -SkipDriverCheck."
+    }
+    if ($match[0].DriverVer -and $pkg.Version -and -not $match[0].DriverVer.EndsWith(',' + $pkg.Version)) {
+        Stop-WithError "the host's driver for this GPU is version $($pkg.Version), but the guest's copy of $($pkg.Folder) is DriverVer $($match[0].DriverVer): stage the current package again, or run with -SkipDriverCheck."
+    }
+    Write-Verbose "host driver $($pkg.Folder) $($pkg.Version) matches what was staged"
+}
+
+$principal = New-Object Security.Principal.WindowsPrincipal([Security.Principal.WindowsIdentity]::GetCurrent())
+if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+    Stop-WithError 'run this script from an elevated PowerShell (Run as administrator): changing a VM needs it.'
+}
+if (-not (Get-Module -ListAvailable -Name Hyper-V)) {
+    Stop-WithError 'the Hyper-V PowerShell module is not installed; enable Hyper-V with its management tools and run again.'
+}
+Import-Module Hyper-V
+$HostBuild = [Environment]::OSVersion.Version.Build
+$vm = Get-VM -Name $VMName -ErrorAction SilentlyContinue
+if (-not $vm) {
+    Stop-WithError "there is no VM named '$VMName' on this host (Get-VM); pass -VMName."
+}
+if ($vm.State -ne 'Off') {
+    Stop-WithError "VM '$VMName' is $($vm.State); turn it off (Stop-VM) and run again."
+}
+if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) {
+    Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space in all; raise -HighMemoryMappedIoSpace.'
+}
+
+$inVm = @(Get-VMAssignableDevice -VM $vm | Where-Object { $_.LocationPath -eq $LocationPath })
+$dismounted = @(Get-VMHostAssignableDevice | Where-Object { $_.LocationPath -eq $LocationPath })
+$device = $null
+if ($inVm.Count -eq 0 -and $dismounted.Count -eq 0) {
+    foreach ($d in Get-PnpDevice) {
+        $paths = (Get-PnpDeviceProperty -InstanceId $d.InstanceId -KeyName 'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue).Data
+        if ($paths -contains $LocationPath) {
+            $device = $d
+            break
+        }
+    }
+    if (-not $device) {
+        Stop-WithError "no device at location path $LocationPath on this host (DEVPKEY_Device_LocationPaths)."
+    }
+    Test-StagedDriver $device.InstanceId
+}
+
+# VM settings, only those that differ.
+$settings = @{}
+if (-not $vm.GuestControlledCacheTypes) {
+    $settings['GuestControlledCacheTypes'] = $true
+}
+if ($vm.LowMemoryMappedIoSpace -ne $LowMemoryMappedIoSpace) {
+    $settings['LowMemoryMappedIoSpace'] = $LowMemoryMappedIoSpace
+}
+if ($vm.HighMemoryMappedIoSpace -ne $HighMemoryMappedIoSpace) {
+    $settings['HighMemoryMappedIoSpace'] = $HighMemoryMappedIoSpace
+}
+if ($vm.AutomaticStopAction -ne 'TurnOff') {
+    $settings['AutomaticStopAction'] = 'TurnOff'
+}
+if ($vm.DynamicMemoryEnabled) {
+    $settings['StaticMemory'] = $true
+}
+if ($settings.Count -gt 0) {
+    $names = ($settings.Keys | Sort-Object) -join ', '
+    if ($PSCmdlet.ShouldProcess($VMName, "Set-VM $names")) {
+        Set-VM -VM $vm @settings
+    }
+} else {
+    Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action and static memory already set"
+}
+
+if ($inVm.Count -eq 0) {
+    if ($dismounted.Count -eq 0) {
+        if ($PSCmdlet.ShouldProcess($LocationPath, 'Disable-PnpDevice, Dismount-VMHostAssignableDevice')) {
+            Disable-PnpDevice -InstanceId $device.InstanceId -Confirm:$false
+            Dismount-VMHostAssignableDevice -Force -LocationPath $LocationPath
+        }
+    }
+    if ($PSCmdlet.ShouldProcess($VMName, "Add-VMAssignableDevice $LocationPath")) {
+        Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm
+    }
+} else {
+    Write-Host "VM '$VMName' already has the device at $LocationPath"
+}
+Write-Host "VM '$VMName' is set up for DDA; start it with Start-VM -Name '$VMName'"

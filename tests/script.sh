@@ -1,0 +1,144 @@
+#!/bin/sh
+# The sidecar files: the Hyper-V script (GPU-PV with and without an
+# instance path, DDA) against golden files, NanaBox output, `script` from
+# a staged image's manifest, the host collector, and a host bundle staged
+# end to end.  Parsing with the PowerShell grammar is in script-parse.sh.
+. "$(dirname "$0")/functions.sh"
+requires qemu-img sgdisk mkntfs hivexregedit jq zip xxd
+
+GOLD="$top_srcdir/tests/data/script"
+GPU='\\?\PCI#VEN_10DE&DEV_2484&SUBSYS_146B10DE&REV_A1#4&2f1e4f4e&0&0008#{064092b3-625e-43bf-9eb5-dc845897dd59}\GPUPARAV'
+export SOURCE_DATE_EPOCH=1700000000
+
+PKG="$TMP/src/nv_dispig.inf_amd64_677da8a9230cea15"
+mkdir -p "$PKG"
+printf '[Version]\r\nDriverVer = 10/23/2023,31.0.15.4601\r\n' >"$PKG/nv_dispig.inf"
+head -c 100000 /dev/urandom >"$PKG/nvlddmkm.sys"
+
+mkgpt_windows "$TMP/g.raw"
+qemu-img convert -f raw -O vhdx "$TMP/g.raw" "$TMP/g.vhdx"
+rm -f "$TMP/g.raw"
+cd "$TMP"
+
+# The tool's version is left out of the comparison.
+unversioned() { sed 's/^\(    Written by gpupv-prep\) [^ ]* for/\1 VERSION for/' "$1"; }
+golden() {  # FILE NAME
+  unversioned "$1" >"$TMP/actual"
+  diff -u "$GOLD/$2" "$TMP/actual" >"$TMP/diff" || {
+    cat "$TMP/diff" >&2
+    fail "$2 differs from the golden file (regenerate with GPUPV_GOLDEN=1 after review)"
+  }
+}
+[ -z "${GPUPV_GOLDEN:-}" ] || golden() { unversioned "$1" >"$GOLD/$2"; }
+
+# Staging writes the script with the run's settings; the image is
+# named as given (relative here, so the golden file is stable).
+run 0 "$GPUPV_PREP" stage g.vhdx "$PKG" --script gpupv.ps1 --vm-name 'Win 11 GPU' \
+  --gpu "$GPU" --nanabox vm.7b
+golden gpupv.ps1 gpupv-instance.ps1
+grep -q "^    \[string\]\$InstancePath = '\\\\\\\\?\\\\PCI#VEN_10DE" gpupv.ps1 ||
+  fail "instance path default missing"
+for f in gpupv.ps1; do
+  ! grep -Eq 'Set-VMGpuPartitionAdapter|(Min|Max|Optimal)Partition' "$f" ||
+    fail "$f sets partition sizes"
+  grep -q '^Test-StagedDriver \$deviceId$' "$f" || fail "$f: no stale-driver check"
+  grep -q "Folder = 'nv_dispig.inf_amd64_677da8a9230cea15'; DriverVer = '10/23/2023,31.0.15.4601'" "$f" ||
+    fail "$f: staged package not recorded"
+done
+pass "stage --script: GPU-PV with an instance path matches its golden file"
+
+# NanaBox: BOM, JSON, the fields NanaBox reads.
+expect_eq "$(head -c 3 vm.7b | xxd -p)" efbbbf "NanaBox BOM"
+tail -c +4 vm.7b >vm.json
+jq -e . vm.json >/dev/null || fail "NanaBox file is not JSON"
+expect_eq "$(jq -r .NanaBox.Type vm.json)" VirtualMachine "NanaBox Type"
+expect_eq "$(jq -r .NanaBox.Version vm.json)" 1 "NanaBox Version"
+expect_eq "$(jq -r .NanaBox.GuestType vm.json)" Windows "NanaBox GuestType"
+expect_eq "$(jq -r .NanaBox.Name vm.json)" "Win 11 GPU" "NanaBox Name"
+expect_eq "$(jq -r .NanaBox.Gpu.AssignmentMode vm.json)" List "NanaBox Gpu"
+expect_eq "$(jq -r '.NanaBox.Gpu.SelectedDevices[0]' vm.json)" "$GPU" "NanaBox SelectedDevices"
+expect_eq "$(jq -r '.NanaBox.ScsiDevices[0].Path' vm.json)" g.vhdx "NanaBox disk"
+jq -e '.NanaBox.ProcessorCount > 0 and .NanaBox.MemorySize > 0' vm.json >/dev/null ||
+  fail "NanaBox processors and memory"
+pass "NanaBox: BOM, valid JSON, required fields, the instance path selected"
+
+# `script` from the manifest gives the same script; it writes nothing.
+before=$(sha g.vhdx)
+run 0 "$GPUPV_PREP" script g.vhdx -o again.ps1
+cmp -s gpupv.ps1 again.ps1 || fail "script from the manifest differs from stage --script"
+expect_eq "$(sha g.vhdx)" "$before" "script changed the image"
+pass "script IMAGE: defaults come from the staging run; image untouched"
+
+# Without an instance path; DDA.
+run 0 "$GPUPV_PREP" script g.vhdx -o default.ps1 --gpu '' --vm-name guest
+golden default.ps1 gpupv-default.ps1
+grep -q "^    \[string\]\$InstancePath = ''" default.ps1 || fail "default GPU"
+run 0 "$GPUPV_PREP" script g.vhdx -o dda.ps1 --dda 'PCIROOT(0)#PCI(0100)#PCI(0000)' --vm-name guest
+golden dda.ps1 dda.ps1
+for w in Dismount-VMHostAssignableDevice Add-VMAssignableDevice 'Test-StagedDriver \$device.InstanceId' \
+    "LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)'" 'HighMemoryMappedIoSpace = 34896609280' \
+    'LowMemoryMappedIoSpace = 3221225472'; do
+  grep -q "$w" dda.ps1 || fail "DDA script lacks $w"
+done
+! grep -q Add-VMGpuPartitionAdapter dda.ps1 || fail "DDA script adds a GPU-PV adapter"
+pass "script: GPU-PV without an instance path and DDA match their golden files"
+
+# Usage errors.
+run 2 "$GPUPV_PREP" script g.vhdx
+run 2 "$GPUPV_PREP" script g.vhdx -o x.ps1 --low-mmio lots
+run 2 "$GPUPV_PREP" verify g.vhdx --script x.ps1
+[ ! -e x.ps1 ] || fail "a refused command wrote a script"
+
+# The host collector.
+run 0 "$GPUPV_PREP" host-script -o collect.ps1
+for w in Get-VMHostPartitionableGpu DEVPKEY_Device_DriverInfPath DEVPKEY_Device_DriverInfSection \
+    Get-WindowsDriver gpupv-bundle.json 'reg.exe export' CreateFromDirectory; do
+  grep -q "$w" collect.ps1 || fail "collector lacks $w"
+done
+pass "host-script writes the collector"
+
+# A bundle as the collector makes it, staged end to end.
+mkdir -p bundle
+cp -r "$PKG" bundle/
+cat >bundle/gpupv-bundle.json <<EOF
+{
+  "format": 1,
+  "tool": "gpupv-prep host-script",
+  "host_build": 26100,
+  "gpus": [
+    {
+      "name": "NVIDIA GeForce RTX 3070",
+      "instance_path": "$(printf '%s' "$GPU" | sed 's/\\/\\\\/g')",
+      "hardware_id": "PCI\\\\VEN_10DE&DEV_2484&SUBSYS_146B10DE&REV_A1",
+      "inf_path": "oem12.inf",
+      "install_section": "Section048",
+      "driver_version": "31.0.15.4601",
+      "package": "nv_dispig.inf_amd64_677da8a9230cea15",
+      "service": "nvlddmkm"
+    }
+  ],
+  "reg": ["nvlddmkm.reg"]
+}
+EOF
+printf 'Windows Registry Editor Version 5.00\r\n' >bundle/nvlddmkm.reg
+(cd bundle && zip -qr ../bundle.zip .)
+cp g.vhdx b.vhdx
+run 0 "$GPUPV_PREP" remove b.vhdx
+run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --script b.ps1 --vm-name guest
+expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "bundle package"
+jqv '.warnings[]' | grep -q 'nvlddmkm.reg is not imported' || fail "bundle .reg not mentioned"
+grep -q "InstancePath = '\\\\\\\\?\\\\PCI#VEN_10DE&DEV_2484" b.ps1 || fail "bundle instance path not used"
+grep -q '    GPU: NVIDIA GeForce RTX 3070' b.ps1 || fail "bundle GPU name not in the script"
+after=$(sha b.vhdx)
+run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --vm-name guest
+expect_eq "$(jqv .changed)" false "bundle re-run"
+expect_eq "$(sha b.vhdx)" "$after" "bundle re-run changed the image"
+run 0 "$GPUPV_PREP" script b.vhdx -o b2.ps1
+cmp -s b.ps1 b2.ps1 || fail "the manifest did not keep the bundle's settings"
+# A new setting alone is recorded.
+run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --vm-name other
+expect_eq "$(jqv .changed)" true "a new VM name is a change"
+run 0 "$GPUPV_PREP" script b.vhdx -o b3.ps1
+grep -q "VMName = 'other'" b3.ps1 || fail "new VM name not recorded"
+qemu-img check -q b.vhdx || fail "qemu-img check"
+pass "a host bundle: staged, its GPU recorded for the script, re-run unchanged"
