@@ -142,3 +142,18 @@ run 0 "$GPUPV_PREP" script b.vhdx -o b3.ps1
 grep -q "VMName = 'other'" b3.ps1 || fail "new VM name not recorded"
 qemu-img check -q b.vhdx || fail "qemu-img check"
 pass "a host bundle: staged, its GPU recorded for the script, re-run unchanged"
+
+# Broken bundles: refused with the culprit named, the image unchanged.
+before=$(sha b.vhdx)
+mkdir -p bad1 bad2
+cp -r "$PKG" bad1/ && cp -r "$PKG" bad2/
+printf '{"format": 1, "gpus": [' >bad1/gpupv-bundle.json
+sed 's|"reg": \["nvlddmkm.reg"\]|"reg": ["../nvlddmkm.reg"]|' bundle/gpupv-bundle.json >bad2/gpupv-bundle.json
+run 1 "$GPUPV_PREP" stage b.vhdx bad1
+grep -q 'gpupv-bundle.json is not a format 1 bundle' "$TMP/err" || fail "bad JSON: $(cat "$TMP/err")"
+run 1 "$GPUPV_PREP" stage b.vhdx bad2
+grep -q 'reg entry 0 is not a file name in the bundle' "$TMP/err" || fail "bad reg: $(cat "$TMP/err")"
+run 1 "$GPUPV_PREP" stage b.vhdx bundle bundle.zip
+grep -q 'a second host bundle' "$TMP/err" || fail "two bundles: $(cat "$TMP/err")"
+expect_eq "$(sha b.vhdx)" "$before" "a refused bundle changed the image"
+pass "broken bundles are refused by name; the image is unchanged"
