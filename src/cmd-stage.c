@@ -8,7 +8,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,15 +17,8 @@
 
 struct progress {
 	bool on;
-	struct timespec start, last;
+	double start, last;		/* mono_ms(); last 0 until printed */
 };
-
-static double
-since(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) +
-	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
 
 /* "files, bytes, rate, ETA" on stderr, at most four times a second. */
 static void
@@ -34,17 +26,16 @@ progress_cb(void *ctx, uint64_t files, uint64_t nfiles, uint64_t bytes,
     uint64_t total)
 {
 	struct progress *p = ctx;
-	struct timespec now;
-	double t, rate;
+	double now, t, rate;
 	char b1[32], b2[32], b3[32];
 
 	if (!p->on)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (since(&p->last, &now) < 0.25 && bytes < total)
+	now = mono_ms();
+	if (now - p->last < 250 && bytes < total)
 		return;
 	p->last = now;
-	t = since(&p->start, &now);
+	t = (now - p->start) / 1e3;
 	rate = t > 0 ? (double)bytes / t : 0;
 	fprintf(stderr, "\rstaging: %llu/%llu files, %s of %s, %s/s, ETA %.0f s ",
 	    (unsigned long long)files, (unsigned long long)nfiles,
@@ -57,7 +48,7 @@ progress_cb(void *ctx, uint64_t files, uint64_t nfiles, uint64_t bytes,
 static void
 progress_end(struct progress *p)
 {
-	if (p->on && p->last.tv_sec)
+	if (p->on && p->last > 0)
 		fprintf(stderr, "\r\033[K");
 }
 
@@ -329,7 +320,7 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	host_cfg_merge(&want, &c.host.cfg);
 	c.o.host = &want;
 	pg.on = isatty(STDERR_FILENO);
-	clock_gettime(CLOCK_MONOTONIC, &pg.start);
+	pg.start = mono_ms();
 	c.o.progress = progress_cb;
 	c.o.pctx = &pg;
 	rc = stage_run(image, &set, &c.o, &r);
