@@ -1,8 +1,9 @@
 /*
  * hive.c - registry hives through hivex (the only file that includes
  * hivex.h).  hivex opens file paths only, so hives are copied out of NTFS
- * first.  There is no CurrentControlSet in an offline hive; callers
- * resolve Select\Current.
+ * first and the edited hive is committed to a new host file, which the
+ * caller writes back through the session.  There is no CurrentControlSet
+ * in an offline hive; callers resolve Select\Current.
  */
 #include <config.h>
 
@@ -14,51 +15,476 @@
 
 #include "hive.h"
 
-#define HIVE_MAX_DEPTH 64
+#define HIVE_MAX_DEPTH 512
+
+struct hive {
+	hive_h *h;
+	char *name;
+};
+
+const char *
+hive_name(const hive *h)
+{
+	return h->name;
+}
+
+hive *
+hive_open(const char *path, const char *name, bool writable)
+{
+	hive *h;
+	hive_h *x = hivex_open(path, writable ? HIVEX_OPEN_WRITE : 0);
+	int e;
+
+	if (!x) {
+		e = errno;
+		error_setc(GP_EXIT_CORRUPT, e, "%s: not a registry hive hivex "
+		    "can read: %s", name, strerror(e));
+		return NULL;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->h = x;
+	h->name = xstrdup(name);
+	return h;
+}
+
+void
+hive_close(hive *h)
+{
+	if (!h)
+		return;
+	hivex_close(h->h);
+	free(h->name);
+	free(h);
+}
+
+int
+hive_commit(hive *h, const char *path)
+{
+	if (hivex_commit(h->h, path, 0) < 0) {
+		error_set(errno, "%s: cannot write the edited hive to %s: %s",
+		    h->name, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The node at key, or 0 when a component is missing (errno ENOENT; with
+ * depth_found, how many components were found).
+ */
+static hive_node_h
+walk(hive *h, const char *key, size_t *found)
+{
+	hive_node_h node = hivex_root(h->h);
+	char *copy = xstrdup(key), *comp, *save = NULL;
+	size_t depth = 0;
+
+	if (found)
+		*found = 0;
+	for (comp = strtok_r(copy, "\\", &save); node && comp;
+	    comp = strtok_r(NULL, "\\", &save)) {
+		hive_node_h child;
+
+		if (++depth > HIVE_MAX_DEPTH) {
+			error_set(EINVAL, "%s: key path %s is too deep",
+			    h->name, key);
+			node = 0;
+			break;
+		}
+		errno = 0;
+		/* hivex matches child names without regard to case. */
+		child = hivex_node_get_child(h->h, node, comp);
+		if (!child) {
+			if (errno)
+				error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot "
+				    "read key %s: %s", h->name, key,
+				    strerror(errno));
+			else
+				errno = ENOENT;
+			node = 0;
+			break;
+		}
+		node = child;
+		if (found)
+			*found = depth;
+	}
+	free(copy);
+	return node;
+}
+
+int
+hive_key_exists(hive *h, const char *key)
+{
+	if (walk(h, key, NULL))
+		return 1;
+	return error_pending() ? -1 : 0;
+}
+
+/* The values of node; with check set, refuse a node holding a value
+ * that hivex would rewrite wrongly. */
+static int
+node_values(hive *h, hive_node_h node, const char *key, char ***names,
+    struct hive_val **vals, size_t *n)
+{
+	hive_value_h *vv = hivex_node_values(h->h, node);
+	size_t i;
+
+	*names = NULL;
+	*vals = NULL;
+	*n = 0;
+	if (!vv) {
+		error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read the values "
+		    "of %s: %s", h->name, key, strerror(errno));
+		return -1;
+	}
+	for (i = 0; vv[i]; i++)
+		;
+	*names = xcalloc(i + 1, sizeof(char *));
+	*vals = xcalloc(i + 1, sizeof(struct hive_val));
+	for (i = 0; vv[i]; i++) {
+		hive_type t;
+		size_t len;
+		char *k = hivex_value_key(h->h, vv[i]);
+		char *d = k ? hivex_value_value(h->h, vv[i], &t, &len) : NULL;
+
+		if (!d) {
+			int e = errno;
+
+			free(k);
+			error_setc(GP_EXIT_CORRUPT, e, "%s: cannot read a value "
+			    "of %s: %s", h->name, key, strerror(e));
+			hive_strv_free(*names, *n);
+			for (size_t j = 0; j < *n; j++)
+				hive_val_free(&(*vals)[j]);
+			free(*vals);
+			free(vv);
+			*names = NULL;
+			*vals = NULL;
+			*n = 0;
+			return -1;
+		}
+		(*names)[i] = k;
+		(*vals)[i].type = (uint32_t)t;
+		(*vals)[i].data = (uint8_t *)d;
+		(*vals)[i].len = len;
+		*n = i + 1;
+	}
+	free(vv);
+	return 0;
+}
+
+void
+hive_val_free(struct hive_val *v)
+{
+	free(v->data);
+	memset(v, 0, sizeof(*v));
+}
+
+bool
+hive_val_eq(const struct hive_val *a, const struct hive_val *b)
+{
+	return a->type == b->type && a->len == b->len &&
+	    (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+void
+hive_strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+vals_free(char **names, struct hive_val *vals, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		hive_val_free(&vals[i]);
+	free(vals);
+	hive_strv_free(names, n);
+}
+
+int
+hive_get(hive *h, const char *key, const char *name, struct hive_val *v)
+{
+	hive_node_h node = walk(h, key, NULL);
+	hive_value_h val;
+	hive_type t;
+	size_t len;
+	char *d;
+
+	memset(v, 0, sizeof(*v));
+	if (!node)
+		return error_pending() ? -1 : 0;
+	errno = 0;
+	val = hivex_node_get_value(h->h, node, name);
+	if (!val) {
+		if (errno) {
+			error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read "
+			    "%s\\%s: %s", h->name, key, name, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	d = hivex_value_value(h->h, val, &t, &len);
+	if (!d) {
+		error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read %s\\%s: %s",
+		    h->name, key, name, strerror(errno));
+		return -1;
+	}
+	v->type = (uint32_t)t;
+	v->data = (uint8_t *)d;
+	v->len = len;
+	return 1;
+}
+
+int
+hive_mkkey(hive *h, const char *key, char **created)
+{
+	hive_node_h node = hivex_root(h->h);
+	char *copy = xstrdup(key), *comp, *save = NULL;
+	size_t depth = 0, used = 0;
+	int ret = -1;
+
+	*created = NULL;
+	for (comp = strtok_r(copy, "\\", &save); comp;
+	    comp = strtok_r(NULL, "\\", &save)) {
+		hive_node_h child;
+
+		if (++depth > HIVE_MAX_DEPTH) {
+			error_set(EINVAL, "%s: key path %s is too deep",
+			    h->name, key);
+			goto out;
+		}
+		/* The path so far, for the report of what was created. */
+		used = (size_t)(comp - copy) + strlen(comp);
+		errno = 0;
+		child = hivex_node_get_child(h->h, node, comp);
+		if (!child && errno) {
+			error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read "
+			    "key %s: %s", h->name, key, strerror(errno));
+			goto out;
+		}
+		if (!child) {
+			if (strlen(comp) > 255) {
+				error_set(EINVAL, "%s: key name %.40s... is "
+				    "longer than the 255 characters Windows "
+				    "allows", h->name, comp);
+				goto out;
+			}
+			/* New keys inherit the parent's security. */
+			child = hivex_node_add_child(h->h, node, comp);
+			if (!child) {
+				error_set(errno, "%s: cannot create key %s: %s",
+				    h->name, key, strerror(errno));
+				goto out;
+			}
+			if (!*created)
+				*created = xasprintf("%.*s", (int)used, key);
+		}
+		node = child;
+	}
+	ret = 0;
+out:
+	free(copy);
+	return ret;
+}
+
+/* Guard against hivex rewriting a big-data value as one cell. */
+static int
+check_cells(hive *h, const char *key, char **names, struct hive_val *vals,
+    size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (vals[i].len > HIVE_MAX_CELL_DATA) {
+			error_set(ENOTSUP, "%s: %s\\%s holds %zu bytes; hivex "
+			    "would store it as one cell, which Windows cannot "
+			    "read (values over %u bytes need a big-data "
+			    "record), so the key is left unchanged", h->name,
+			    key, *names[i] ? names[i] : "(default)",
+			    vals[i].len, HIVE_MAX_CELL_DATA);
+			return -1;
+		}
+	return 0;
+}
+
+/* Rewrite all values of node: set (v != NULL) or delete name. */
+static int
+rewrite_values(hive *h, const char *key, const char *name,
+    const struct hive_val *v)
+{
+	hive_node_h node = walk(h, key, NULL);
+	hive_set_value *sv = NULL;
+	struct hive_val *vals;
+	char **names;
+	size_t n, i, k = 0;
+	bool done = false;
+	int ret = -1;
+
+	if (!node) {
+		if (!error_pending())
+			error_set(ENOENT, "%s: key %s does not exist", h->name,
+			    key);
+		return -1;
+	}
+	if (node_values(h, node, key, &names, &vals, &n) < 0)
+		return -1;
+	sv = xcalloc(n + 1, sizeof(*sv));
+	for (i = 0; i < n; i++) {
+		if (strcasecmp(names[i], name) == 0) {
+			if (done)
+				continue;	/* a duplicate; drop it */
+			done = true;
+			if (!v)
+				continue;
+			/* Keep the stored spelling of the name. */
+			sv[k].key = names[i];
+			sv[k].t = (hive_type)v->type;
+			sv[k].len = v->len;
+			sv[k].value = (char *)v->data;
+			k++;
+			continue;
+		}
+		sv[k].key = names[i];
+		sv[k].t = (hive_type)vals[i].type;
+		sv[k].len = vals[i].len;
+		sv[k].value = (char *)vals[i].data;
+		k++;
+	}
+	if (!done && !v) {
+		ret = 0;		/* nothing to delete */
+		goto out;
+	}
+	if (!done) {
+		sv[k].key = (char *)name;
+		sv[k].t = (hive_type)v->type;
+		sv[k].len = v->len;
+		sv[k].value = (char *)v->data;
+		k++;
+	}
+	if ((v && v->len > HIVE_MAX_CELL_DATA &&
+	    check_cells(h, key, (char **)&name, (struct hive_val *)v, 1) < 0) ||
+	    check_cells(h, key, names, vals, n) < 0)
+		goto out;
+	if (hivex_node_set_values(h->h, node, k, sv, 0) < 0) {
+		error_set(errno, "%s: cannot write the values of %s: %s",
+		    h->name, key, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(sv);
+	vals_free(names, vals, n);
+	return ret;
+}
+
+int
+hive_set(hive *h, const char *key, const char *name, const struct hive_val *v)
+{
+	return rewrite_values(h, key, name, v);
+}
+
+int
+hive_delete_value(hive *h, const char *key, const char *name)
+{
+	return rewrite_values(h, key, name, NULL);
+}
+
+int
+hive_delete_key(hive *h, const char *key)
+{
+	hive_node_h node = walk(h, key, NULL);
+
+	if (!node)
+		return error_pending() ? -1 : 0;
+	if (node == hivex_root(h->h)) {
+		error_set(EINVAL, "%s: the root key cannot be deleted",
+		    h->name);
+		return -1;
+	}
+	if (hivex_node_delete_child(h->h, node) < 0) {
+		error_set(errno, "%s: cannot delete key %s: %s", h->name, key,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
+    char ***names, struct hive_val **vals, size_t *nval)
+{
+	hive_node_h node = walk(h, key, NULL), *kids;
+	size_t i;
+
+	*subkeys = NULL;
+	*nsub = 0;
+	*names = NULL;
+	*vals = NULL;
+	*nval = 0;
+	if (!node)
+		return error_pending() ? -1 : 0;
+	kids = hivex_node_children(h->h, node);
+	if (!kids) {
+		error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read the subkeys "
+		    "of %s: %s", h->name, key, strerror(errno));
+		return -1;
+	}
+	for (i = 0; kids[i]; i++)
+		;
+	*subkeys = xcalloc(i + 1, sizeof(char *));
+	for (i = 0; kids[i]; i++) {
+		char *nm = hivex_node_name(h->h, kids[i]);
+
+		if (!nm) {
+			error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read a "
+			    "subkey name of %s", h->name, key);
+			free(kids);
+			hive_strv_free(*subkeys, *nsub);
+			*subkeys = NULL;
+			*nsub = 0;
+			return -1;
+		}
+		(*subkeys)[(*nsub)++] = nm;
+	}
+	free(kids);
+	if (node_values(h, node, key, names, vals, nval) < 0) {
+		hive_strv_free(*subkeys, *nsub);
+		*subkeys = NULL;
+		*nsub = 0;
+		return -1;
+	}
+	return 1;
+}
 
 char *
 gp_hive_get_string(const char *hive_path, const char *key, const char *value)
 {
-	hive_h *h;
+	hive *h = hive_open(hive_path, hive_path, false);
 	hive_node_h node;
 	hive_value_h val;
-	char *copy = NULL, *comp, *save = NULL, *out = NULL;
-	int depth = 0, e;
+	char *out = NULL;
+	int e;
 
-	h = hivex_open(hive_path, 0);
-	if (!h) {
-		e = errno;
-		error_setc(GP_EXIT_CORRUPT, e, "%s: not a registry hive hivex "
-		    "can read: %s", hive_path, strerror(e));
+	if (!h)
 		return NULL;
-	}
-	node = hivex_root(h);
-	if (!node) {
-		error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: hive has no root key",
-		    hive_path);
+	node = walk(h, key, NULL);
+	if (!node)
 		goto out;
-	}
-	copy = xstrdup(key);
-	for (comp = strtok_r(copy, "\\/", &save); comp;
-	    comp = strtok_r(NULL, "\\/", &save)) {
-		if (++depth > HIVE_MAX_DEPTH) {
-			error_set(EINVAL, "%s: key path %s is too deep",
-			    hive_path, key);
-			goto out;
-		}
-		/* hivex matches child names case-insensitively. */
-		node = hivex_node_get_child(h, node, comp);
-		if (!node) {
-			errno = ENOENT;
-			goto out;
-		}
-	}
-	val = hivex_node_get_value(h, node, value);
+	errno = 0;
+	val = hivex_node_get_value(h->h, node, value);
 	if (!val) {
-		errno = ENOENT;
+		if (!errno)
+			errno = ENOENT;
 		goto out;
 	}
-	out = hivex_value_string(h, val);
+	out = hivex_value_string(h->h, val);
 	if (!out) {
 		e = errno;
 		error_set(e, "%s: %s\\%s is not a string value", hive_path,
@@ -66,8 +492,7 @@ gp_hive_get_string(const char *hive_path, const char *key, const char *value)
 	}
 out:
 	e = errno;
-	free(copy);
-	hivex_close(h);
+	hive_close(h);
 	errno = e;
 	return out;
 }

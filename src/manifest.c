@@ -8,13 +8,19 @@
  *                "files": [{"path", "dir": true} |
  *                          {"path", "size", "mtime_ns", "sha256"}]}],
  *  "host": {"vm_name", "gpu", "gpu_name", "hardware_id", "dda",
- *           "low_mmio_mb", "high_mmio_mb", "host_build"}}
- * "host" (optional) keeps what the sidecar script needs from the run.
+ *           "low_mmio_mb", "high_mmio_mb", "host_build"},
+ *  "registry": [{"op": "created"|"deleted"|"value", "hive", "key",
+ *                "name", "old": {"type", "hex"} | null, "origin"}],
+ *  "system_files": [{"dest", "package", "source", "size", "sha256",
+ *                    "backup"}]}
+ * "host" (optional) keeps what the sidecar script needs from the run;
+ * "registry" and "system_files" what remove undoes.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 
 #include "json.h"
@@ -89,6 +95,110 @@ host_parse(const struct jv *o, struct host_cfg *h)
 	h->host_build = (uint64_t)MAX(jv_int(o, "host_build", 0), 0);
 }
 
+static const char *const reg_ops[] = { "created", "deleted", "value" };
+
+static int
+hex_decode(const char *s, struct hive_val *v)
+{
+	size_t n = strlen(s), i;
+
+	if (n % 2)
+		return -1;
+	v->data = xmalloc(n / 2 + 1);
+	v->len = n / 2;
+	for (i = 0; i < n / 2; i++) {
+		unsigned b;
+
+		if (sscanf(s + 2 * i, "%2x", &b) != 1 ||
+		    !isxdigit((unsigned char)s[2 * i]) ||
+		    !isxdigit((unsigned char)s[2 * i + 1])) {
+			hive_val_free(v);
+			return -1;
+		}
+		v->data[i] = (uint8_t)b;
+	}
+	return 0;
+}
+
+static int
+reg_parse_all(const struct jv *a, struct manifest *m)
+{
+	size_t i;
+
+	if (!a)
+		return 0;
+	if (a->t != JV_ARR)
+		return -1;
+	m->reg = xcalloc(a->n + 1, sizeof(*m->reg));
+	for (i = 0; i < a->n; i++) {
+		const struct jv *o = &a->v[i], *old;
+		struct man_reg *r = &m->reg[m->nreg];
+		const char *op = jv_str(o, "op"), *hv = jv_str(o, "hive");
+		const char *key = jv_str(o, "key");
+		int k;
+
+		if (!op || !hv || !key)
+			return -1;
+		for (k = 0; k < 3 && strcmp(op, reg_ops[k]) != 0; k++)
+			;
+		if (k == 3 || (strcmp(hv, "SYSTEM") != 0 &&
+		    strcmp(hv, "SOFTWARE") != 0))
+			return -1;
+		m->nreg++;
+		r->kind = (enum man_reg_kind)k;
+		r->hive = xstrdup(hv);
+		r->key = xstrdup(key);
+		r->origin = dup_or_null(jv_str(o, "origin"));
+		if (r->kind != MR_VALUE)
+			continue;
+		if (!jv_str(o, "name"))
+			return -1;
+		r->name = xstrdup(jv_str(o, "name"));
+		old = jv_get(o, "old");
+		if (old && old->t == JV_OBJ) {
+			const char *hex = jv_str(old, "hex");
+			int64_t t = jv_int(old, "type", -1);
+
+			if (!hex || t < 0 || t > 0xFFFFFFFFll ||
+			    hex_decode(hex, &r->old) < 0)
+				return -1;
+			r->old.type = (uint32_t)t;
+			r->had_old = true;
+		}
+	}
+	return 0;
+}
+
+static int
+copies_parse(const struct jv *a, struct manifest *m)
+{
+	size_t i;
+
+	if (!a)
+		return 0;
+	if (a->t != JV_ARR)
+		return -1;
+	m->copies = xcalloc(a->n + 1, sizeof(*m->copies));
+	for (i = 0; i < a->n; i++) {
+		const struct jv *o = &a->v[i];
+		struct man_copy *c = &m->copies[m->ncopies];
+		const char *sha = jv_str(o, "sha256");
+
+		if (!jv_str(o, "dest") || !jv_str(o, "package") ||
+		    !jv_str(o, "source") || !sha || strlen(sha) != 64 ||
+		    jv_int(o, "size", -1) < 0)
+			return -1;
+		m->ncopies++;
+		c->dest = xstrdup(jv_str(o, "dest"));
+		c->package = xstrdup(jv_str(o, "package"));
+		c->source = xstrdup(jv_str(o, "source"));
+		c->size = (uint64_t)jv_int(o, "size", 0);
+		memcpy(c->sha256, sha, 65);
+		c->backup = dup_or_null(jv_str(o, "backup"));
+	}
+	return 0;
+}
+
 int
 manifest_parse(const char *text, size_t len, struct manifest *m)
 {
@@ -137,6 +247,9 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 		}
 	}
 	host_parse(jv_get(root, "host"), &m->host);
+	if (reg_parse_all(jv_get(root, "registry"), m) < 0 ||
+	    copies_parse(jv_get(root, "system_files"), m) < 0)
+		goto bad;
 	jv_free(root);
 	return 0;
 bad:
@@ -224,6 +337,66 @@ manifest_format(const struct manifest *m, size_t *len)
 	json_key(&js, "host_build");
 	json_u64(&js, m->host.host_build);
 	json_obj_end(&js);
+	json_key(&js, "registry");
+	json_arr_begin(&js);
+	for (i = 0; i < m->nreg; i++) {
+		const struct man_reg *r = &m->reg[i];
+
+		json_obj_begin(&js);
+		json_key(&js, "op");
+		json_str(&js, reg_ops[r->kind]);
+		json_key(&js, "hive");
+		json_str(&js, r->hive);
+		json_key(&js, "key");
+		json_str(&js, r->key);
+		if (r->kind == MR_VALUE) {
+			json_key(&js, "name");
+			json_str(&js, r->name);
+			json_key(&js, "old");
+			if (r->had_old) {
+				char *hex = xmalloc(2 * r->old.len + 1);
+
+				for (j = 0; j < r->old.len; j++)
+					sprintf(hex + 2 * j, "%02x",
+					    r->old.data[j]);
+				hex[2 * r->old.len] = '\0';
+				json_obj_begin(&js);
+				json_key(&js, "type");
+				json_u64(&js, r->old.type);
+				json_key(&js, "hex");
+				json_str(&js, hex);
+				json_obj_end(&js);
+				free(hex);
+			} else {
+				json_null(&js);
+			}
+		}
+		json_key(&js, "origin");
+		json_str(&js, r->origin);
+		json_obj_end(&js);
+	}
+	json_arr_end(&js);
+	json_key(&js, "system_files");
+	json_arr_begin(&js);
+	for (i = 0; i < m->ncopies; i++) {
+		const struct man_copy *c = &m->copies[i];
+
+		json_obj_begin(&js);
+		json_key(&js, "dest");
+		json_str(&js, c->dest);
+		json_key(&js, "package");
+		json_str(&js, c->package);
+		json_key(&js, "source");
+		json_str(&js, c->source);
+		json_key(&js, "size");
+		json_u64(&js, c->size);
+		json_key(&js, "sha256");
+		json_str(&js, c->sha256);
+		json_key(&js, "backup");
+		json_str(&js, c->backup);
+		json_obj_end(&js);
+	}
+	json_arr_end(&js);
 	json_obj_end(&js);
 	json_end(&js);
 	if (fclose(f) != 0)
@@ -249,6 +422,33 @@ man_pkg_free(struct man_pkg *p)
 }
 
 void
+man_reg_free(struct man_reg *r)
+{
+	free(r->hive);
+	free(r->key);
+	free(r->name);
+	free(r->origin);
+	hive_val_free(&r->old);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+man_copy_free(struct man_copy *c)
+{
+	free(c->dest);
+	free(c->package);
+	free(c->source);
+	free(c->backup);
+	memset(c, 0, sizeof(*c));
+}
+
+bool
+manifest_empty(const struct manifest *m)
+{
+	return m->n == 0 && m->nreg == 0 && m->ncopies == 0;
+}
+
+void
 manifest_free(struct manifest *m)
 {
 	size_t i;
@@ -256,6 +456,12 @@ manifest_free(struct manifest *m)
 	for (i = 0; i < m->n; i++)
 		man_pkg_free(&m->v[i]);
 	free(m->v);
+	for (i = 0; i < m->nreg; i++)
+		man_reg_free(&m->reg[i]);
+	free(m->reg);
+	for (i = 0; i < m->ncopies; i++)
+		man_copy_free(&m->copies[i]);
+	free(m->copies);
 	host_cfg_free(&m->host);
 	memset(m, 0, sizeof(*m));
 }

@@ -19,6 +19,7 @@
 
 #include "json.h"
 #include "ntfs.h"
+#include "inf.h"
 #include "package.h"
 
 #define BUNDLE_JSON		"gpupv-bundle.json"
@@ -28,7 +29,6 @@
 
 #define PKG_MAX_DEPTH	64
 #define PKG_MAX_ENTRIES	(1u << 20)
-#define INF_MAX_SIZE	(16u * 1024 * 1024)
 
 static int64_t
 ts_ns(const struct timespec *ts)
@@ -644,67 +644,4 @@ pkg_set_free(struct pkg_set *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/* ---- INF ---------------------------------------------------------- */
 
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-char *
-inf_driver_ver(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *raw;
-	char *text, *line, *save = NULL, *ver = NULL;
-	size_t n;
-	bool in_version = false;
-
-	if (!f) {
-		error_set(errno, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	raw = xmalloc(INF_MAX_SIZE + 2);
-	n = fread(raw, 1, INF_MAX_SIZE, f);
-	fclose(f);
-	raw[n] = raw[n + 1] = 0;
-	if (n >= 2 && raw[0] == 0xff && raw[1] == 0xfe)
-		text = utf16_to_utf8(raw + 2, (n - 2) / 2, false);
-	else
-		text = xstrdup((char *)raw + (n >= 3 && raw[0] == 0xef &&
-		    raw[1] == 0xbb && raw[2] == 0xbf ? 3 : 0));
-	free(raw);
-	for (line = strtok_r(text, "\n", &save); line && !ver;
-	    line = strtok_r(NULL, "\n", &save)) {
-		char *l = trim(line), *eq, *semi;
-
-		if (*l == '[') {
-			char *close = strchr(l, ']');
-
-			if (close)
-				*close = '\0';
-			in_version = strcasecmp(trim(l + 1), "Version") == 0;
-			continue;
-		}
-		if (!in_version || !(eq = strchr(l, '=')))
-			continue;
-		*eq = '\0';
-		if (strcasecmp(trim(l), "DriverVer") != 0)
-			continue;
-		if ((semi = strchr(eq + 1, ';')))
-			*semi = '\0';
-		ver = xstrdup(trim(eq + 1));
-	}
-	free(text);
-	if (!ver)
-		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
-	return ver;
-}

@@ -7,7 +7,7 @@
 #ifndef GPUPV_PACKAGE_H
 #define GPUPV_PACKAGE_H
 
-#include "util.h"
+#include "hive.h"
 
 struct pkg_file {
 	char *rel;			/* path inside the package, '/' separated */
@@ -72,8 +72,6 @@ struct pkg_set {
 int	pkg_collect(struct pkg_set *set, const char *arg);
 void	pkg_set_free(struct pkg_set *set);
 
-/* DriverVer from the [Version] section of an INF (UTF-16 or 8-bit). */
-char	*inf_driver_ver(const char *path);
 
 /* The manifest, HostDriverStore\gpupv-prep.json. */
 struct man_pkg {
@@ -86,11 +84,48 @@ struct man_pkg {
 	uint64_t bytes;
 };
 
+/*
+ * A registry change, kept so that remove can undo it: a key we created
+ * (undo: delete it), a key we deleted (undo: create it again), or a
+ * value we set or deleted, with the value it replaced.  In order of
+ * application; the first record of a value keeps its original.
+ */
+enum man_reg_kind { MR_KEY_CREATED, MR_KEY_DELETED, MR_VALUE };
+
+struct man_reg {
+	enum man_reg_kind kind;
+	char *hive;			/* "SYSTEM", "SOFTWARE" */
+	char *key;			/* below the hive's root */
+	char *name;			/* MR_VALUE: value name ("" default) */
+	bool had_old;			/* MR_VALUE: it existed before */
+	struct hive_val old;
+	char *origin;			/* what asked for it, for reports */
+};
+
+/* A file a CopyToVm line placed in System32 or SysWOW64. */
+struct man_copy {
+	char *dest;			/* guest path, '\\'-separated */
+	char *package;			/* source package and file in it */
+	char *source;
+	uint64_t size;
+	char sha256[65];
+	char *backup;			/* the file it replaced, kept here */
+};
+
 struct manifest {
 	struct man_pkg *v;
 	size_t n;
 	struct host_cfg host;		/* as the last stage run set it */
+	struct man_reg *reg;
+	size_t nreg;
+	struct man_copy *copies;
+	size_t ncopies;
 };
+
+void	man_reg_free(struct man_reg *r);
+void	man_copy_free(struct man_copy *c);
+/* Whether the manifest records anything at all. */
+bool	manifest_empty(const struct manifest *m);
 
 int	manifest_parse(const char *text, size_t len, struct manifest *m);
 /* The manifest as JSON text (malloc'd). */

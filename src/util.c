@@ -430,6 +430,158 @@ utf16_to_utf8(const void *p, size_t nunits, bool big_endian)
 	return out;
 }
 
+/* Length of a valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_valid(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if ((p[0] & 0xe0) == 0xc0) {
+		len = 2;
+		c = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		len = 3;
+		c = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		len = 4;
+		c = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) ||
+	    (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c < 0xe000))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Windows-1252's 0x80..0x9F; the rest of the 8-bit range is Latin-1. */
+static const uint16_t cp1252_hi[32] = {
+	0x20ac, 0xfffd, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
+	0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0xfffd, 0x017d, 0xfffd,
+	0xfffd, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+	0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0xfffd, 0x017e, 0x0178,
+};
+
+char *
+text_to_utf8(const void *buf, size_t len, size_t *outlen,
+    enum text_enc *enc)
+{
+	const uint8_t *b = buf;
+	char *out;
+	size_t i, o = 0;
+	uint32_t c;
+
+	if (len >= 2 && b[0] == 0xff && b[1] == 0xfe) {
+		size_t n = (len - 2) / 2;
+
+		*enc = TEXT_UTF16LE;
+		out = xmalloc(n * 3 + 1);
+		for (i = 0; i < n; i++) {
+			c = get_le16(b + 2 + 2 * i);
+			if (c >= 0xd800 && c < 0xdc00 && i + 1 < n &&
+			    get_le16(b + 4 + 2 * i) >= 0xdc00 &&
+			    get_le16(b + 4 + 2 * i) < 0xe000) {
+				c = 0x10000 + ((c - 0xd800) << 10) +
+				    (get_le16(b + 4 + 2 * i) - 0xdc00u);
+				i++;
+			} else if (c >= 0xd800 && c < 0xe000) {
+				c = 0xfffd;
+			}
+			o += utf8_put(out + o, c);
+		}
+		out[o] = '\0';
+		*outlen = o;
+		return out;
+	}
+	if (len >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf) {
+		b += 3;
+		len -= 3;
+		*enc = TEXT_UTF8_BOM;
+	} else {
+		*enc = TEXT_UTF8;
+	}
+	for (i = 0; i < len;) {
+		size_t l = utf8_valid(b + i, len - i, &c);
+
+		if (!l)
+			break;
+		i += l;
+	}
+	if (i == len || *enc == TEXT_UTF8_BOM) {
+		/* Valid UTF-8 (invalid bytes after a BOM become U+FFFD). */
+		out = xmalloc(len * 3 + 1);
+		for (i = 0; i < len;) {
+			size_t l = utf8_valid(b + i, len - i, &c);
+
+			if (!l) {
+				c = 0xfffd;
+				l = 1;
+			}
+			o += utf8_put(out + o, c);
+			i += l;
+		}
+		out[o] = '\0';
+		*outlen = o;
+		return out;
+	}
+	/* Not UTF-8: an ANSI file, read as Windows-1252. */
+	*enc = TEXT_ANSI;
+	out = xmalloc(len * 3 + 1);
+	for (i = 0; i < len; i++) {
+		c = b[i];
+		if (c >= 0x80 && c < 0xa0)
+			c = cp1252_hi[c - 0x80];
+		o += utf8_put(out + o, c);
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+uint8_t *
+utf8_to_utf16le(const char *s, size_t n, size_t *nbytes)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	uint8_t *out = xmalloc(n * 2 + 2);
+	size_t i = 0, o = 0;
+	uint32_t c;
+
+	while (i < n) {
+		size_t l = utf8_valid(p + i, n - i, &c);
+
+		if (!l) {
+			c = 0xfffd;
+			l = 1;
+		}
+		i += l;
+		if (c >= 0x10000) {
+			c -= 0x10000;
+			put_le16(out + o, (uint16_t)(0xd800 + (c >> 10)));
+			put_le16(out + o + 2, (uint16_t)(0xdc00 + (c & 0x3ff)));
+			o += 4;
+		} else {
+			put_le16(out + o, (uint16_t)c);
+			o += 2;
+		}
+	}
+	*nbytes = o;
+	return out;
+}
+
 int
 file_pread(int fd, void *buf, size_t len, uint64_t off)
 {

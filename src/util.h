@@ -178,6 +178,18 @@ int	guid_generate(guid_t *g);	/* random version 4 */
  */
 char	*utf16_to_utf8(const void *p, size_t nunits, bool big_endian);
 
+/*
+ * A text file's bytes as UTF-8: UTF-16LE with BOM, UTF-8 with or without
+ * BOM, otherwise ANSI read as Windows-1252.  NULs are kept; *outlen
+ * excludes the terminating NUL added.
+ */
+enum text_enc { TEXT_UTF8, TEXT_UTF8_BOM, TEXT_UTF16LE, TEXT_ANSI };
+char	*text_to_utf8(const void *buf, size_t len, size_t *outlen,
+	    enum text_enc *enc);
+/* n bytes of UTF-8 as UTF-16LE, without a terminator (malloc'd; room
+ * for one more unit). */
+uint8_t	*utf8_to_utf16le(const char *s, size_t n, size_t *nbytes);
+
 /* A full pread/pwrite on a host file; short reads are EIO errors. */
 int	file_pread(int fd, void *buf, size_t len, uint64_t off);
 int	file_pwrite(int fd, const void *buf, size_t len, uint64_t off);

@@ -1,0 +1,686 @@
+/*
+ * inf.c - driver INF files, read as Windows' SetupAPI reads them:
+ * [sections] (repeated ones merge), "key = field, field", quoted fields
+ * ("" is a quote inside), ';' comments outside quotes, a trailing '\'
+ * continues the line, %token% from [Strings] (%% is a percent sign;
+ * unknown tokens such as dirids stay as written).
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "inf.h"
+
+#define INF_MAX_FILE	(32u * 1024 * 1024)
+#define INF_MAX_FIELDS	4096
+
+/* AddReg flags (setupapi.h). */
+#define FLG_ADDREG_TYPE_MULTI_SZ	0x00010000u
+#define FLG_ADDREG_APPEND		0x00000008u
+#define FLG_ADDREG_DELVAL		0x00000004u
+#define FLG_ADDREG_TYPE_MASK		0xFFFF0001u
+
+static struct inf_section *
+get_section(struct inf *inf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < inf->n; i++)
+		if (strcasecmp(inf->s[i].name, name) == 0)
+			return &inf->s[i];
+	inf->s = xrealloc(inf->s, (inf->n + 1) * sizeof(*inf->s));
+	memset(&inf->s[inf->n], 0, sizeof(*inf->s));
+	inf->s[inf->n].name = xstrdup(name);
+	return &inf->s[inf->n++];
+}
+
+const struct inf_section *
+inf_section(const struct inf *inf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < inf->n; i++)
+		if (strcasecmp(inf->s[i].name, name) == 0)
+			return &inf->s[i];
+	return NULL;
+}
+
+const char *
+inf_value(const struct inf *inf, const char *section, const char *key)
+{
+	const struct inf_section *s = inf_section(inf, section);
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++)
+		if (s->v[i].key && strcasecmp(s->v[i].key, key) == 0)
+			return s->v[i].nf ? s->v[i].f[0] : "";
+	return NULL;
+}
+
+static char *
+trim_dup(const char *s, size_t n)
+{
+	while (n && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	return xasprintf("%.*s", (int)n, s);
+}
+
+/* One field's raw text: quotes removed ("" inside quotes is a quote),
+ * blanks outside quotes trimmed at both ends. */
+static char *
+unquote(const char *s, size_t n)
+{
+	char *out = xmalloc(n + 1);
+	size_t i = 0, o = 0, last = 0;
+	bool q = false;
+
+	while (i < n && !q && isspace((unsigned char)s[i]))
+		i++;
+	for (; i < n; i++) {
+		if (s[i] == '"') {
+			if (q && i + 1 < n && s[i + 1] == '"') {
+				out[o++] = '"';
+				i++;
+				last = o;
+			} else {
+				q = !q;
+			}
+			continue;
+		}
+		out[o++] = s[i];
+		if (q || !isspace((unsigned char)s[i]))
+			last = o;
+	}
+	out[last] = '\0';
+	return out;
+}
+
+/* %token% substitution from [Strings]. */
+static char *
+subst(const struct inf_section *strings, const char *s)
+{
+	size_t cap = strlen(s) + 1, o = 0;
+	char *out = xmalloc(cap);
+
+	while (*s) {
+		const char *end;
+		const char *rep = NULL;
+		size_t rl;
+
+		if (*s == '%' && (end = strchr(s + 1, '%')) != NULL) {
+			size_t tl = (size_t)(end - s - 1), i;
+
+			if (tl == 0) {
+				rep = "%";
+			} else if (strings) {
+				for (i = 0; i < strings->n; i++) {
+					const struct inf_line *l = &strings->v[i];
+
+					if (l->key && strlen(l->key) == tl &&
+					    strncasecmp(l->key, s + 1, tl) == 0) {
+						rep = l->nf ? l->f[0] : "";
+						break;
+					}
+				}
+			}
+			if (rep) {
+				rl = strlen(rep);
+				if (o + rl + 1 > cap) {
+					cap = (o + rl + 1) * 2;
+					out = xrealloc(out, cap);
+				}
+				memcpy(out + o, rep, rl);
+				o += rl;
+				s = end + 1;
+				continue;
+			}
+		}
+		if (o + 2 > cap) {
+			cap *= 2;
+			out = xrealloc(out, cap);
+		}
+		out[o++] = *s++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+perr(const char *path, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+perr(const char *path, unsigned line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s:%u: %s", path, line, msg);
+	return -1;
+}
+
+/* Split a logical line (comment already removed) into key and fields. */
+static int
+split_line(const char *path, unsigned ln, const char *s, size_t n,
+    struct inf_line *out)
+{
+	size_t i, start = 0;
+	bool q = false, key_done = false;
+
+	memset(out, 0, sizeof(*out));
+	out->line = ln;
+	for (i = 0; i <= n; i++) {
+		char c = i < n ? s[i] : ',';
+
+		if (i < n && c == '"') {
+			q = !q;
+			continue;
+		}
+		if (q && i < n)
+			continue;
+		if (c == '=' && !key_done && out->nf == 0) {
+			char *k = unquote(s + start, i - start);
+
+			out->key = k;
+			key_done = true;
+			start = i + 1;
+			continue;
+		}
+		if (c != ',')
+			continue;
+		if (out->nf >= INF_MAX_FIELDS)
+			return perr(path, ln, "more than %d fields",
+			    INF_MAX_FIELDS);
+		out->f = xrealloc(out->f, (out->nf + 1) * sizeof(char *));
+		out->f[out->nf++] = xasprintf("%.*s", (int)(i - start),
+		    s + start);
+		start = i + 1;
+	}
+	/* An unclosed quote runs to the end of the line, as SetupAPI
+	 * reads it (real INFs have them). */
+	return 0;
+}
+
+static void
+line_free(struct inf_line *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nf; i++)
+		free(l->f[i]);
+	free(l->f);
+	free(l->key);
+}
+
+int
+inf_parse(const char *path, const void *text, size_t len, struct inf *out)
+{
+	enum text_enc enc;
+	size_t n, i = 0, j, k;
+	char *t = text_to_utf8(text, len, &n, &enc), *logical = NULL;
+	size_t llen = 0, lcap = 0;
+	struct inf_section *cur = NULL;
+	const struct inf_section *strings;
+	unsigned ln = 0, start = 0;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->path = xstrdup(path);
+	while (i <= n) {
+		const char *line = t + i;
+		size_t l = 0, e, c;
+		bool q = false, more;
+
+		while (i + l < n && t[i + l] != '\n')
+			l++;
+		i += l + 1;
+		ln++;
+		e = l;
+		if (e && line[e - 1] == '\r')
+			e--;
+		if (memchr(line, '\0', e)) {
+			perr(path, ln, "NUL character (a UTF-16 file without its "
+			    "byte order mark?)");
+			goto out;
+		}
+		/* Cut the comment: ';' outside quotes. */
+		for (c = 0; c < e; c++) {
+			if (line[c] == '"')
+				q = !q;
+			else if (line[c] == ';' && !q)
+				break;
+		}
+		e = c;
+		while (e && isspace((unsigned char)line[e - 1]))
+			e--;
+		more = e && line[e - 1] == '\\';
+		if (!llen)
+			start = ln;
+		if (llen + e + 2 > lcap) {
+			lcap = (llen + e + 2) * 2;
+			logical = xrealloc(logical, lcap);
+		}
+		memcpy(logical + llen, line, more ? e - 1 : e);
+		llen += more ? e - 1 : e;
+		if (more && i <= n)
+			continue;
+		logical[llen] = '\0';
+		{
+			const char *s = logical;
+			size_t sl = llen;
+
+			while (sl && isspace((unsigned char)*s)) {
+				s++;
+				sl--;
+			}
+			if (sl == 0) {
+				llen = 0;
+				continue;
+			}
+			if (*s == '[') {
+				const char *close = memchr(s, ']', sl);
+				char *name;
+
+				if (!close) {
+					perr(path, start, "section name without "
+					    "its closing ']'");
+					goto out;
+				}
+				name = trim_dup(s + 1, (size_t)(close - s - 1));
+				cur = get_section(out, name);
+				free(name);
+			} else if (!cur) {
+				perr(path, start, "a line before any [section]");
+				goto out;
+			} else {
+				struct inf_line il;
+
+				if (split_line(path, start, s, sl, &il) < 0) {
+					line_free(&il);
+					goto out;
+				}
+				cur->v = xrealloc(cur->v, (cur->n + 1) *
+				    sizeof(il));
+				cur->v[cur->n++] = il;
+			}
+		}
+		llen = 0;
+	}
+	/* Unquote and substitute, [Strings] first (it is used by the rest). */
+	strings = inf_section(out, "Strings");
+	for (k = 0; k < 2; k++)
+		for (j = 0; j < out->n; j++) {
+			struct inf_section *s = &out->s[j];
+			bool is_strings = s == strings;
+
+			if ((k == 0) != is_strings)
+				continue;
+			for (size_t m = 0; m < s->n; m++)
+				for (size_t f = 0; f < s->v[m].nf; f++) {
+					char *u = unquote(s->v[m].f[f],
+					    strlen(s->v[m].f[f]));
+
+					free(s->v[m].f[f]);
+					if (is_strings) {
+						s->v[m].f[f] = u;
+					} else {
+						s->v[m].f[f] = subst(strings, u);
+						free(u);
+					}
+				}
+		}
+	ret = 0;
+out:
+	free(logical);
+	free(t);
+	if (ret < 0)
+		inf_free(out);
+	return ret;
+}
+
+int
+inf_load(const char *path, struct inf *out)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!fp) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = xmalloc(INF_MAX_FILE + 1);
+	len = fread(buf, 1, INF_MAX_FILE + 1, fp);
+	if (ferror(fp) || len > INF_MAX_FILE) {
+		error_set(ferror(fp) ? EIO : EFBIG, "%s: %s", path, ferror(fp) ?
+		    "read error" : "larger than 32 MiB; not an INF file");
+		fclose(fp);
+		free(buf);
+		return -1;
+	}
+	fclose(fp);
+	ret = inf_parse(path, buf, len, out);
+	free(buf);
+	return ret;
+}
+
+void
+inf_free(struct inf *inf)
+{
+	size_t i, j;
+
+	for (i = 0; i < inf->n; i++) {
+		for (j = 0; j < inf->s[i].n; j++)
+			line_free(&inf->s[i].v[j]);
+		free(inf->s[i].v);
+		free(inf->s[i].name);
+	}
+	free(inf->s);
+	free(inf->path);
+	memset(inf, 0, sizeof(*inf));
+}
+
+char *
+inf_driver_ver(const char *path)
+{
+	struct inf inf;
+	const struct inf_section *s;
+	char *ver = NULL;
+	size_t i;
+
+	if (inf_load(path, &inf) < 0)
+		return NULL;
+	s = inf_section(&inf, "Version");
+	for (i = 0; s && i < s->n && !ver; i++) {
+		const struct inf_line *l = &s->v[i];
+
+		if (l->key && strcasecmp(l->key, "DriverVer") == 0 && l->nf)
+			ver = l->nf > 1 ? xasprintf("%s,%s", l->f[0], l->f[1]) :
+			    xstrdup(l->f[0]);
+	}
+	inf_free(&inf);
+	if (!ver)
+		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
+	return ver;
+}
+
+char *
+inf_wddm_hint(const char *dv)
+{
+	const char *comma = dv ? strchr(dv, ',') : NULL;
+	unsigned long major;
+	char *end;
+
+	if (!comma)
+		return NULL;
+	while (isspace((unsigned char)*++comma))
+		;
+	major = strtoul(comma, &end, 10);
+	/* 20 and up name the WDDM version: 27 = WDDM 2.7, 31 = WDDM 3.1. */
+	if (end == comma || *end != '.' || major < 20 || major > 99)
+		return NULL;
+	return xasprintf("WDDM %lu.%lu", major / 10, major % 10);
+}
+
+static uint32_t
+flags_of(const struct inf_line *l)
+{
+	const char *s = l->nf > 3 ? l->f[3] : "";
+	char *end;
+	unsigned long v;
+
+	if (!*s)
+		return 0;		/* REG_SZ */
+	v = strtoul(s, &end, 0);
+	return *end ? 0xFFFFFFFFu : (uint32_t)v;
+}
+
+/* Kind of a CopyToVm key, from the last component of the subkey. */
+static int
+copy_kind(const char *subkey, bool *wow64, bool *overwrite)
+{
+	const char *c = strrchr(subkey, '\\');
+
+	c = c ? c + 1 : subkey;
+	if (strncasecmp(c, "CopyToVm", 8) != 0)
+		return -1;
+	c += 8;
+	if (strncasecmp(c, "Overwrite", 9) == 0) {
+		*overwrite = true;
+		c += 9;
+	} else if (strncasecmp(c, "WhenNewer", 9) == 0) {
+		*overwrite = false;
+		c += 9;
+	} else {
+		return -1;
+	}
+	if (strcasecmp(c, "Wow64") == 0)
+		*wow64 = true;
+	else if (*c == '\0')
+		*wow64 = false;
+	else
+		return -1;
+	return 0;
+}
+
+struct cv_value {
+	char *subkey, *name, *section;
+	char **str;
+	size_t nstr;
+	unsigned line;
+};
+
+static void
+collect(const struct inf_section *s, struct cv_value **vals, size_t *nv)
+{
+	size_t i, k;
+
+	for (i = 0; i < s->n; i++) {
+		const struct inf_line *l = &s->v[i];
+		bool wow, ow;
+		uint32_t fl;
+		struct cv_value *cv = NULL;
+
+		if (l->key || l->nf < 3 || strcasecmp(l->f[0], "HKR") != 0 ||
+		    copy_kind(l->f[1], &wow, &ow) < 0)
+			continue;
+		fl = flags_of(l);
+		if (fl == 0xFFFFFFFFu || (fl & FLG_ADDREG_DELVAL))
+			continue;
+		for (k = 0; k < *nv; k++)
+			if (!strcasecmp((*vals)[k].subkey, l->f[1]) &&
+			    !strcasecmp((*vals)[k].name, l->f[2]) &&
+			    !strcmp((*vals)[k].section, s->name))
+				cv = &(*vals)[k];
+		if (!cv) {
+			*vals = xrealloc(*vals, (*nv + 1) * sizeof(**vals));
+			cv = &(*vals)[(*nv)++];
+			memset(cv, 0, sizeof(*cv));
+			cv->subkey = l->f[1];
+			cv->name = l->f[2];
+			cv->section = s->name;
+			cv->line = l->line;
+		}
+		if (!(fl & FLG_ADDREG_APPEND))
+			cv->nstr = 0;
+		for (k = 4; k < l->nf; k++) {
+			if (!*l->f[k] && (fl & FLG_ADDREG_TYPE_MASK) ==
+			    FLG_ADDREG_TYPE_MULTI_SZ && k + 1 == l->nf &&
+			    k > 4)
+				break;
+			cv->str = xrealloc(cv->str, (cv->nstr + 1) *
+			    sizeof(char *));
+			cv->str[cv->nstr++] = l->f[k];
+		}
+	}
+}
+
+int
+inf_copytovm(const struct inf *inf, const char *section,
+    struct copytovm **v, size_t *n)
+{
+	struct cv_value *vals = NULL;
+	size_t nv = 0, i, k;
+
+	*v = NULL;
+	*n = 0;
+	if (section) {
+		const struct inf_section *s = inf_section(inf, section);
+
+		if (!s) {
+			error_set(ENOENT, "%s: no install section [%s]",
+			    inf->path, section);
+			return -1;
+		}
+		for (i = 0; i < s->n; i++) {
+			const struct inf_line *l = &s->v[i];
+
+			if (!l->key || strcasecmp(l->key, "AddReg") != 0)
+				continue;
+			for (k = 0; k < l->nf; k++) {
+				const struct inf_section *a =
+				    inf_section(inf, l->f[k]);
+
+				if (a)
+					collect(a, &vals, &nv);
+			}
+		}
+	} else {
+		for (i = 0; i < inf->n; i++)
+			collect(&inf->s[i], &vals, &nv);
+	}
+	for (i = 0; i < nv; i++) {
+		struct cv_value *cv = &vals[i];
+		struct copytovm c = { 0 };
+		const char *base;
+		bool dup = false;
+
+		if (cv->nstr == 0 || !*cv->str[0])
+			continue;
+		copy_kind(cv->subkey, &c.wow64, &c.overwrite);
+		base = strrchr(cv->str[0], '\\');
+		base = base ? base + 1 : cv->str[0];
+		c.src = cv->str[0];
+		c.dest = (char *)(cv->nstr > 1 && *cv->str[1] ? cv->str[1] :
+		    base);
+		if (strchr(c.dest, '\\') || strchr(c.dest, '/') ||
+		    !strcmp(c.dest, "..") || !strcmp(c.dest, ".")) {
+			warn_add("%s:%u: CopyToVm destination \"%s\" is not a "
+			    "plain file name; ignored", inf->path, cv->line,
+			    c.dest);
+			continue;
+		}
+		for (k = 0; k < *n; k++) {
+			struct copytovm *o = &(*v)[k];
+
+			if (o->wow64 != c.wow64 || strcasecmp(o->dest, c.dest))
+				continue;
+			dup = true;
+			if (strcasecmp(o->src, c.src) || o->overwrite !=
+			    c.overwrite)
+				warn_add("%s:%u: CopyToVm%s %s from %s conflicts "
+				    "with [%s] line %u (from %s); the first is "
+				    "used (name the install section with "
+				    "--inf-section)", inf->path, cv->line,
+				    c.wow64 ? " (Wow64)" : "", c.dest, c.src,
+				    o->section, o->line, o->src);
+			break;
+		}
+		if (dup)
+			continue;
+		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+		(*v)[*n] = c;
+		(*v)[*n].src = xstrdup(c.src);
+		(*v)[*n].dest = xstrdup(c.dest);
+		(*v)[*n].section = xstrdup(cv->section);
+		(*v)[*n].line = cv->line;
+		(*n)++;
+	}
+	for (i = 0; i < nv; i++)
+		free(vals[i].str);
+	free(vals);
+	return 0;
+}
+
+void
+copytovm_free(struct copytovm *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].src);
+		free(v[i].dest);
+		free(v[i].section);
+	}
+	free(v);
+}
+
+static uint32_t
+num(const char *s, uint32_t def)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return def;
+	v = strtoul(s, &end, 0);
+	return *end ? def : (uint32_t)v;
+}
+
+int
+inf_service(const struct inf *inf, const char *name, const char *section,
+    struct inf_service *svc)
+{
+	const char *inst = NULL;
+	const struct inf_section *s;
+	size_t i, j;
+
+	memset(svc, 0, sizeof(*svc));
+	for (i = 0; i < inf->n && !inst; i++) {
+		const struct inf_section *c = &inf->s[i];
+		size_t sl = section ? strlen(section) : 0;
+
+		/* DDInstall.Services of the chosen install section. */
+		if (section && (strncasecmp(c->name, section, sl) != 0 ||
+		    strcasecmp(c->name + sl, ".Services") != 0))
+			continue;
+		for (j = 0; j < c->n && !inst; j++) {
+			const struct inf_line *l = &c->v[j];
+
+			if (l->key && !strcasecmp(l->key, "AddService") &&
+			    l->nf >= 3 && !strcasecmp(l->f[0], name))
+				inst = l->f[2];
+		}
+	}
+	if (!inst || !(s = inf_section(inf, inst)))
+		return 0;
+	svc->type = num(inf_value(inf, inst, "ServiceType"), 1);
+	svc->start = num(inf_value(inf, inst, "StartType"), 3);
+	svc->error_control = num(inf_value(inf, inst, "ErrorControl"), 0);
+	if (inf_value(inf, inst, "LoadOrderGroup"))
+		svc->group = xstrdup(inf_value(inf, inst, "LoadOrderGroup"));
+	if (inf_value(inf, inst, "ServiceBinary"))
+		svc->binary = xstrdup(inf_value(inf, inst, "ServiceBinary"));
+	return 1;
+}
+
+void
+inf_service_free(struct inf_service *svc)
+{
+	free(svc->group);
+	free(svc->binary);
+	memset(svc, 0, sizeof(*svc));
+}
