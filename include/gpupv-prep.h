@@ -181,6 +181,11 @@ int	gp_volume_mkdir_p(gp_volume *vol, const char *path);
 int	gp_volume_write_file(gp_volume *vol, const char *path,
 	    const void *data, size_t len);
 
+/* Replace the contents of an existing file in place (its security,
+ * names and creation time stay). */
+int	gp_volume_overwrite(gp_volume *vol, const char *path,
+	    const void *data, size_t len);
+
 /* What a staged entry carries over from the host. */
 struct gp_file_meta {
 	int64_t mtime_ns;		/* Unix epoch, nanoseconds */

@@ -88,6 +88,31 @@ print_json(const char *command, const struct stage_report *r)
 			json_str(&j, r->problems[i]);
 		json_arr_end(&j);
 	}
+	if (strcmp(command, "verify") != 0) {
+		json_key(&j, "registry");
+		json_obj_begin(&j);
+		json_key(&j, "values_set");
+		json_u64(&j, r->reg_values_set);
+		json_key(&j, "values_deleted");
+		json_u64(&j, r->reg_values_deleted);
+		json_key(&j, "keys_created");
+		json_u64(&j, r->reg_keys_created);
+		json_key(&j, "keys_deleted");
+		json_u64(&j, r->reg_keys_deleted);
+		json_key(&j, "hives_written");
+		json_arr_begin(&j);
+		for (i = 0; i < r->nhives_written; i++)
+			json_str(&j, r->hives_written[i]);
+		json_arr_end(&j);
+		json_obj_end(&j);
+		json_key(&j, "system_files");
+		json_arr_begin(&j);
+		for (i = 0; i < r->nsysfiles; i++)
+			json_str(&j, r->sysfiles[i]);
+		json_arr_end(&j);
+		json_key(&j, "system_files_kept");
+		json_u64(&j, r->sysfiles_kept);
+	}
 	json_key(&j, "packages");
 	json_arr_begin(&j);
 	for (i = 0; i < r->n; i++) {
@@ -142,6 +167,21 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    it->driver_ver ? ", DriverVer " : "",
 		    it->driver_ver ? it->driver_ver : "");
 	}
+	for (i = 0; i < r->nsysfiles; i++)
+		printf("%-13s %s\n", r->dry_run ? "would copy" : "copied",
+		    r->sysfiles[i]);
+	if (r->sysfiles_kept)
+		printf("kept          %llu newer file%s the guest already had "
+		    "(CopyToVmWhenNewer)\n", (unsigned long long)r->sysfiles_kept,
+		    r->sysfiles_kept == 1 ? "" : "s");
+	for (i = 0; i < r->nhives_written; i++)
+		printf("%-13s %s (%llu values set, %llu deleted, %llu keys "
+		    "created, %llu deleted)\n", r->dry_run ? "would edit" :
+		    "edited", r->hives_written[i],
+		    (unsigned long long)r->reg_values_set,
+		    (unsigned long long)r->reg_values_deleted,
+		    (unsigned long long)r->reg_keys_created,
+		    (unsigned long long)r->reg_keys_deleted);
 	if (strcmp(cmd->name, "verify") == 0) {
 		for (i = 0; i < r->nproblems; i++)
 			printf("BAD           %s\n", r->problems[i]);
@@ -173,6 +213,34 @@ struct common {
 	struct host_opts host;		/* stage only */
 };
 
+enum {
+	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
+	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
+};
+
+static void
+push(char ***v, size_t *n, char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(char *));
+	(*v)[(*n)++] = s;
+}
+
+static int
+parse_u32(const struct cmd *cmd, const char *opt, const char *arg,
+    uint32_t max, int64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 0);
+	if (errno || end == arg || *end || arg[0] == '-' || v > max)
+		return cli_usage_error(cmd, "%s: a number from 0 to %u, not "
+		    "'%s'", opt, max, arg);
+	*out = (int64_t)v;
+	return 0;
+}
+
 static int
 parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
     bool writes)
@@ -186,6 +254,16 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "short-names", required_argument, NULL, 's' },
 		{ "script", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "reg", required_argument, NULL, OPT_REG },
+		{ "copy-key", required_argument, NULL, OPT_COPY_KEY },
+		{ "no-rewrite", no_argument, NULL, OPT_NO_REWRITE },
+		{ "all-control-sets", no_argument, NULL, OPT_ALL_CSETS },
+		{ "inf-section", required_argument, NULL, OPT_INF_SECTION },
+		{ "driver-store-copy-mode", required_argument, NULL,
+		    OPT_COPY_MODE },
+		{ "gpu-virtualization-flags", required_argument, NULL,
+		    OPT_VIRT_FLAGS },
+		{ "disable-fast-startup", no_argument, NULL, OPT_NO_FASTBOOT },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -195,11 +273,52 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	memset(c, 0, sizeof(*c));
 	c->o.partition = -1;
 	c->o.short_names = -1;
+	c->o.copy_mode = -1;
+	c->o.virt_flags = -1;
 	while ((ch = getopt_long(argc, argv, "jnp:P:f:s:h", longopts,
 	    NULL)) != -1) {
+		int64_t num;
+
+		if (ch > 2000 && !stage)
+			return cli_usage_error(cmd, "%s takes no registry or "
+			    "guest options (--reg, --copy-key, ...)", cmd->name);
 		if ((ch == 'S' || ch > 1000) && !stage)
 			return cli_usage_error(cmd, "%s takes no host options "
 			    "(--script, --vm-name, ...)", cmd->name);
+		switch (ch) {
+		case OPT_REG:
+			push(&c->o.reg_files, &c->o.nreg_files, optarg);
+			continue;
+		case OPT_COPY_KEY:
+			push(&c->o.copy_keys, &c->o.ncopy_keys, optarg);
+			continue;
+		case OPT_NO_REWRITE:
+			c->o.no_rewrite = true;
+			continue;
+		case OPT_ALL_CSETS:
+			c->o.all_control_sets = true;
+			continue;
+		case OPT_INF_SECTION:
+			c->o.inf_section = optarg;
+			continue;
+		case OPT_COPY_MODE:
+			if (parse_u32(cmd, "--driver-store-copy-mode", optarg,
+			    2, &num))
+				return GP_EXIT_USAGE;
+			c->o.copy_mode = (int)num;
+			continue;
+		case OPT_VIRT_FLAGS:
+			if (parse_u32(cmd, "--gpu-virtualization-flags", optarg,
+			    0xFFFFFFFFu, &num))
+				return GP_EXIT_USAGE;
+			c->o.virt_flags = num;
+			continue;
+		case OPT_NO_FASTBOOT:
+			c->o.disable_fast_startup = true;
+			continue;
+		default:
+			break;
+		}
 		if ((r = host_opt(cmd, ch, optarg, &c->host)) != 0) {
 			if (r < 0)
 				return GP_EXIT_USAGE;
@@ -279,16 +398,10 @@ finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
 static void
 bundle_notes(const struct bundle *b, const struct host_cfg *given)
 {
-	size_t i;
-
 	if (b->ngpus > 1 && !given->gpu)
 		warn_add("%s lists %zu GPUs; the sidecar script uses the "
 		    "first (%s); choose another with --gpu", b->source,
 		    b->ngpus, b->host.gpu_name ? b->host.gpu_name : "?");
-	for (i = 0; i < b->nreg; i++)
-		warn_add("%s: the registry export %s is not imported: this "
-		    "version of gpupv-prep does not edit the guest's "
-		    "registry yet", b->source, strrchr(b->reg[i], '/') + 1);
 }
 
 static int
@@ -306,16 +419,43 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	if (rc)
 		return rc == -2 ? 0 : rc;
 	image = argv[optind];
-	if (argc - optind < 2)
-		return cli_usage_error(cmd, "missing PACKAGE");
+	if (argc - optind < 2 && !c.o.nreg_files && !c.o.ncopy_keys &&
+	    c.o.copy_mode < 0 && c.o.virt_flags < 0 &&
+	    !c.o.disable_fast_startup) {
+		free(c.o.reg_files);
+		free(c.o.copy_keys);
+		return cli_usage_error(cmd, "missing PACKAGE (or --reg, "
+		    "--copy-key, a guest setting)");
+	}
 	for (i = optind + 1; i < argc; i++)
 		if (pkg_collect(&set, argv[i]) < 0) {
 			rc = cli_fail(cmd);
 			pkg_set_free(&set);
 			return rc;
 		}
-	if (set.bundle.present)
+	if (set.bundle.present) {
+		size_t k;
+
 		bundle_notes(&set.bundle, &c.host.cfg);
+		/* The bundle's registry exports are imported before the
+		 * ones given, which can then override them. */
+		if (set.bundle.nreg) {
+			char **v = xcalloc(set.bundle.nreg + c.o.nreg_files + 1,
+			    sizeof(char *));
+
+			for (k = 0; k < set.bundle.nreg; k++)
+				v[k] = set.bundle.reg[k];
+			for (k = 0; k < c.o.nreg_files; k++)
+				v[set.bundle.nreg + k] = c.o.reg_files[k];
+			free(c.o.reg_files);
+			c.o.reg_files = v;
+			c.o.nreg_files += set.bundle.nreg;
+		}
+		if (!c.o.inf_section && set.bundle.install_section) {
+			c.o.inf_section = set.bundle.install_section;
+			c.o.inf_section_soft = true;
+		}
+	}
 	host_cfg_merge(&want, &set.bundle.host);
 	host_cfg_merge(&want, &c.host.cfg);
 	c.o.host = &want;
@@ -326,6 +466,8 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	rc = stage_run(image, &set, &c.o, &r);
 	progress_end(&pg);
 	pkg_set_free(&set);
+	free(c.o.reg_files);
+	free(c.o.copy_keys);
 	host_cfg_free(&want);
 	/* The sidecar files follow a run that committed (or had nothing to
 	 * do); a dry run writes nothing anywhere. */
@@ -376,7 +518,8 @@ verify_main(const struct cmd *cmd, int argc, char **argv)
 
 const struct cmd cmd_stage = {
 	.name = "stage",
-	.args = "IMAGE PACKAGE... [--dry-run] [--json] [--partition N]",
+	.args = "IMAGE [PACKAGE...] [--reg FILE] [--dry-run] [--json] "
+	    "[--partition N]",
 	.summary = "copy host driver packages into the guest's "
 	    "HostDriverStore\\FileRepository",
 	.options =
@@ -390,6 +533,23 @@ const struct cmd cmd_stage = {
 	    COMMON_OPTIONS
 	    "  --short-names M    8.3 aliases: auto (as the volume does), on, "
 	    "off\n"
+	    "  --reg FILE         import a .reg export into the guest's SYSTEM "
+	    "or SOFTWARE\n"
+	    "                     hive (repeatable; DriverStore paths become\n"
+	    "                     HostDriverStore)\n"
+	    "  --no-rewrite       keep DriverStore paths of imports as they are\n"
+	    "  --copy-key HIVE:KEY  copy KEY and below from a host hive file "
+	    "(reg save)\n"
+	    "  --all-control-sets write CurrentControlSet into every set "
+	    "Select names\n"
+	    "  --inf-section NAME the INF install section whose CopyToVm files "
+	    "to place\n"
+	    "  --driver-store-copy-mode N  GraphicsDrivers\\DriverStoreCopyMode "
+	    "(0-2)\n"
+	    "  --gpu-virtualization-flags N  GraphicsDrivers\\"
+	    "GpuVirtualizationFlags\n"
+	    "  --disable-fast-startup  HiberbootEnabled=0, so the guest stays "
+	    "editable\n"
 	    "  --script FILE      write the Hyper-V script that sets up the VM\n"
 	    HOST_OPTIONS_HELP,
 	.run = stage_main,

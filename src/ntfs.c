@@ -1303,6 +1303,56 @@ out:
 }
 
 int
+gp_volume_overwrite(gp_volume *v, const char *path, const void *data,
+    size_t len)
+{
+	ntfs_inode *ni;
+	ntfs_attr *na = NULL;
+	size_t done = 0;
+	int ret = -1;
+
+	if (require_writable(v) < 0)
+		return -1;
+	ni = open_path(v, path);
+	if (!ni) {
+		if (!error_pending())
+			error_set(errno, "%s: %s: %s", v->where, path,
+			    strerror(errno));
+		return -1;
+	}
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na || ntfs_attr_truncate_solid(na, (s64)len) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+		    errno == ENOSPC ? "NTFS volume is full" :
+		    "cannot resize the file");
+		goto out;
+	}
+	while (done < len) {
+		size_t want = MIN(len - done, (size_t)NTFS_IO_CHUNK);
+		s64 w = ntfs_attr_pwrite(na, (s64)done, (s64)want,
+		    (const uint8_t *)data + done);
+
+		if (w != (s64)want) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    "write error");
+			goto out;
+		}
+		done += want;
+	}
+	ntfs_inode_update_times(ni, NTFS_UPDATE_MCTIME);
+	ret = 0;
+out:
+	if (ret < 0)
+		error_prefix("%s", path);
+	if (na)
+		ntfs_attr_close(na);
+	if (ntfs_inode_close(ni) < 0 && ret == 0)
+		ret = ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write an "
+		    "inode");
+	return ret;
+}
+
+int
 gp_volume_set_meta(gp_volume *v, const char *path, const struct gp_file_meta *m)
 {
 	ntfs_inode *ni;

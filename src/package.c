@@ -247,7 +247,7 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 	infpath = path_join(root, inf);
 	p->driver_ver = inf_driver_ver(infpath);
 	gp_error_clear();
-	free(infpath);
+	p->inf_path = infpath;
 	w.p = p;
 	w.root = root;
 	i = (size_t)walk_dir(&w, root, "", 0);
@@ -624,6 +624,7 @@ pkg_free(struct pkg *p)
 	free(p->files);
 	free(p->name);
 	free(p->inf);
+	free(p->inf_path);
 	free(p->driver_ver);
 }
 

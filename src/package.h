@@ -22,6 +22,7 @@ struct pkg_file {
 struct pkg {
 	char *name;			/* folder name */
 	char *inf;			/* its INF file name */
+	char *inf_path;			/* ... on the host */
 	char *driver_ver;		/* DriverVer of the INF, or NULL */
 	struct pkg_file *files;		/* folders before their contents */
 	size_t nfiles;

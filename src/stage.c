@@ -10,6 +10,7 @@
  */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inf.h"
 #include "package.h"
+#include "registry.h"
 #include "sha256.h"
 #include "stage.h"
 
@@ -523,7 +526,7 @@ write_manifest(struct guest *g)
 	char *text;
 	int ret;
 
-	if (g->man.n == 0) {
+	if (manifest_empty(&g->man)) {
 		if (gp_volume_stat(g->vol, g->manifest_path, &st) == 0)
 			return gp_volume_remove(g->vol, g->manifest_path);
 		gp_error_clear();
@@ -660,14 +663,926 @@ check_package(struct guest *g, const struct man_pkg *mp,
 	return bad;
 }
 
+/* ---- the guest's registry and System32 ----------------------------- */
+
+static const char *const hive_names[REG_NHIVES] = { "SYSTEM", "SOFTWARE" };
+
+struct guest_reg {
+	struct regs s;
+	char *tmpdir;
+	char *tmp[REG_NHIVES];		/* the hive copied out, on the host */
+	char *gpath[REG_NHIVES];	/* ...and where it is in the guest */
+};
+
+static void
+guest_reg_free(struct guest_reg *gr)
+{
+	size_t i;
+
+	regs_free(&gr->s);
+	for (i = 0; i < REG_NHIVES; i++) {
+		if (gr->tmp[i]) {
+			unlink(gr->tmp[i]);
+			free(gr->tmp[i]);
+		}
+		free(gr->gpath[i]);
+	}
+	if (gr->tmpdir) {
+		char *out = xasprintf("%s/out", gr->tmpdir);
+
+		unlink(out);
+		free(out);
+		rmdir(gr->tmpdir);
+		free(gr->tmpdir);
+	}
+	memset(gr, 0, sizeof(*gr));
+}
+
+static int
+write_host_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0 || file_pwrite(fd, data, len, 0) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/*
+ * Copy a hive out of the guest into a host file and open it.  A dirty
+ * hive (its last write unfinished, or Windows still running from it) is
+ * never edited as it is: its transaction logs are replayed first, or the
+ * run stops.
+ */
+static int
+load_hive(struct guest *g, struct guest_reg *gr, enum reg_hive hv,
+    const char *image)
+{
+	const char *name = hive_names[hv];
+	uint8_t *buf = NULL, *log[2] = { NULL, NULL };
+	size_t len, loglen[2] = { 0, 0 }, k;
+	struct hive_hdr hh;
+	char *where;
+	int ret = -1;
+
+	if (gr->s.h[hv])
+		return 0;
+	if (!gr->tmpdir) {
+		const char *dir = getenv("TMPDIR");
+
+		gr->tmpdir = xasprintf("%s/gpupv-prep-reg.XXXXXX",
+		    dir && *dir ? dir : "/tmp");
+		if (!mkdtemp(gr->tmpdir)) {
+			error_set(errno, "cannot create a temporary folder "
+			    "%s: %s", gr->tmpdir, strerror(errno));
+			free(gr->tmpdir);
+			gr->tmpdir = NULL;
+			return -1;
+		}
+	}
+	gr->gpath[hv] = xasprintf("%s\\config\\%s", g->system32, name);
+	where = xasprintf("%s: %s", image, gr->gpath[hv]);
+	if (gp_volume_read(g->vol, gr->gpath[hv], HIVE_MAX_SIZE,
+	    (void **)&buf, &len) < 0)
+		goto out;
+	if (hive_header(buf, len, &hh) < 0) {
+		error_corrupt(where, "not a registry hive");
+		goto out;
+	}
+	if (hive_dirty(&hh)) {
+		int n;
+
+		for (k = 0; k < 2; k++) {
+			char *lp = xasprintf("%s.LOG%zu", gr->gpath[hv], k + 1);
+
+			if (gp_volume_read(g->vol, lp, HIVE_MAX_SIZE,
+			    (void **)&log[k], &loglen[k]) < 0) {
+				if (errno != ENOENT) {
+					free(lp);
+					goto out;
+				}
+				gp_error_clear();
+				log[k] = NULL;
+			}
+			free(lp);
+		}
+		n = hive_log_replay(&buf, &len, (const uint8_t *const *)log,
+		    loglen, where);
+		if (n < 0)
+			goto out;
+		warn_add("%s was dirty; %d entries of its transaction logs were "
+		    "replayed before editing it", where, n);
+	}
+	gr->tmp[hv] = xasprintf("%s/%s", gr->tmpdir, name);
+	if (write_host_file(gr->tmp[hv], buf, len) < 0)
+		goto out;
+	gr->s.h[hv] = hive_open(gr->tmp[hv], where, true);
+	if (!gr->s.h[hv])
+		goto out;
+	ret = 0;
+out:
+	free(buf);
+	free(log[0]);
+	free(log[1]);
+	free(where);
+	return ret;
+}
+
+/* Commit the edited hives and write them over the guest's files. */
+static int
+store_hives(struct guest *g, struct guest_reg *gr, struct stage_report *r)
+{
+	size_t hv;
+
+	for (hv = 0; hv < REG_NHIVES; hv++) {
+		char *out;
+		void *data = NULL;
+		size_t len = 0;
+		int fd, rc = -1;
+		struct stat st;
+
+		if (!gr->s.h[hv] || !gr->s.dirty[hv])
+			continue;
+		out = xasprintf("%s/out", gr->tmpdir);
+		unlink(out);
+		if (hive_commit(gr->s.h[hv], out) < 0) {
+			free(out);
+			return -1;
+		}
+		fd = open(out, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 &&
+		    (uint64_t)st.st_size <= HIVE_MAX_SIZE) {
+			len = (size_t)st.st_size;
+			data = xmalloc(len + 1);
+			rc = file_pread(fd, data, len, 0);
+		}
+		if (rc < 0)
+			error_set(errno ? errno : EFBIG, "%s: %s", out,
+			    strerror(errno ? errno : EFBIG));
+		if (fd >= 0)
+			close(fd);
+		unlink(out);
+		free(out);
+		if (rc == 0)
+			rc = gp_volume_overwrite(g->vol, gr->gpath[hv], data,
+			    len);
+		free(data);
+		if (rc < 0)
+			return -1;
+		r->hives_written = xrealloc(r->hives_written,
+		    (r->nhives_written + 1) * sizeof(char *));
+		r->hives_written[r->nhives_written++] = xstrdup(gr->gpath[hv]);
+	}
+	return 0;
+}
+
+static const struct pkg_file *
+pkg_find(const struct pkg *p, const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < p->nfiles; i++) {
+		const char *a = p->files[i].rel, *b = rel;
+
+		if (p->files[i].is_dir)
+			continue;
+		for (; *a && *b; a++, b++) {
+			char x = *a == '\\' ? '/' : *a, y = *b == '\\' ? '/' : *b;
+
+			if (tolower((unsigned char)x) != tolower((unsigned char)y))
+				break;
+		}
+		if (!*a && !*b)
+			return &p->files[i];
+	}
+	return NULL;
+}
+
+static struct inf_service *
+service_of(const struct pkg *p, const char *section, struct inf_service *svc)
+{
+	struct inf inf;
+	int r;
+
+	memset(svc, 0, sizeof(*svc));
+	if (!p->inf_path || inf_load(p->inf_path, &inf) < 0) {
+		gp_error_clear();
+		return NULL;
+	}
+	r = inf_service(&inf, "nvlddmkm", section, svc);
+	if (r == 0 && section)
+		r = inf_service(&inf, "nvlddmkm", NULL, svc);
+	inf_free(&inf);
+	return r == 1 ? svc : NULL;
+}
+
+static int
+set_dword(struct regs *s, const char *key, const char *name, uint32_t d,
+    const char *origin)
+{
+	uint8_t b[4];
+	struct hive_val v = { REG_DWORD_, b, 4 };
+	size_t i;
+
+	put_le32(b, d);
+	for (i = 0; i < s->ncsets; i++) {
+		char *k = xasprintf("%s\\%s", s->csets[i], key);
+		int r = regs_set(s, REG_HIVE_SYSTEM, k, name, &v, origin);
+
+		free(k);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+set_string(struct regs *s, const char *key, const char *name, uint32_t type,
+    const char *str, const char *origin)
+{
+	struct hive_val v = { type, NULL, 0 };
+	size_t i;
+	int r = 0;
+
+	v.data = reg_utf16(str, &v.len);
+	for (i = 0; i < s->ncsets && r == 0; i++) {
+		char *k = xasprintf("%s\\%s", s->csets[i], key);
+
+		r = regs_set(s, REG_HIVE_SYSTEM, k, name, &v, origin);
+		free(k);
+	}
+	free(v.data);
+	return r;
+}
+
+/* The nvlddmkm service for a staged NVIDIA package (see the README). */
+static int
+nvlddmkm_service(struct regs *s, const struct pkg *p, const char *section)
+{
+	static const char key[] = "Services\\nvlddmkm";
+	const struct pkg_file *f = NULL;
+	struct inf_service svc;
+	const char *origin = "nvlddmkm service";
+	char *image, *c;
+	size_t i;
+	int r;
+
+	for (i = 0; i < p->nfiles && !f; i++)
+		if (!p->files[i].is_dir && strcasecmp(path_basename(
+		    p->files[i].rel), "nvlddmkm.sys") == 0)
+			f = &p->files[i];
+	if (!f)
+		return 0;
+	if (!service_of(p, section, &svc)) {
+		/* What NVIDIA's INFs have said for years. */
+		svc.type = 1;
+		svc.start = 3;
+		svc.error_control = 0;
+		svc.group = xstrdup("Video");
+	}
+	image = xasprintf("\\SystemRoot\\System32\\HostDriverStore\\"
+	    "FileRepository\\%s\\%s", p->name, f->rel);
+	for (c = image; *c; c++)
+		if (*c == '/')
+			*c = '\\';
+	r = set_dword(s, key, "Type", svc.type, origin);
+	if (r == 0)
+		r = set_dword(s, key, "Start", svc.start, origin);
+	if (r == 0)
+		r = set_dword(s, key, "ErrorControl", svc.error_control, origin);
+	if (r == 0 && svc.group)
+		r = set_string(s, key, "Group", REG_SZ_, svc.group, origin);
+	if (r == 0)
+		r = set_string(s, key, "ImagePath", REG_EXPAND_SZ_, image,
+		    origin);
+	free(image);
+	inf_service_free(&svc);
+	return r;
+}
+
+/* 2: registry work asked for; 1: only the automatic nvlddmkm service. */
+static int
+wants_registry(const struct pkg_set *set, const struct stage_opts *o)
+{
+	size_t i, j;
+
+	if (o->nreg_files || o->ncopy_keys || o->copy_mode >= 0 ||
+	    o->virt_flags >= 0 || o->disable_fast_startup)
+		return 2;
+	for (i = 0; i < set->n; i++)
+		for (j = 0; j < set->v[i].nfiles; j++)
+			if (strcasecmp(path_basename(set->v[i].files[j].rel),
+			    "nvlddmkm.sys") == 0)
+				return 1;
+	return 0;
+}
+
+/* HIVEFILE:KEY, the file being the part before the last ':' that is
+ * followed by a key (host paths may hold ':'). */
+static int
+copy_key(struct guest *g, struct guest_reg *gr, const char *spec,
+    const struct stage_opts *o, const char *image)
+{
+	const char *colon = strrchr(spec, ':');
+	char *file, *key, *k, *origin;
+	enum reg_hive hv = REG_HIVE_SYSTEM;
+	bool ccs = false;
+	struct hive_hdr hh;
+	struct regs tmp = { 0 };
+	hive *src = NULL;
+	uint8_t head[4096];
+	size_t i;
+	int fd, ret = -1;
+
+	if (!colon || colon == spec || !colon[1]) {
+		error_setc(GP_EXIT_USAGE, EINVAL, "--copy-key %s: expected "
+		    "HIVEFILE:KEYPATH", spec);
+		return -1;
+	}
+	file = xasprintf("%.*s", (int)(colon - spec), spec);
+	key = xstrdup(colon + 1);
+	for (k = key; *k; k++)
+		if (*k == '/')
+			*k = '\\';
+	k = key;
+	while (*k == '\\')
+		k++;
+	/* An optional HKLM\SYSTEM\ or HKLM\SOFTWARE\ names the guest hive. */
+	if (!strncasecmp(k, "HKEY_LOCAL_MACHINE\\", 19))
+		k += 19;
+	else if (!strncasecmp(k, "HKLM\\", 5))
+		k += 5;
+	if (!strncasecmp(k, "SYSTEM\\", 7)) {
+		k += 7;
+	} else if (!strncasecmp(k, "SOFTWARE\\", 9)) {
+		k += 9;
+		hv = REG_HIVE_SOFTWARE;
+	}
+	if (hv == REG_HIVE_SYSTEM && !strncasecmp(k, "CurrentControlSet", 17) &&
+	    (k[17] == '\\' || !k[17])) {
+		ccs = true;
+		k += k[17] ? 18 : 17;
+	}
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || file_pread(fd, head, sizeof(head), 0) < 0) {
+		error_set(errno, "%s: %s", file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	if (hive_header(head, sizeof(head), &hh) < 0) {
+		error_corrupt(file, "not a registry hive (no regf base block)");
+		goto out;
+	}
+	if (hive_dirty(&hh)) {
+		error_setc(GP_EXIT_UNCLEAN, EINVAL, "%s: the hive is dirty; save "
+		    "it again on the host (reg save HKLM\\SYSTEM FILE)", file);
+		goto out;
+	}
+	if (!(src = hive_open(file, file, false)))
+		goto out;
+	if (load_hive(g, gr, hv, image) < 0)
+		goto out;
+	origin = xasprintf("copy %s", spec);
+	if (ccs) {
+		/* The host's own current set is the source. */
+		tmp.h[REG_HIVE_SYSTEM] = src;
+		if (regs_control_sets(&tmp, false) < 0) {
+			tmp.h[REG_HIVE_SYSTEM] = NULL;
+			regs_free(&tmp);
+			free(origin);
+			goto out;
+		}
+		tmp.h[REG_HIVE_SYSTEM] = NULL;
+		ret = 0;
+		for (i = 0; i < gr->s.ncsets && ret == 0; i++) {
+			char *s = *k ? xasprintf("%s\\%s", tmp.csets[0], k) :
+			    xstrdup(tmp.csets[0]);
+			char *d = *k ? xasprintf("%s\\%s", gr->s.csets[i], k) :
+			    xstrdup(gr->s.csets[i]);
+
+			ret = regs_copy_tree(&gr->s, hv, d, src, s,
+			    !o->no_rewrite, origin);
+			free(s);
+			free(d);
+		}
+		regs_free(&tmp);
+	} else {
+		ret = regs_copy_tree(&gr->s, hv, k, src, k, !o->no_rewrite,
+		    origin);
+	}
+	free(origin);
+out:
+	hive_close(src);
+	free(file);
+	free(key);
+	return ret;
+}
+
+/*
+ * All registry changes of the run, in memory on copies of the hives:
+ * .reg imports, --copy-key, the nvlddmkm service, then the guest
+ * settings (so that they win).  The undo records go into g->man.
+ */
+static int
+apply_registry(struct guest *g, struct guest_reg *gr, struct pkg_set *set,
+    const struct stage_opts *o, const char *image)
+{
+	struct reg_file *files = NULL;
+	bool has_svc = false;
+	size_t i;
+	int ret = -1;
+
+	gr->s.man = &g->man;
+	if (load_hive(g, gr, REG_HIVE_SYSTEM, image) < 0 ||
+	    regs_control_sets(&gr->s, o->all_control_sets) < 0)
+		return -1;
+	files = xcalloc(o->nreg_files + 1, sizeof(*files));
+	for (i = 0; i < o->nreg_files; i++) {
+		size_t j;
+
+		if (reg_load(o->reg_files[i], !o->no_rewrite, &files[i]) < 0)
+			goto out;
+		for (j = 0; j < files[i].n; j++)
+			if (files[i].v[j].hive == REG_HIVE_SOFTWARE &&
+			    load_hive(g, gr, REG_HIVE_SOFTWARE, image) < 0)
+				goto out;
+		has_svc |= reg_file_defines_service(&files[i], "nvlddmkm");
+	}
+	for (i = 0; i < o->nreg_files; i++)
+		if (regs_apply_file(&gr->s, &files[i]) < 0)
+			goto out;
+	for (i = 0; i < o->ncopy_keys; i++)
+		if (copy_key(g, gr, o->copy_keys[i], o, image) < 0)
+			goto out;
+	/* An imported nvlddmkm key wins over the INF's service section. */
+	for (i = 0; i < set->n && !has_svc; i++)
+		if (nvlddmkm_service(&gr->s, &set->v[i], o->inf_section) < 0)
+			goto out;
+	if (o->copy_mode >= 0 && set_dword(&gr->s, "Control\\GraphicsDrivers",
+	    "DriverStoreCopyMode", (uint32_t)o->copy_mode, "setting") < 0)
+		goto out;
+	if (o->virt_flags >= 0 && set_dword(&gr->s, "Control\\GraphicsDrivers",
+	    "GpuVirtualizationFlags", (uint32_t)o->virt_flags, "setting") < 0)
+		goto out;
+	if (o->disable_fast_startup && set_dword(&gr->s,
+	    "Control\\Session Manager\\Power", "HiberbootEnabled", 0,
+	    "setting") < 0)
+		goto out;
+	ret = 0;
+out:
+	for (i = 0; i < o->nreg_files; i++)
+		reg_file_free(&files[i]);
+	free(files);
+	return ret;
+}
+
+/* ---- CopyToVm: files a driver needs in System32 and SysWOW64 ---- */
+
+struct copy_plan {
+	const struct pkg *p;
+	const struct pkg_file *f;
+	char *dest;			/* guest path */
+	bool overwrite;
+};
+
+static struct man_copy *
+copy_find(struct manifest *m, const char *dest)
+{
+	size_t i;
+
+	for (i = 0; i < m->ncopies; i++)
+		if (strcasecmp(m->copies[i].dest, dest) == 0)
+			return &m->copies[i];
+	return NULL;
+}
+
+static void
+copy_plans_free(struct copy_plan *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].dest);
+	free(v);
+}
+
+/*
+ * What the packages' INFs ask to be copied, and which of those copies
+ * are not in place yet (todo[] marks packages being staged afresh).
+ */
+static int
+plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
+    const struct stage_opts *o, struct copy_plan **out, size_t *nout,
+    bool *changed)
+{
+	char *wow = xasprintf("%s\\..\\SysWOW64", g->system32), *c;
+	struct gp_stat st;
+	bool have_wow;
+	size_t i, k;
+
+	/* \Windows\SysWOW64, beside System32. */
+	free(wow);
+	wow = xstrdup(g->system32);
+	c = strrchr(wow, '\\');
+	if (c)
+		*c = '\0';
+	c = xasprintf("%s\\SysWOW64", wow);
+	free(wow);
+	wow = c;
+	have_wow = gp_volume_stat(g->vol, wow, &st) == 0 && st.is_dir;
+	gp_error_clear();
+	*out = NULL;
+	*nout = 0;
+	for (i = 0; i < set->n; i++) {
+		const struct pkg *p = &set->v[i];
+		struct copytovm *cv;
+		size_t ncv;
+		struct inf inf;
+		const char *sect;
+
+		if (!p->inf_path)
+			continue;
+		if (inf_load(p->inf_path, &inf) < 0)
+			goto fail;
+		sect = o->inf_section;
+		if (sect && !inf_section(&inf, sect)) {
+			if (!o->inf_section_soft) {
+				error_set(ENOENT, "%s: no install section [%s] "
+				    "(--inf-section)", p->inf_path, sect);
+				inf_free(&inf);
+				goto fail;
+			}
+			sect = NULL;
+		}
+		if (inf_copytovm(&inf, sect, &cv, &ncv) < 0) {
+			inf_free(&inf);
+			goto fail;
+		}
+		inf_free(&inf);
+		for (k = 0; k < ncv; k++) {
+			const struct pkg_file *f = pkg_find(p, cv[k].src);
+			struct man_copy *rec;
+			struct copy_plan *cp;
+			char *dest;
+			bool same;
+
+			if (!f) {
+				warn_add("%s: CopyToVm names %s, which package "
+				    "%s does not hold; not copied", p->inf,
+				    cv[k].src, p->name);
+				continue;
+			}
+			if (cv[k].wow64 && !have_wow) {
+				warn_add("%s: the guest has no SysWOW64 (a 32-bit "
+				    "Windows?); %s is not copied", p->name,
+				    cv[k].dest);
+				continue;
+			}
+			dest = xasprintf("%s\\%s", cv[k].wow64 ? wow :
+			    g->system32, cv[k].dest);
+			rec = copy_find(&g->man, dest);
+			same = rec && !restage[i] &&
+			    !strcasecmp(rec->package, p->name) &&
+			    !strcasecmp(rec->source, f->rel) &&
+			    gp_volume_stat(g->vol, dest, &st) == 0 &&
+			    !st.is_dir && st.size == rec->size;
+			gp_error_clear();
+			if (same) {
+				free(dest);
+				continue;
+			}
+			*out = xrealloc(*out, (*nout + 1) * sizeof(**out));
+			cp = &(*out)[(*nout)++];
+			cp->p = p;
+			cp->f = f;
+			cp->dest = dest;
+			cp->overwrite = cv[k].overwrite;
+			*changed = true;
+		}
+		copytovm_free(cv, ncv);
+	}
+	free(wow);
+	return 0;
+fail:
+	free(wow);
+	copy_plans_free(*out, *nout);
+	*out = NULL;
+	*nout = 0;
+	return -1;
+}
+
+/* The PE file version (VS_FIXEDFILEINFO) found by scanning for the
+ * "VS_VERSION_INFO" key of the version resource. */
+struct pe_scan {
+	uint8_t tail[64];
+	size_t ntail;
+	uint64_t version;
+	bool found;
+};
+
+static void
+pe_feed(struct pe_scan *s, const uint8_t *p, size_t n)
+{
+	static const uint8_t key[] = "V\0S\0_\0V\0E\0R\0S\0I\0O\0N\0_\0I\0N\0F\0O\0\0";
+	const size_t kl = sizeof(key) - 1;
+	uint8_t *buf;
+	size_t len, i;
+
+	if (s->found)
+		return;
+	len = s->ntail + n;
+	buf = xmalloc(len);
+	memcpy(buf, s->tail, s->ntail);
+	memcpy(buf + s->ntail, p, n);
+	for (i = 0; i + kl + 4 + 20 <= len; i++) {
+		size_t off;
+
+		if (buf[i] != 'V' || memcmp(buf + i, key, kl) != 0)
+			continue;
+		/* Padding to a 32-bit boundary, then the signature. */
+		for (off = i + kl + 1; off < i + kl + 8 && off + 16 <= len; off++)
+			if (get_le32(buf + off) == 0xFEEF04BDu) {
+				s->version = (uint64_t)get_le32(buf + off + 8) <<
+				    32 | get_le32(buf + off + 12);
+				s->found = true;
+				free(buf);
+				return;
+			}
+	}
+	s->ntail = MIN(len, sizeof(s->tail));
+	memcpy(s->tail, buf + len - s->ntail, s->ntail);
+	free(buf);
+}
+
+static int
+pe_feed_cb(void *ctx, const void *buf, size_t len)
+{
+	pe_feed(ctx, buf, len);
+	return ((struct pe_scan *)ctx)->found ? -1 : 0;
+}
+
+static bool
+pe_version_host(const char *path, uint64_t *v)
+{
+	struct pe_scan s = { 0 };
+	uint8_t *buf = xmalloc(READ_CHUNK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+
+	while (fd >= 0 && !s.found && (r = read(fd, buf, READ_CHUNK)) > 0)
+		pe_feed(&s, buf, (size_t)r);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	*v = s.version;
+	return s.found;
+}
+
+static bool
+pe_version_guest(gp_volume *vol, const char *path, uint64_t *v)
+{
+	struct pe_scan s = { 0 };
+
+	gp_volume_read_cb(vol, path, pe_feed_cb, &s);
+	gp_error_clear();
+	*v = s.version;
+	return s.found;
+}
+
+/* WhenNewer (Microsoft's GPU-PV document): the file version decides for
+ * .dll and .exe names when both have one and they differ, else the
+ * last write time. */
+static bool
+source_is_newer(struct guest *g, const struct copy_plan *cp,
+    const struct gp_stat *dst)
+{
+	const char *ext = strrchr(cp->dest, '.');
+	uint64_t vs, vd;
+
+	if (ext && (!strcasecmp(ext, ".dll") || !strcasecmp(ext, ".exe")) &&
+	    pe_version_host(cp->f->src, &vs) &&
+	    pe_version_guest(g->vol, cp->dest, &vd) && vs != vd)
+		return vs > vd;
+	return cp->f->mtime_ns / 1000000000 > dst->mtime;
+}
+
+static int
+read_fill(void *ctx, void *buf, size_t len)
+{
+	struct copy *c = ctx;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(c->fd, (uint8_t *)buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			error_set(r < 0 ? errno : EIO, "%s: %s", c->src, r < 0 ?
+			    strerror(errno) : "file shrank while being staged");
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+struct mem_fill {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int
+mem_fill(void *ctx, void *buf, size_t len)
+{
+	struct mem_fill *m = ctx;
+
+	if (len > m->left)
+		return -1;
+	memcpy(buf, m->p, len);
+	m->p += len;
+	m->left -= len;
+	return 0;
+}
+
+/* Put the kept original back (or just delete ours). */
+static int
+undo_copy(struct guest *g, struct man_copy *rec)
+{
+	void *data = NULL;
+	size_t len = 0;
+	struct gp_file_meta m = { .mtime_ns = (int64_t)time(NULL) * 1000000000 };
+	struct mem_fill mf;
+	int r;
+
+	if (gp_volume_remove(g->vol, rec->dest) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		gp_error_clear();
+	}
+	if (!rec->backup)
+		return 0;
+	if (gp_volume_read(g->vol, rec->backup, HIVE_MAX_SIZE, &data,
+	    &len) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		gp_error_clear();
+		warn_add("%s: the original kept at %s is gone; not restored",
+		    rec->dest, rec->backup);
+		return 0;
+	}
+	mf.p = data;
+	mf.left = len;
+	r = gp_volume_create(g->vol, rec->dest, false, len, &m, mem_fill, &mf);
+	free(data);
+	if (r == 0)
+		r = gp_volume_remove(g->vol, rec->backup);
+	return r;
+}
+
+static void
+copy_drop(struct manifest *m, struct man_copy *rec)
+{
+	size_t i = (size_t)(rec - m->copies);
+
+	man_copy_free(rec);
+	memmove(&m->copies[i], &m->copies[i + 1], (m->ncopies - i - 1) *
+	    sizeof(*m->copies));
+	m->ncopies--;
+}
+
+static const char *
+pkg_sha(struct guest *g, const struct pkg *p, const struct pkg_file *f)
+{
+	struct man_pkg *mp = manifest_find(&g->man, p->name);
+	size_t i;
+
+	for (i = 0; mp && i < mp->nfiles; i++)
+		if (!strcmp(mp->files[i].rel, f->rel))
+			return mp->files[i].sha256;
+	return "";
+}
+
+static int
+exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
+    struct stage_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct copy_plan *cp = &plan[i];
+		struct man_copy *rec = copy_find(&g->man, cp->dest);
+		struct gp_file_meta m = { .mtime_ns = cp->f->mtime_ns,
+		    .crtime_ns = cp->f->crtime_ns };
+		struct copy c = { .fd = -1, .src = cp->f->src };
+		char *backup = NULL;
+		struct gp_stat st;
+		int rc;
+
+		if (gp_volume_stat(g->vol, cp->dest, &st) == 0) {
+			if (st.is_dir) {
+				error_set(EISDIR, "%s is a folder; the CopyToVm "
+				    "file cannot go there", cp->dest);
+				return -1;
+			}
+			if (!rec && !cp->overwrite &&
+			    !source_is_newer(g, cp, &st)) {
+				r->sysfiles_kept++;
+				continue;
+			}
+			if (!rec) {
+				/* Not ours: keep it for remove. */
+				const char *base = strrchr(cp->dest, '\\') + 1;
+				const char *dir = strstr(cp->dest, "\\SysWOW64\\") ?
+				    "SysWOW64" : "System32";
+				void *data;
+				size_t len;
+
+				backup = xasprintf("%s\\gpupv-prep-originals\\%s\\%s",
+				    g->hds, dir, base);
+				if (gp_volume_read(g->vol, cp->dest, HIVE_MAX_SIZE,
+				    &data, &len) < 0) {
+					free(backup);
+					return -1;
+				}
+				rc = gp_volume_write_file(g->vol, backup, data,
+				    len);
+				free(data);
+				if (rc < 0) {
+					free(backup);
+					return -1;
+				}
+			}
+			if (gp_volume_remove(g->vol, cp->dest) < 0) {
+				free(backup);
+				return -1;
+			}
+		} else if (errno != ENOENT) {
+			return -1;
+		}
+		gp_error_clear();
+		c.fd = open(cp->f->src, O_RDONLY | O_CLOEXEC);
+		if (c.fd < 0) {
+			error_set(errno, "%s: %s", cp->f->src, strerror(errno));
+			free(backup);
+			return -1;
+		}
+		rc = gp_volume_create(g->vol, cp->dest, false, cp->f->size, &m,
+		    read_fill, &c);
+		close(c.fd);
+		if (rc < 0) {
+			free(backup);
+			return -1;
+		}
+		if (!rec) {
+			g->man.copies = xrealloc(g->man.copies,
+			    (g->man.ncopies + 1) * sizeof(*rec));
+			rec = &g->man.copies[g->man.ncopies++];
+			memset(rec, 0, sizeof(*rec));
+			rec->dest = xstrdup(cp->dest);
+			rec->backup = backup;
+		} else {
+			free(rec->package);
+			free(rec->source);
+		}
+		rec->package = xstrdup(cp->p->name);
+		rec->source = xstrdup(cp->f->rel);
+		rec->size = cp->f->size;
+		memcpy(rec->sha256, pkg_sha(g, cp->p, cp->f), 65);
+		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
+		    sizeof(char *));
+		r->sysfiles[r->nsysfiles++] = xasprintf("%s <- %s\\%s",
+		    cp->dest, cp->p->name, cp->f->rel);
+		r->files_written++;
+		r->bytes_written += cp->f->size;
+	}
+	/* Copies of packages no longer staged go, originals come back. */
+	for (i = g->man.ncopies; i-- > 0;)
+		if (!manifest_find(&g->man, g->man.copies[i].package)) {
+			if (undo_copy(g, &g->man.copies[i]) < 0)
+				return -1;
+			copy_drop(&g->man, &g->man.copies[i]);
+		}
+	return 0;
+}
+
 int
 stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
     struct stage_report *r)
 {
 	struct guest g;
+	struct guest_reg gr = { 0 };
+	struct copy_plan *plan = NULL;
+	size_t nplan = 0;
 	uint64_t cluster, need = 0, freed = 0, nfiles = 0, total = 0;
 	size_t i, j;
-	bool *todo = NULL;
+	bool *todo = NULL, *restage = NULL;
 	struct hash_run h;
 	double t0, t1;
 	char b1[32], b2[32];
@@ -749,10 +1664,42 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	/* New sidecar settings are a change of the manifest alone. */
 	if (o->host && host_cfg_merge(&g.man.host, o->host))
 		r->changed = true;
+	/* Registry edits are made in memory first: only then is it known
+	 * whether they change anything. */
+	restage = xcalloc(set->n + 1, sizeof(*restage));
+	for (i = 0; i < set->n; i++)
+		for (j = 0; j < r->n; j++)
+			if (!strcmp(r->v[j].name, set->v[i].name))
+				restage[i] = r->v[j].action != ACT_UNCHANGED;
+	j = (size_t)wants_registry(set, o);
+	if (j == 1 && !g.w.system_root) {
+		warn_add("%s: partition %u holds no Windows registry; the "
+		    "nvlddmkm service is not written", image, g.partition);
+		j = 0;
+	}
+	if (j) {
+		if (apply_registry(&g, &gr, set, o, image) < 0)
+			goto fail;
+		if (gr.s.dirty[REG_HIVE_SYSTEM] || gr.s.dirty[REG_HIVE_SOFTWARE])
+			r->changed = true;
+		r->reg_values_set = gr.s.values_set;
+		r->reg_values_deleted = gr.s.values_deleted;
+		r->reg_keys_created = gr.s.keys_created;
+		r->reg_keys_deleted = gr.s.keys_deleted;
+	}
+	if (plan_copies(&g, set, restage, o, &plan, &nplan, &r->changed) < 0)
+		goto fail;
+	for (i = 0; i < g.man.ncopies; i++)
+		for (j = 0; j < r->n; j++)
+			if (r->v[j].action == ACT_REMOVE && !strcasecmp(
+			    r->v[j].name, g.man.copies[i].package))
+				r->changed = true;
 	if (!r->changed) {
 		/* Nothing to do: the session is dropped, nothing written. */
 		r->man = g.man;
 		memset(&g.man, 0, sizeof(g.man));
+		guest_reg_free(&gr);
+		free(restage);
 		guest_close(&g);
 		return 0;
 	}
@@ -802,6 +1749,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < set->n; i++)
 		if (todo[i])
 			manifest_add(&g.man, &set->v[i]);
+	if (exec_copies(&g, plan, nplan, r) < 0 || store_hives(&g, &gr, r) < 0)
+		goto fail;
 	if (write_manifest(&g) < 0)
 		goto fail;
 	if (o->dry_run) {
@@ -822,13 +1771,19 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	r->man = g.man;
 	memset(&g.man, 0, sizeof(g.man));
 	guest_close(&g);
+	guest_reg_free(&gr);
+	copy_plans_free(plan, nplan);
 	free(todo);
+	free(restage);
 	return 0;
 fail:
 	if (todo)
 		hash_finish(&h, set, todo, false);
 	guest_close(&g);
+	guest_reg_free(&gr);
+	copy_plans_free(plan, nplan);
 	free(todo);
+	free(restage);
 	return -1;
 }
 
@@ -837,6 +1792,7 @@ stage_remove(const char *image, char **names, size_t n,
     const struct stage_opts *o, struct stage_report *r)
 {
 	struct guest g;
+	struct guest_reg gr = { 0 };
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
@@ -878,15 +1834,44 @@ stage_remove(const char *image, char **names, size_t n,
 		manifest_drop(&g.man, r->v[i].name);
 	}
 	r->changed = r->n > 0;
+	/* System32 files of the removed packages, originals put back. */
+	for (i = g.man.ncopies; i-- > 0;) {
+		struct man_copy *c = &g.man.copies[i];
+
+		if (manifest_find(&g.man, c->package))
+			continue;
+		if (undo_copy(&g, c) < 0)
+			goto fail;
+		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
+		    sizeof(char *));
+		r->sysfiles[r->nsysfiles++] = xasprintf("%s%s", c->dest,
+		    c->backup ? " (original restored)" : "");
+		copy_drop(&g.man, c);
+		r->changed = true;
+	}
+	/* The registry as it was, once nothing staged is left. */
+	if (g.man.n == 0 && g.man.nreg > 0) {
+		gr.s.man = &g.man;
+		for (i = 0; i < g.man.nreg; i++)
+			if (load_hive(&g, &gr, strcmp(g.man.reg[i].hive,
+			    "SYSTEM") ? REG_HIVE_SOFTWARE : REG_HIVE_SYSTEM,
+			    image) < 0)
+				goto fail;
+		if (regs_undo(&gr.s) < 0 || store_hives(&g, &gr, r) < 0)
+			goto fail;
+		r->changed = true;
+	}
 	if (r->changed && write_manifest(&g) < 0)
 		goto fail;
 	/* Nothing removed: the session is dropped unwritten. */
 	if (r->changed && guest_commit(&g) < 0)
 		goto fail;
 	guest_close(&g);
+	guest_reg_free(&gr);
 	return 0;
 fail:
 	guest_close(&g);
+	guest_reg_free(&gr);
 	return -1;
 }
 
@@ -958,6 +1943,12 @@ stage_report_free(struct stage_report *r)
 	for (i = 0; i < r->nproblems; i++)
 		free(r->problems[i]);
 	free(r->problems);
+	for (i = 0; i < r->nhives_written; i++)
+		free(r->hives_written[i]);
+	free(r->hives_written);
+	for (i = 0; i < r->nsysfiles; i++)
+		free(r->sysfiles[i]);
+	free(r->sysfiles);
 	free(r->v);
 	free(r->image);
 	free(r->repo);

@@ -15,6 +15,19 @@ struct stage_opts {
 	const char *format;		/* force "raw", "vhd", "vhdx", "vhdi" */
 	int short_names;		/* -1 as the volume does, 0, 1 */
 	const struct host_cfg *host;	/* sidecar settings to record */
+	/* The guest's registry and System32 (stage only): */
+	char **reg_files;		/* --reg */
+	size_t nreg_files;
+	char **copy_keys;		/* --copy-key HIVEFILE:KEY */
+	size_t ncopy_keys;
+	bool no_rewrite;		/* keep DriverStore paths as given */
+	bool all_control_sets;
+	const char *inf_section;	/* --inf-section, or a bundle's */
+	bool inf_section_soft;		/* a bundle's: INFs without it are
+					   read whole */
+	int copy_mode;			/* DriverStoreCopyMode, -1 unset */
+	int64_t virt_flags;		/* GpuVirtualizationFlags, -1 unset */
+	bool disable_fast_startup;
 	/* Progress of long copies: files and bytes done of the totals. */
 	void (*progress)(void *ctx, uint64_t files, uint64_t nfiles,
 	    uint64_t bytes, uint64_t total);
@@ -56,6 +69,14 @@ struct stage_report {
 	char **problems;
 	size_t nproblems;
 	struct manifest man;		/* stage: the manifest as it now is */
+	/* Registry and System32 work of this run: */
+	uint64_t reg_values_set, reg_values_deleted, reg_keys_created,
+	    reg_keys_deleted;
+	char **hives_written;		/* guest paths */
+	size_t nhives_written;
+	char **sysfiles;		/* "dest <- package\\source" lines */
+	size_t nsysfiles;
+	uint64_t sysfiles_kept;		/* WhenNewer: the guest's was newer */
 };
 
 const char *stage_action_name(enum stage_action a);

@@ -64,6 +64,37 @@ REG
   hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$1" "$TMP/sw.reg"
 }
 
+# mkhive_system FILE: a SYSTEM hive with Select\Current = 1 and the keys
+# a GPU-PV run writes below (Services, Control\GraphicsDrivers).
+mkhive_system() {
+  "$IMGTOOL" mkhive "$1"
+  cat >"$TMP/sys.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\Select]
+"Current"=dword:00000001
+"Default"=dword:00000001
+"LastKnownGood"=dword:00000002
+"Failed"=dword:00000000
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control\GraphicsDrivers]
+"TdrDelay"=dword:00000002
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Control]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Services]
+REG
+  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$1" "$TMP/sys.reg"
+}
+
 # mkntfs_at DISK START_SECTOR SECTORS LABEL: format a partition in place.
 mkntfs_at() {
   truncate -s $(($3 * 512)) "$TMP/part.ntfs"
@@ -82,7 +113,7 @@ mkntfs_at() {
 mkgpt_windows() {
   guest_layout "$1" 160M 32 >/dev/null || fail "guest_layout"
   rm -f "$TMP/SYSTEM" "$TMP/SOFTWARE"
-  "$IMGTOOL" mkhive "$TMP/SYSTEM"
+  mkhive_system "$TMP/SYSTEM"
   mkhive_software "$TMP/SOFTWARE" 22631
   "$IMGTOOL" put "$1" 3 "${2:-Windows}/System32/config/SYSTEM" "$TMP/SYSTEM"
   "$IMGTOOL" put "$1" 3 "${2:-Windows}/System32/config/SOFTWARE" "$TMP/SOFTWARE"
