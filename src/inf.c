@@ -412,6 +412,10 @@ inf_driver_ver(const char *path)
 			    xstrdup(l->f[0]);
 	}
 	inf_free(&inf);
+	if (ver && !*ver) {
+		free(ver);
+		ver = NULL;
+	}
 	if (!ver)
 		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
 	return ver;

@@ -600,7 +600,8 @@ reg_parse(const char *path, const void *text, size_t len, bool rewrite,
 			unsigned here = p.line;
 
 			p.line = start;
-			if (parse_line(&p, logical ? logical : "", llen) < 0)
+			logical[llen] = '\0';
+			if (parse_line(&p, logical, llen) < 0)
 				goto out;
 			p.line = here;
 		}

@@ -1151,6 +1151,9 @@ struct copy_plan {
 	bool overwrite;
 };
 
+static bool source_is_newer(struct guest *g, const struct copy_plan *cp,
+    const struct gp_stat *dst);
+
 static struct man_copy *
 copy_find(struct manifest *m, const char *dest)
 {
@@ -1179,7 +1182,7 @@ copy_plans_free(struct copy_plan *v, size_t n)
 static int
 plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
     const struct stage_opts *o, struct copy_plan **out, size_t *nout,
-    bool *changed)
+    bool *changed, uint64_t *kept)
 {
 	char *wow = xasprintf("%s\\..\\SysWOW64", g->system32), *c;
 	struct gp_stat st;
@@ -1263,6 +1266,17 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 			cp->f = f;
 			cp->dest = dest;
 			cp->overwrite = cv[k].overwrite;
+			/* WhenNewer against a file that is not ours: the
+			 * guest's stays when it is as new. */
+			if (!rec && !cp->overwrite &&
+			    gp_volume_stat(g->vol, dest, &st) == 0 &&
+			    !st.is_dir && !source_is_newer(g, cp, &st)) {
+				(*kept)++;
+				free(dest);
+				(*nout)--;
+				continue;
+			}
+			gp_error_clear();
 			*changed = true;
 		}
 		copytovm_free(cv, ncv);
@@ -1491,11 +1505,6 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 				    "file cannot go there", cp->dest);
 				return -1;
 			}
-			if (!rec && !cp->overwrite &&
-			    !source_is_newer(g, cp, &st)) {
-				r->sysfiles_kept++;
-				continue;
-			}
 			if (!rec) {
 				/* Not ours: keep it for remove. */
 				const char *base = strrchr(cp->dest, '\\') + 1;
@@ -1687,7 +1696,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		r->reg_keys_created = gr.s.keys_created;
 		r->reg_keys_deleted = gr.s.keys_deleted;
 	}
-	if (plan_copies(&g, set, restage, o, &plan, &nplan, &r->changed) < 0)
+	if (plan_copies(&g, set, restage, o, &plan, &nplan, &r->changed,
+	    &r->sysfiles_kept) < 0)
 		goto fail;
 	for (i = 0; i < g.man.ncopies; i++)
 		for (j = 0; j < r->n; j++)

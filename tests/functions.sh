@@ -162,3 +162,32 @@ EOT
   echo "  $img: $n entries checked"
 }
 
+
+# guest_file IMAGE QEMU_FMT PATH OUT: copy a file out of the Windows
+# volume (partition 3 unless PART says) with sleuthkit; PATH is matched
+# without regard to case.  Returns 1 when it is not there.
+guest_file() {
+  rm -f "$TMP/g.raw"
+  qemu-img convert -f "$2" -O raw "$1" "$TMP/g.raw"
+  off=$(sfdisk -J "$TMP/g.raw" | jq ".partitiontable.partitions[$((${PART:-3} - 1))].start")
+  inode=$(fls -r -p -u -o "$off" "$TMP/g.raw" | awk -F '\t' -v p="$3" '
+    tolower($2) == tolower(p) { split($1, a, " "); sub(/-.*/, "", a[2]);
+      sub(/:$/, "", a[2]); print a[2]; exit }')
+  [ -n "$inode" ] || return 1
+  icat -o "$off" "$TMP/g.raw" "$inode" >"$4"
+}
+
+# hive_export HIVEFILE OUT: the hive as hivexregedit and libregf read it
+# (both must succeed); OUT gets hivexregedit's text.
+hive_export() {
+  hivexregedit --export "$1" '\' >"$2" 2>"$2.err" || fail "hivexregedit cannot read $1"
+  regfexport "$1" >"$2.regf" 2>"$2.regf.err" || fail "regfexport cannot read $1"
+  ! grep -q -i "unable\|error" "$2.regf.err" ||
+    fail "regfexport reports errors on $1: $(head -3 "$2.regf.err")"
+}
+
+# utf16 STRING: its UTF-16LE bytes with a NUL, as .reg hex ("5c,00,...").
+utf16() {
+  printf '%s\0' "$1" | iconv -f UTF-8 -t UTF-16LE | od -An -v -tx1 |
+    tr -s ' \n' ',' | sed 's/^,//; s/,$//'
+}

@@ -23,6 +23,7 @@
  *   imgtool vhd-set-id FILE HEX32       set a dynamic VHD's unique id (both
  *                                       footer copies, checksums fixed)
  *   imgtool poke FILE OFFSET u8|u16|u32|u64 VALUE   little-endian store
+ *   imgtool regf FILE    "SEQ1 SEQ2 clean|dirty sum-ok|sum-bad" of a hive
  *   imgtool crc32c FILE OFF LEN CRCOFF  recompute a CRC-32C field
  *   imgtool crc32 FILE OFF LEN CRCOFF   the same with zlib's CRC-32 (GPT)
  */
@@ -682,9 +683,35 @@ fixcrc(char **argv)
 	return close(fd);
 }
 
+/* The base block as the regf specification defines it (XOR-32 of the
+ * first 508 bytes), computed here independently of src/hive-log.c. */
+static int
+regf_hdr(const char *path)
+{
+	uint8_t b[512];
+	uint32_t x = 0;
+	int fd = open(path, O_RDONLY), i;
+
+	if (fd < 0 || pread(fd, b, 512, 0) != 512 || memcmp(b, "regf", 4))
+		return die(path);
+	close(fd);
+	for (i = 0; i < 508; i += 4)
+		x ^= get_le32(b + i);
+	if (x == 0)
+		x = 1;
+	else if (x == 0xFFFFFFFFu)
+		x = 0xFFFFFFFEu;
+	printf("%u %u %s %s\n", get_le32(b + 4), get_le32(b + 8),
+	    get_le32(b + 4) == get_le32(b + 8) ? "clean" : "dirty",
+	    x == get_le32(b + 508) ? "sum-ok" : "sum-bad");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "regf") == 0)
+		return regf_hdr(argv[2]);
 	if (argc == 6 && strcmp(argv[1], "mkchild") == 0)
 		return mkchild(argv);
 	if (argc == 4 && strcmp(argv[1], "vhd-set-id") == 0)

@@ -4,7 +4,7 @@
 # a staged image's manifest, the host collector, and a host bundle staged
 # end to end.  Parsing with the PowerShell grammar is in script-parse.sh.
 . "$(dirname "$0")/functions.sh"
-requires qemu-img sgdisk mkntfs hivexregedit jq zip xxd
+requires qemu-img sgdisk mkntfs hivexregedit jq zip xxd fls icat iconv sfdisk
 
 GOLD="$top_srcdir/tests/data/script"
 GPU='\\?\PCI#VEN_10DE&DEV_2484&SUBSYS_146B10DE&REV_A1#4&2f1e4f4e&0&0008#{064092b3-625e-43bf-9eb5-dc845897dd59}\GPUPARAV'
@@ -120,13 +120,20 @@ cat >bundle/gpupv-bundle.json <<EOF
   "reg": ["nvlddmkm.reg"]
 }
 EOF
-printf 'Windows Registry Editor Version 5.00\r\n' >bundle/nvlddmkm.reg
+# As reg.exe export writes it: UTF-16LE, BOM, CRLF; ImagePath as hex(2).
+{ printf '\377\376'; printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\nvlddmkm]\r\n"Start"=dword:00000003\r\n"ImagePath"=hex(2):%s\r\n' \
+    "$(utf16 '\SystemRoot\System32\DriverStore\FileRepository\nv_dispig.inf_amd64_677da8a9230cea15\nvlddmkm.sys')" |
+    iconv -f UTF-8 -t UTF-16LE; } >bundle/nvlddmkm.reg
 (cd bundle && zip -qr ../bundle.zip .)
 cp g.vhdx b.vhdx
 run 0 "$GPUPV_PREP" remove b.vhdx
 run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --script b.ps1 --vm-name guest
 expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "bundle package"
-jqv '.warnings[]' | grep -q 'nvlddmkm.reg is not imported' || fail "bundle .reg not mentioned"
+expect_eq "$(jqv '.registry.hives_written[0]')" '\Windows\System32\config\SYSTEM' "bundle .reg imported"
+guest_file b.vhdx vhdx Windows/System32/config/SYSTEM b.SYSTEM || fail "no SYSTEM"
+hivexregedit --export b.SYSTEM '\ControlSet001\Services\nvlddmkm' | grep -q -F \
+  "$(utf16 '\SystemRoot\System32\HostDriverStore\FileRepository\nv_dispig.inf_amd64_677da8a9230cea15\nvlddmkm.sys')" ||
+  fail "the bundle's ImagePath was not imported with HostDriverStore"
 grep -q "InstancePath = '\\\\\\\\?\\\\PCI#VEN_10DE&DEV_2484" b.ps1 || fail "bundle instance path not used"
 grep -q '    GPU: NVIDIA GeForce RTX 3070' b.ps1 || fail "bundle GPU name not in the script"
 after=$(sha b.vhdx)

@@ -57,7 +57,7 @@ cycle "$TMP/g.raw" raw
 truncate -s 160M "$TMP/mbr.raw"
 echo 'start=2048, type=7' | sfdisk -q "$TMP/mbr.raw" >/dev/null
 mkntfs_at "$TMP/mbr.raw" 2048 $((160 * 2048 - 2048)) Windows
-rm -f "$TMP/SYSTEM"; "$IMGTOOL" mkhive "$TMP/SYSTEM"
+rm -f "$TMP/SYSTEM"; mkhive_system "$TMP/SYSTEM"
 "$IMGTOOL" put "$TMP/mbr.raw" 1 WINDOWS/SYSTEM32/config/SYSTEM "$TMP/SYSTEM"
 run 0 "$GPUPV_PREP" stage "$TMP/mbr.raw" "$PKG"
 PART=1 check_staged "$TMP/mbr.raw" raw "$PKG"
