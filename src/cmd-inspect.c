@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "inf.h"
 #include "json.h"
 
 #define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
@@ -21,6 +22,8 @@ struct hds_pkg {
 	char *name;
 	uint64_t files;
 	uint64_t bytes;
+	char *driver_ver;		/* of its INF, or NULL */
+	char *wddm;
 };
 
 struct pkgs {
@@ -68,6 +71,8 @@ add_pkg(void *ctx, const char *name, const struct gp_stat *st)
 	p->v[p->n].name = xstrdup(name);
 	p->v[p->n].files = 0;
 	p->v[p->n].bytes = 0;
+	p->v[p->n].driver_ver = NULL;
+	p->v[p->n].wddm = NULL;
 	p->n++;
 	return 0;
 }
@@ -77,6 +82,28 @@ cmp_pkg(const void *a, const void *b)
 {
 	return strcmp(((const struct hds_pkg *)a)->name,
 	    ((const struct hds_pkg *)b)->name);
+}
+
+/* The DriverVer of a package folder <inf>_<arch>_<hash>, from its INF. */
+static void
+read_driver_ver(gp_volume *vol, struct hds_pkg *p)
+{
+	const char *dot = strcasestr(p->name, ".inf_");
+	char *path;
+	void *buf;
+	size_t len;
+
+	if (!dot)
+		return;
+	path = xasprintf("%s/%s/%.*s", HDS_PATH, p->name,
+	    (int)(dot + 4 - p->name), p->name);
+	if (gp_volume_read(vol, path, 32u << 20, &buf, &len) == 0) {
+		p->driver_ver = inf_driver_ver_mem(path, buf, len);
+		p->wddm = inf_wddm_hint(p->driver_ver);
+		free(buf);
+	}
+	gp_error_clear();
+	free(path);
 }
 
 static int
@@ -104,6 +131,8 @@ list_host_driver_store(gp_image *img, const struct gp_partition *p,
 		if (gp_volume_list(vol, w.path, count_entry, &w) < 0 || w.err)
 			ret = -1;
 		free(w.path);
+		if (ret == 0)
+			read_driver_ver(vol, &out->v[i]);
 	}
 	qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
 	if (gp_volume_close(vol) < 0)
@@ -233,6 +262,10 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 		json_u64(&j, pk->v[i].files);
 		json_key(&j, "bytes");
 		json_u64(&j, pk->v[i].bytes);
+		json_key(&j, "driver_ver");
+		json_str(&j, pk->v[i].driver_ver);
+		json_key(&j, "wddm");
+		json_str(&j, pk->v[i].wddm);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
@@ -302,9 +335,13 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 	printf("host driver store: %zu package%s\n", pk->n,
 	    pk->n == 1 ? "" : "s");
 	for (i = 0; i < pk->n; i++)
-		printf("  %-56s %6llu files  %s\n", pk->v[i].name,
+		printf("  %-56s %6llu files  %s%s%s%s%s%s\n", pk->v[i].name,
 		    (unsigned long long)pk->v[i].files,
-		    cli_size(pk->v[i].bytes, b1));
+		    cli_size(pk->v[i].bytes, b1),
+		    pk->v[i].driver_ver ? "  DriverVer " : "",
+		    pk->v[i].driver_ver ? pk->v[i].driver_ver : "",
+		    pk->v[i].wddm ? " (" : "", pk->v[i].wddm ? pk->v[i].wddm : "",
+		    pk->v[i].wddm ? ")" : "");
 }
 
 static int
@@ -392,8 +429,11 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 		ret = GP_EXIT_FAILURE;
 	}
 out:
-	for (i = 0; i < pk.n; i++)
+	for (i = 0; i < pk.n; i++) {
 		free(pk.v[i].name);
+		free(pk.v[i].driver_ver);
+		free(pk.v[i].wddm);
+	}
 	free(pk.v);
 	gp_windows_free(&w);
 	gp_partitions_free(&pt);

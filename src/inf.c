@@ -393,16 +393,37 @@ inf_free(struct inf *inf)
 	memset(inf, 0, sizeof(*inf));
 }
 
+static char *driver_ver_of(struct inf *inf, const char *path);
+
 char *
 inf_driver_ver(const char *path)
 {
 	struct inf inf;
+
+	if (inf_load(path, &inf) < 0)
+		return NULL;
+	return driver_ver_of(&inf, path);
+}
+
+char *
+inf_driver_ver_mem(const char *name, const void *buf, size_t len)
+{
+	struct inf inf;
+
+	if (inf_parse(name, buf, len, &inf) < 0)
+		return NULL;
+	return driver_ver_of(&inf, name);
+}
+
+/* DriverVer = date[, version]; frees inf. */
+static char *
+driver_ver_of(struct inf *inf_, const char *path)
+{
+	struct inf inf = *inf_;
 	const struct inf_section *s;
 	char *ver = NULL;
 	size_t i;
 
-	if (inf_load(path, &inf) < 0)
-		return NULL;
 	s = inf_section(&inf, "Version");
 	for (i = 0; s && i < s->n && !ver; i++) {
 		const struct inf_line *l = &s->v[i];

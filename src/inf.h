@@ -41,6 +41,7 @@ const char *inf_value(const struct inf *inf, const char *section,
 
 /* DriverVer of [Version]: "MM/DD/YYYY,a.b.c.d" as written. */
 char	*inf_driver_ver(const char *path);
+char	*inf_driver_ver_mem(const char *name, const void *buf, size_t len);
 /* "WDDM 3.1" from a DriverVer's version (its first number), or NULL. */
 char	*inf_wddm_hint(const char *driver_ver);
 

@@ -1885,6 +1885,40 @@ fail:
 	return -1;
 }
 
+/* 1 if the System32/SysWOW64 copy is missing or differs, 0, or -1. */
+static long
+check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
+{
+	struct gp_stat st;
+	struct hasher h;
+	uint8_t d[32];
+	char hex[65];
+	const char *what = NULL;
+
+	if (gp_volume_stat(g->vol, c->dest, &st) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		gp_error_clear();
+		what = "missing";
+	} else {
+		sha256_init(&h.sha);
+		if (gp_volume_read_cb(g->vol, c->dest, hash_cb, &h) < 0)
+			return -1;
+		sha256_final(&h.sha, d);
+		sha256_hex(d, hex);
+		r->files_checked++;
+		if (strcmp(hex, c->sha256) != 0)
+			what = "different (SHA-256 mismatch)";
+	}
+	if (!what)
+		return 0;
+	r->problems = xrealloc(r->problems, (r->nproblems + 1) *
+	    sizeof(char *));
+	r->problems[r->nproblems++] = xasprintf("%s (CopyToVm from %s\\%s): "
+	    "%s", c->dest, c->package, c->source, what);
+	return 1;
+}
+
 int
 stage_verify(const char *image, const struct stage_opts *o,
     struct stage_report *r)
@@ -1930,6 +1964,13 @@ stage_verify(const char *image, const struct stage_opts *o,
 		r->bad += (uint64_t)bad;
 		for (size_t k = 0; k < mp->nfiles; k++)
 			it->files += !mp->files[k].is_dir;
+	}
+	/* The files CopyToVm placed in System32 and SysWOW64. */
+	for (i = 0; i < g.man.ncopies; i++) {
+		bad = check_copy(&g, &g.man.copies[i], r);
+		if (bad < 0)
+			goto fail;
+		r->bad += (uint64_t)bad;
 	}
 	r->verified = r->bad == 0;
 	guest_close(&g);

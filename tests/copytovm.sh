@@ -78,6 +78,11 @@ same Windows/SysWOW64/umd.dll "$PKG/sub/umd32.dll"
 same Windows/System32/HostDriverStore/gpupv-prep-originals/System32/umd.dll "$TMP/g-umd.dll"
 same Windows/System32/HostDriverStore/gpupv-prep-originals/System32/newer.dll "$TMP/g-newer.dll"
 guest_file "$IMG" raw Windows/System32/absent.dll "$TMP/got" && fail "absent.dll appeared"
+run 0 "$GPUPV_PREP" inspect "$IMG" --json
+expect_eq "$(jqv '.host_driver_store[0].driver_ver')" "05/01/2024,32.0.15.6094" "inspect: DriverVer"
+expect_eq "$(jqv '.host_driver_store[0].wddm')" "WDDM 3.2" "inspect: WDDM hint"
+run 0 "$GPUPV_PREP" verify "$IMG" --json
+expect_eq "$(jqv .verified)" true "verify with System32 copies"
 pass "CopyToVm: Overwrite, WhenNewer by file version, Wow64, renames"
 
 after=$(sha "$IMG")

@@ -217,3 +217,69 @@ grep -q "hive is dirty" "$TMP/err" || fail "dirty hive: $(cat "$TMP/err")"
 grep -q "LOG1, .LOG2) are not there" "$TMP/err" || fail "dirty hive: $(cat "$TMP/err")"
 expect_eq "$(sha "$IMG")" "$before" "dirty hive: the image changed"
 pass "dirty hive without logs refused"
+
+# --copy-key from a host hive (reg save HKLM\SYSTEM): the display class
+# key and below, CurrentControlSet read through the host's Select.
+"$IMGTOOL" put "$IMG" 3 $SYS "$TMP/orig.SYSTEM"
+"$IMGTOOL" mkhive "$TMP/host.hiv"
+CLASS='Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}'
+cat >"$TMP/host.reg" <<EOF2
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\Select]
+"Current"=dword:00000002
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002]
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002\\Control]
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002\\Control\\Class]
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002\\$CLASS]
+"Class"="Display"
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002\\$CLASS\\0000]
+"DriverDesc"="NVIDIA GeForce RTX 3070"
+"UserModeDriverName"=hex(7):$(utf16 'C:\Windows\System32\DriverStore\FileRepository\nv\nvldumdx.dll'),00,00
+
+[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet002\\$CLASS\\0000\\Settings]
+"Level"=dword:00000004
+EOF2
+hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$TMP/host.hiv" "$TMP/host.reg"
+run 0 "$GPUPV_PREP" stage "$IMG" --copy-key "$TMP/host.hiv:HKLM\\SYSTEM\\CurrentControlSet\\$CLASS" --json
+guest_file "$IMG" raw $SYS "$TMP/ck.SYSTEM"
+hivexregedit --export --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$TMP/ck.SYSTEM" "\\ControlSet001\\$CLASS" >"$TMP/ck.reg"
+grep -q '"DriverDesc"=hex(1):' "$TMP/ck.reg" || fail "--copy-key: DriverDesc missing: $(cat "$TMP/ck.reg")"
+grep -q -F "$(utf16 'C:\Windows\System32\HostDriverStore\FileRepository\nv\nvldumdx.dll')" "$TMP/ck.reg" ||
+  fail "--copy-key: UserModeDriverName not rewritten"
+grep -q '"Level"=dword:00000004' "$TMP/ck.reg" || fail "--copy-key: the subkey was not copied"
+run 0 "$GPUPV_PREP" remove "$IMG"
+guest_file "$IMG" raw $SYS "$TMP/ck2.SYSTEM"
+hive_export "$TMP/ck2.SYSTEM" "$TMP/ck2.reg"
+diff -u "$TMP/orig.SYSTEM.reg" "$TMP/ck2.reg" || fail "remove after --copy-key"
+run 2 "$GPUPV_PREP" stage "$IMG" --copy-key "$TMP/host.hiv"
+pass "--copy-key copies a subtree from a host hive, rewritten; remove undoes it"
+
+# The nvlddmkm service for a package holding nvlddmkm.sys: from the INF's
+# service-install section; an imported nvlddmkm key wins.
+PKG="$TMP/src/nv_dispig.inf_amd64_677da8a9230cea15"
+mkdir -p "$PKG/Display"
+printf '[Version]\r\nDriverVer = 10/23/2023,31.0.15.4601\r\n[Section001.Services]\r\nAddService = nvlddmkm, 0x00000002, svc_inst\r\n[svc_inst]\r\nServiceType = 1\r\nStartType = 3\r\nErrorControl = 1\r\nLoadOrderGroup = %%grp%%\r\n[Strings]\r\ngrp = "Video"\r\n' >"$PKG/nv_dispig.inf"
+echo sys >"$PKG/Display/nvlddmkm.sys"
+run 0 "$GPUPV_PREP" stage "$IMG" "$PKG"
+guest_file "$IMG" raw $SYS "$TMP/nv.SYSTEM"
+hivexregedit --export "$TMP/nv.SYSTEM" '\ControlSet001\Services\nvlddmkm' >"$TMP/nv.reg"
+for v in '"Type"=dword:00000001' '"Start"=dword:00000003' '"ErrorControl"=dword:00000001' \
+    "\"Group\"=hex(1):$(utf16 Video)" \
+    "\"ImagePath\"=hex(2):$(utf16 '\SystemRoot\System32\HostDriverStore\FileRepository\nv_dispig.inf_amd64_677da8a9230cea15\Display\nvlddmkm.sys')"; do
+  grep -q -F "$v" "$TMP/nv.reg" || fail "nvlddmkm service lacks $v: $(cat "$TMP/nv.reg")"
+done
+run 0 "$GPUPV_PREP" remove "$IMG"
+printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\nvlddmkm]\r\n"Start"=dword:00000002\r\n' >"$TMP/nvsvc.reg"
+run 0 "$GPUPV_PREP" stage "$IMG" "$PKG" --reg "$TMP/nvsvc.reg"
+guest_file "$IMG" raw $SYS "$TMP/nv2.SYSTEM"
+hivexregedit --export "$TMP/nv2.SYSTEM" '\ControlSet001\Services\nvlddmkm' >"$TMP/nv2.reg"
+grep -q '"Start"=dword:00000002' "$TMP/nv2.reg" || fail "the imported nvlddmkm key lost"
+grep -q 'ImagePath' "$TMP/nv2.reg" && fail "an imported nvlddmkm key was extended"
+run 0 "$GPUPV_PREP" remove "$IMG"
+pass "nvlddmkm service from the INF; an imported one wins"
