@@ -100,6 +100,11 @@ pass "host-script writes the collector"
 # A bundle as the collector makes it, staged end to end.
 mkdir -p bundle
 cp -r "$PKG" bundle/
+# Two install sections whose CopyToVm lines clash; the bundle names one.
+BP=bundle/$(basename "$PKG")
+printf '[Version]\r\nDriverVer = 10/23/2023,31.0.15.4601\r\n[Section048]\r\nAddReg = a48\r\n[Section049]\r\nAddReg = a49\r\n[a48]\r\nHKR,"CopyToVmOverwrite",F,0x00010000,"x48.dll","x.dll"\r\n[a49]\r\nHKR,"CopyToVmOverwrite",F,0x00010000,"x49.dll","x.dll"\r\n' >"$BP/nv_dispig.inf"
+echo 48 >"$BP/x48.dll"
+echo 49 >"$BP/x49.dll"
 cat >bundle/gpupv-bundle.json <<EOF
 {
   "format": 1,
@@ -130,6 +135,9 @@ run 0 "$GPUPV_PREP" remove b.vhdx
 run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --script b.ps1 --vm-name guest
 expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "bundle package"
 expect_eq "$(jqv '.registry.hives_written[0]')" '\Windows\System32\config\SYSTEM' "bundle .reg imported"
+expect_eq "$(jqv '.system_files | join(" ")')" '\Windows\System32\x.dll <- nv_dispig.inf_amd64_677da8a9230cea15\x48.dll' \
+  "the bundle's install section chooses the CopyToVm lines"
+jqv '.warnings[]' | grep -q conflicts && fail "a conflict warned about despite the install section"
 guest_file b.vhdx vhdx Windows/System32/config/SYSTEM b.SYSTEM || fail "no SYSTEM"
 hivexregedit --export b.SYSTEM '\ControlSet001\Services\nvlddmkm' | grep -q -F \
   "$(utf16 '\SystemRoot\System32\HostDriverStore\FileRepository\nv_dispig.inf_amd64_677da8a9230cea15\nvlddmkm.sys')" ||
