@@ -68,14 +68,15 @@ rm -f "$out/SYSTEM" "$out/SOFTWARE" "$out/system.reg" "$out/software.reg"
 
 pkg="$src/data/sample-package/gpupvdemo.inf_amd64_5a1e0c0ffee0d00d"
 echo
-echo "\$ gpupv-prep stage --dry-run demo-out/guest.vhdx data/sample-package/..."
-"$tool" stage --dry-run "$out/guest.vhdx" "$pkg"
+reg="$src/data/sample.reg"
+echo "\$ gpupv-prep stage --dry-run demo-out/guest.vhdx data/sample-package/... --reg data/sample.reg --disable-fast-startup"
+"$tool" stage --dry-run "$out/guest.vhdx" "$pkg" --reg "$reg" --disable-fast-startup
 echo
-echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/..."
-"$tool" stage "$out/guest.vhdx" "$pkg"
+echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/... --reg data/sample.reg --disable-fast-startup"
+"$tool" stage "$out/guest.vhdx" "$pkg" --reg "$reg" --disable-fast-startup
 echo
-echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/...   (again)"
-"$tool" stage "$out/guest.vhdx" "$pkg"
+echo "\$ gpupv-prep stage demo-out/guest.vhdx data/sample-package/... --reg data/sample.reg --disable-fast-startup   (again)"
+"$tool" stage "$out/guest.vhdx" "$pkg" --reg "$reg" --disable-fast-startup
 echo
 echo "\$ gpupv-prep verify demo-out/guest.vhdx"
 "$tool" verify "$out/guest.vhdx"
