@@ -1184,20 +1184,14 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
     const struct stage_opts *o, struct copy_plan **out, size_t *nout,
     bool *changed, uint64_t *kept)
 {
-	char *wow = xasprintf("%s\\..\\SysWOW64", g->system32), *c;
+	/* \Windows\SysWOW64, beside System32. */
+	const char *sep = strrchr(g->system32, '\\');
+	char *wow = xasprintf("%.*s\\SysWOW64", sep ? (int)(sep - g->system32) :
+	    0, g->system32);
 	struct gp_stat st;
 	bool have_wow;
 	size_t i, k;
 
-	/* \Windows\SysWOW64, beside System32. */
-	free(wow);
-	wow = xstrdup(g->system32);
-	c = strrchr(wow, '\\');
-	if (c)
-		*c = '\0';
-	c = xasprintf("%s\\SysWOW64", wow);
-	free(wow);
-	wow = c;
 	have_wow = gp_volume_stat(g->vol, wow, &st) == 0 && st.is_dir;
 	gp_error_clear();
 	*out = NULL;

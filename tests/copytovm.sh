@@ -103,3 +103,18 @@ for f in System32/plain.dll SysWOW64/umd.dll \
   guest_file "$IMG" raw "Windows/$f" "$TMP/got" && fail "remove left $f"
 done
 pass "remove deletes the copies and restores the guest's files"
+
+# A malformed INF stops the run by file and line; nothing is written.
+for case in 'before:Signature = x\r\n[Version]\r\n:1: a line before any [section]' \
+    'bracket:[Version]\r\nDriverVer = 1/1/2024,1.0\r\n[Broken\r\n:3: section name without its closing' ; do
+  name=${case%%:*} rest=${case#*:}
+  text=${rest%:*:*} iwant=:${rest#"$text":}
+  BAD="$TMP/bad/$name.inf_amd64_0000000000000000"
+  mkdir -p "$BAD"
+  printf "$text" >"$BAD/$name.inf"
+  before=$(sha "$IMG")
+  run 3 "$GPUPV_PREP" stage "$IMG" "$BAD"
+  grep -q -F "$name.inf$iwant" "$TMP/err" || fail "$name: $(cat "$TMP/err")"
+  expect_eq "$(sha "$IMG")" "$before" "$name: the image changed"
+done
+pass "malformed INFs refused by line, image unchanged"
