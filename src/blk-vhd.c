@@ -12,6 +12,9 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,3 +492,117 @@ const struct blk_driver blk_vhd_driver = {
 	.flush = vhd_flush,
 	.close = vhd_close,
 };
+
+/* ---- creating a dynamic VHD ------------------------------------------ */
+
+/* CHS geometry from the total sector count (VHD specification, appendix
+ * "CHS Calculation"). */
+static void
+vhd_geometry(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s)
+{
+	uint64_t cth;
+	unsigned spt, heads;
+
+	if (sectors > 65535ull * 16 * 255)
+		sectors = 65535ull * 16 * 255;
+	if (sectors >= 65535ull * 16 * 63) {
+		spt = 255;
+		heads = 16;
+		cth = sectors / spt;
+	} else {
+		spt = 17;
+		cth = sectors / spt;
+		heads = (unsigned)((cth + 1023) / 1024);
+		if (heads < 4)
+			heads = 4;
+		if (cth >= heads * 1024ull || heads > 16) {
+			spt = 31;
+			heads = 16;
+			cth = sectors / spt;
+		}
+		if (cth >= heads * 1024ull) {
+			spt = 63;
+			heads = 16;
+			cth = sectors / spt;
+		}
+	}
+	*c = (uint16_t)(cth / heads);
+	*h = (uint8_t)heads;
+	*s = (uint8_t)spt;
+}
+
+int
+blk_vhd_create(const char *path, uint64_t vsize)
+{
+	const uint32_t bs = 2 * 1024 * 1024;
+	uint32_t entries = (uint32_t)((vsize + bs - 1) / bs), i;
+	size_t bat_len = ((size_t)entries * 4 + 511) / 512 * 512;
+	size_t total = VHD_FOOTER_SIZE + VHD_DYNHDR_SIZE + bat_len +
+	    VHD_FOOTER_SIZE;
+	uint8_t *f, *foot, *dh, *bat;
+	/* Seconds since 2000-01-01 UTC. */
+	uint32_t ts = (uint32_t)(time(NULL) - 946684800);
+	uint16_t cyl;
+	uint8_t heads, spt;
+	guid_t id;
+	int fd, ret = -1;
+
+	if (vsize == 0 || vsize % 512 || vsize > VHD_MAX_SIZE) {
+		error_set(EINVAL, "%s: a VHD holds 512-byte sectors up to 2040 "
+		    "GiB, not %llu bytes", path, (unsigned long long)vsize);
+		return -1;
+	}
+	if (guid_generate(&id) < 0)
+		return -1;
+	f = xcalloc(1, total);
+	foot = f;
+	memcpy(foot, "conectix", 8);
+	put_be32(foot + 8, 2);			/* features: reserved bit */
+	put_be32(foot + 12, 0x00010000);	/* format version */
+	put_be64(foot + 16, VHD_FOOTER_SIZE);	/* dynamic header */
+	put_be32(foot + 24, ts);
+	memcpy(foot + 28, "gpup", 4);
+	put_be32(foot + 32, 0x00010000);
+	memcpy(foot + 36, "Wi2k", 4);
+	put_be64(foot + 40, vsize);
+	put_be64(foot + 48, vsize);
+	vhd_geometry(vsize / 512, &cyl, &heads, &spt);
+	foot[56] = (uint8_t)(cyl >> 8);
+	foot[57] = (uint8_t)cyl;
+	foot[58] = heads;
+	foot[59] = spt;
+	put_be32(foot + 60, VHD_TYPE_DYNAMIC);
+	memcpy(foot + 68, id.b, 16);
+	put_be32(foot + 64, vhd_checksum(foot, VHD_FOOTER_SIZE, 64));
+	dh = f + VHD_FOOTER_SIZE;
+	memcpy(dh, "cxsparse", 8);
+	put_be64(dh + 8, UINT64_MAX);		/* data offset: none */
+	put_be64(dh + 16, VHD_FOOTER_SIZE + VHD_DYNHDR_SIZE);
+	put_be32(dh + 24, 0x00010000);
+	put_be32(dh + 28, entries);
+	put_be32(dh + 32, bs);
+	put_be32(dh + 36, vhd_checksum(dh, VHD_DYNHDR_SIZE, 36));
+	bat = dh + VHD_DYNHDR_SIZE;
+	memset(bat, 0xFF, bat_len);
+	for (i = 0; i < entries; i++)
+		put_be32(bat + 4 * (size_t)i, VHD_BAT_UNUSED);
+	memcpy(f + total - VHD_FOOTER_SIZE, foot, VHD_FOOTER_SIZE);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		free(f);
+		return -1;
+	}
+	if (file_pwrite(fd, f, total, 0) < 0 || fsync(fd) < 0)
+		error_set(errno, "%s: %s", path, strerror(errno));
+	else
+		ret = 0;
+	if (close(fd) < 0 && ret == 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		ret = -1;
+	}
+	if (ret < 0)
+		unlink(path);
+	free(f);
+	return ret;
+}

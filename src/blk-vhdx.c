@@ -20,6 +20,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1242,21 +1244,155 @@ vhdx_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* A new block of size bytes at EOF, rounded up to 1 MiB (2.5). */
+static int
+alloc_at_eof(gp_image *img, uint64_t size, uint64_t *at)
+{
+	*at = (img->file_size + MiB - 1) / MiB * MiB;
+	return blk_file_truncate(img, *at + size);
+}
+
+static void
+bat_set(struct vhdx *v, uint64_t idx, uint64_t e)
+{
+	v->bat[idx] = e;
+	v->bat_dirty[idx * 8 / 4096] = 1;
+	v->bat_any_dirty = true;
+}
+
+/*
+ * Write sectors [off, off+n) of a partially present block (whole sectors,
+ * n > 0) at file offset file_off and mark them present in the chunk's
+ * sector bitmap (2.6.2.1: bit set = the sector is in this file).
+ */
+static int
+diff_write_sectors(gp_image *img, struct vhdx *v, const uint8_t *buf,
+    size_t n, uint64_t off, uint64_t file_off)
+{
+	uint64_t chunk_bytes = ((uint64_t)1 << 23) * v->lss;
+	uint64_t chunk = off / chunk_bytes, first, last, b;
+	uint64_t sb_off;
+
+	if (blk_data_write(img, buf, n, file_off) < 0 ||
+	    load_sb(img, v, chunk) < 0)
+		return -1;
+	first = (off % chunk_bytes) / v->lss;
+	last = first + n / v->lss - 1;
+	for (b = first; b <= last; b++)
+		v->sb[b / 8] |= (uint8_t)(1u << (b % 8));
+	/* The bitmap bytes that changed; metadata, through the overlay. */
+	sb_off = BAT_OFFSET(v->bat[sb_index(v, chunk)]);
+	return blk_file_write(img, v->sb + first / 8, (size_t)(last / 8 -
+	    first / 8 + 1), sb_off + first / 8);
+}
+
+/*
+ * Differencing writes: a block not yet in this file becomes partially
+ * present (the rest still read from the parent), with its chunk's sector
+ * bitmap made when missing; a write covering a whole block makes it fully
+ * present.  Sectors only partly written are completed from the parent.
+ */
+static int
+diff_write(gp_image *img, struct vhdx *v, const uint8_t *buf, size_t len,
+    uint64_t off)
+{
+	uint64_t lss = v->lss, chunk_bytes = ((uint64_t)1 << 23) * lss;
+	uint8_t *sec = NULL;
+	int ret = -1;
+
+	while (len) {
+		uint64_t blk = off / v->block_size, in = off % v->block_size;
+		size_t n = (size_t)MIN((uint64_t)len, v->block_size - in);
+		uint64_t idx = bat_index(v, blk), e = v->bat[idx], at;
+		unsigned st = BAT_STATE(e);
+
+		if (st == PAYLOAD_FULLY_PRESENT) {
+			if (blk_data_write(img, buf, n, BAT_OFFSET(e) + in) < 0)
+				goto out;
+			goto next;
+		}
+		if (st != PAYLOAD_PARTIALLY_PRESENT &&
+		    (st != PAYLOAD_NOT_PRESENT || n == v->block_size)) {
+			/* Whole block, or a block that reads as zeros. */
+			if (alloc_at_eof(img, v->block_size, &at) < 0 ||
+			    blk_data_write(img, buf, n, at + in) < 0)
+				goto out;
+			bat_set(v, idx, at | PAYLOAD_FULLY_PRESENT);
+			goto next;
+		}
+		if (st == PAYLOAD_NOT_PRESENT) {
+			uint64_t chunk = off / chunk_bytes;
+			uint64_t si = sb_index(v, chunk);
+
+			if (BAT_STATE(v->bat[si]) != SB_PRESENT) {
+				if (alloc_at_eof(img, VHDX_SB_SIZE, &at) < 0)
+					goto out;
+				bat_set(v, si, at | SB_PRESENT);
+				if (v->sb_chunk == chunk)
+					v->sb_chunk = UINT64_MAX;
+			}
+			if (alloc_at_eof(img, v->block_size, &at) < 0)
+				goto out;
+			bat_set(v, idx, at | PAYLOAD_PARTIALLY_PRESENT);
+			e = v->bat[idx];
+		}
+		{
+			uint64_t o = off, end = off + n, fo = BAT_OFFSET(e) + in;
+			const uint8_t *p = buf;
+
+			/* Head and tail sectors written in part are merged
+			 * with what the block reads as now. */
+			while (o < end) {
+				uint64_t s0 = o / lss * lss;
+				size_t take;
+
+				if (o == s0 && end - o >= lss) {
+					take = (size_t)((end - o) / lss * lss);
+					if (diff_write_sectors(img, v, p, take, o,
+					    fo) < 0)
+						goto out;
+				} else {
+					uint64_t sin = o - s0;
+
+					take = (size_t)MIN(end - o, lss - sin);
+					if (!sec)
+						sec = xmalloc(lss);
+					if (vhdx_read(img, sec, lss, s0) < 0)
+						goto out;
+					memcpy(sec + sin, p, take);
+					if (diff_write_sectors(img, v, sec, lss, s0,
+					    fo - sin) < 0)
+						goto out;
+				}
+				o += take;
+				p += take;
+				fo += take;
+			}
+		}
+next:
+		v->data_unsynced = true;
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	ret = 0;
+out:
+	free(sec);
+	return ret;
+}
+
 static int
 vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 {
 	struct vhdx *v = img->priv;
 	const uint8_t *buf = vbuf;
 
-	if (v->has_parent) {
-		error_set(EOPNOTSUPP, "%s: writing into a differencing VHDX is "
-		    "not supported yet", img->path);
-		return -1;
-	}
 	/* In a session the overlay calls begin_direct before the first
 	 * byte reaches the file, and commit renews the headers. */
 	if (!img->cow && begin_session(img, v) < 0)
 		return -1;
+	if (v->has_parent)
+		return diff_write(img, v, buf, len, off);
 	while (len) {
 		uint64_t blk = off / v->block_size;
 		uint64_t in = off % v->block_size;
@@ -1502,3 +1638,229 @@ const struct blk_driver blk_vhdx_driver = {
 	.begin_direct = vhdx_begin_direct,
 	.commit = vhdx_commit,
 };
+
+/* ---- creating a VHDX (2.1 layout) ----------------------------------- */
+
+/*
+ * Layout of a new file: identifier, two headers and two region tables in
+ * the first MiB, the log (1 MiB, empty) at 1 MiB, the metadata region at
+ * 2 MiB, the BAT from 3 MiB, payload blocks after it, every region on a
+ * 1 MiB boundary (2.1).
+ */
+#define NEW_LOG_OFF	(1 * MiB)
+#define NEW_LOG_LEN	(1 * MiB)
+#define NEW_META_OFF	(2 * MiB)
+#define NEW_META_LEN	(1 * MiB)
+#define NEW_BAT_OFF	(3 * MiB)
+
+static size_t
+put_meta_entry(uint8_t *tab, size_t i, const char *guid, uint32_t off,
+    uint32_t len, uint32_t flags)
+{
+	uint8_t *e = tab + 32 + 32 * i;
+	guid_t g;
+
+	guid_const(&g, guid);
+	memcpy(e, g.b, 16);
+	put_le32(e + 16, off);
+	put_le32(e + 20, len);
+	put_le32(e + 24, flags);
+	return i + 1;
+}
+
+/* A parent locator item (2.6.2.6) of n key/value pairs, UTF-16LE. */
+static uint8_t *
+make_locator(const char *const *kv, size_t n, uint32_t *len)
+{
+	uint8_t *buf = xcalloc(1, 64 * 1024);
+	size_t i, at = 20 + 12 * n;
+	guid_t g;
+
+	guid_const(&g, GUID_LOCATOR_VHDX);
+	memcpy(buf, g.b, 16);
+	put_le16(buf + 18, (uint16_t)n);
+	for (i = 0; i < n; i++) {
+		uint8_t *e = buf + 20 + 12 * i, *u;
+		size_t kl, vl;
+
+		u = utf8_to_utf16le(kv[2 * i], strlen(kv[2 * i]), &kl);
+		memcpy(buf + at, u, kl);
+		free(u);
+		put_le32(e, (uint32_t)at);
+		put_le16(e + 8, (uint16_t)kl);
+		at += kl;
+		u = utf8_to_utf16le(kv[2 * i + 1], strlen(kv[2 * i + 1]), &vl);
+		memcpy(buf + at, u, vl);
+		free(u);
+		put_le32(e + 4, (uint32_t)at);
+		put_le16(e + 10, (uint16_t)vl);
+		at += vl;
+	}
+	*len = (uint32_t)at;
+	return buf;
+}
+
+int
+blk_vhdx_create(const char *path, const struct blk_vhdx_new *n)
+{
+	uint32_t bs = n->block_size ? n->block_size : 32 * MiB;
+	uint32_t lss = n->lss ? n->lss : 512, pss = n->pss ? n->pss : 4096;
+	uint64_t chunk, nblocks, nsb, nbat, bat_len, fsize, i;
+	uint8_t *f = NULL, *loc = NULL;
+	uint32_t loc_len = 0;
+	guid_t fg, dg, id;
+	size_t k = 0;
+	int fd = -1, ret = -1;
+
+	if (n->vsize == 0 || n->vsize % lss || n->vsize > VHDX_MAX_VSIZE ||
+	    bs < VHDX_MIN_BLOCK || bs > VHDX_MAX_BLOCK || !is_pow2(bs) ||
+	    (lss != 512 && lss != 4096) || (pss != 512 && pss != 4096)) {
+		error_set(EINVAL, "%s: cannot make a VHDX of %llu bytes with "
+		    "%u-byte blocks and %u/%u-byte sectors", path,
+		    (unsigned long long)n->vsize, bs, lss, pss);
+		return -1;
+	}
+	chunk = ((uint64_t)1 << 23) * lss / bs;
+	nblocks = (n->vsize + bs - 1) / bs;
+	nsb = (nblocks + chunk - 1) / chunk;
+	nbat = n->parent_linkage ? nsb * (chunk + 1) :
+	    nblocks + (nblocks - 1) / chunk;
+	bat_len = (nbat * 8 + MiB - 1) / MiB * MiB;
+	fsize = NEW_BAT_OFF + bat_len;
+	if (guid_generate(&fg) < 0 || guid_generate(&dg) < 0 ||
+	    guid_generate(&id) < 0)
+		return -1;
+	f = xcalloc(1, (size_t)NEW_BAT_OFF);
+
+	/* File type identifier (2.2.1). */
+	memcpy(f, "vhdxfile", 8);
+	{
+		size_t cl;
+		uint8_t *c = utf8_to_utf16le(n->creator ? n->creator :
+		    "gpupv-prep", strlen(n->creator ? n->creator :
+		    "gpupv-prep"), &cl);
+
+		memcpy(f + 8, c, MIN(cl, (size_t)510));
+		free(c);
+	}
+	/* Headers (2.2.2); the second is the current one. */
+	for (i = 0; i < 2; i++) {
+		uint8_t *h = f + (i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF);
+
+		memcpy(h, "head", 4);
+		put_le64(h + 8, i + 1);
+		memcpy(h + 16, fg.b, 16);
+		memcpy(h + 32, dg.b, 16);
+		put_le16(h + 66, 1);		/* Version */
+		put_le32(h + 68, NEW_LOG_LEN);
+		put_le64(h + 72, NEW_LOG_OFF);
+		put_le32(h + 4, crc32c(0, h, VHDX_HEADER_SIZE));
+	}
+	/* Region tables (2.2.3), both the same. */
+	for (i = 0; i < 2; i++) {
+		uint8_t *r = f + (i ? VHDX_RT2_OFF : VHDX_RT1_OFF);
+		guid_t g;
+
+		memcpy(r, "regi", 4);
+		put_le32(r + 8, 2);
+		guid_const(&g, GUID_BAT);
+		memcpy(r + 16, g.b, 16);
+		put_le64(r + 32, NEW_BAT_OFF);
+		put_le32(r + 40, (uint32_t)bat_len);
+		put_le32(r + 44, 1);		/* Required */
+		guid_const(&g, GUID_META);
+		memcpy(r + 48, g.b, 16);
+		put_le64(r + 64, NEW_META_OFF);
+		put_le32(r + 72, NEW_META_LEN);
+		put_le32(r + 76, 1);
+		put_le32(r + 4, crc32c(0, r, VHDX_RT_SIZE));
+	}
+	/* Metadata (2.6): the table, then the items from 64 KiB on. */
+	{
+		uint8_t *m = f + NEW_META_OFF, *it = m + VHDX_META_TABLE_SIZE;
+		uint32_t at = VHDX_META_TABLE_SIZE;
+		const uint32_t req = 4, vd = 2;
+
+		memcpy(m, "metadata", 8);
+		put_le32(it, bs);
+		put_le32(it + 4, (n->fixed ? 1u : 0) |
+		    (n->parent_linkage ? 2u : 0));
+		k = put_meta_entry(m, k, GUID_FILE_PARAMS, at, 8, req);
+		put_le64(it + 8, n->vsize);
+		k = put_meta_entry(m, k, GUID_VDISK_SIZE, at + 8, 8, req | vd);
+		memcpy(it + 16, id.b, 16);
+		k = put_meta_entry(m, k, GUID_PAGE83, at + 16, 16, req | vd);
+		put_le32(it + 32, lss);
+		k = put_meta_entry(m, k, GUID_LSS, at + 32, 4, req | vd);
+		put_le32(it + 36, pss);
+		k = put_meta_entry(m, k, GUID_PSS, at + 36, 4, req | vd);
+		if (n->parent_linkage) {
+			const char *kv[6] = { "parent_linkage", n->parent_linkage,
+			    "relative_path", n->parent_relative,
+			    "absolute_win32_path", n->parent_absolute };
+
+			loc = make_locator(kv, n->parent_absolute ? 3 : 2,
+			    &loc_len);
+			memcpy(it + 64, loc, loc_len);
+			k = put_meta_entry(m, k, GUID_PARENT_LOC, at + 64,
+			    loc_len, req);
+		}
+		put_le16(m + 10, (uint16_t)k);
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (file_pwrite(fd, f, NEW_BAT_OFF, 0) < 0 ||
+	    ftruncate(fd, (off_t)fsize) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	/* A fixed file holds every block, allocated, after the BAT. */
+	if (n->fixed) {
+		uint8_t *bat = xcalloc(1, (size_t)bat_len);
+		uint64_t at = fsize;
+
+		for (i = 0; i < nblocks; i++, at += bs)
+			put_le64(bat + 8 * (i + i / chunk),
+			    at | PAYLOAD_FULLY_PRESENT);
+		if (file_pwrite(fd, bat, (size_t)bat_len, NEW_BAT_OFF) < 0 ||
+		    ftruncate(fd, (off_t)at) < 0 ||
+		    posix_fallocate(fd, (off_t)fsize, (off_t)(at - fsize)) != 0) {
+			error_set(errno, "%s: %s", path, strerror(errno));
+			free(bat);
+			goto out;
+		}
+		free(bat);
+	}
+	if (fsync(fd) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0 && close(fd) < 0 && ret == 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		ret = -1;
+	}
+	if (ret < 0 && fd >= 0)
+		unlink(path);
+	free(f);
+	free(loc);
+	return ret;
+}
+
+int
+blk_vhdx_data_write_guid(const gp_image *img, char out[39])
+{
+	const struct vhdx *v = img->priv;
+
+	if (img->drv != &blk_vhdx_driver) {
+		error_set(EINVAL, "%s: a differencing VHDX needs a VHDX parent, "
+		    "not %s", img->path, img->drv->name);
+		return -1;
+	}
+	guid_format(&v->data_write_guid, out);
+	return 0;
+}

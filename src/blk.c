@@ -4,6 +4,7 @@
  */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -479,4 +480,119 @@ blk_close(gp_image *img)
 	free(img->path);
 	free(img);
 	return ret;
+}
+
+/* ---- new images ----------------------------------------------------- */
+
+/* The parent as a path relative to the child's folder, '\\'-separated
+ * (".\\base.vhdx", "..\\golden\\base.vhdx"), as Hyper-V writes it. */
+static char *
+relative_to(const char *child_dir, const char *target)
+{
+	char *a = realpath(child_dir, NULL), *out, *p;
+	const char *b = target, *ra, *rb;
+	size_t common = 0, i, ups = 0, len;
+
+	if (!a)
+		return NULL;
+	for (i = 0; a[i] && a[i] == b[i]; i++)
+		if (a[i] == '/')
+			common = i;
+	if (!a[i] && b[i] == '/')
+		common = i;
+	ra = a + common;
+	rb = b + common + 1;
+	if (strcmp(a, "/") == 0) {
+		ra = "";
+		rb = b + 1;
+	}
+	for (p = (char *)ra; *p; p++)
+		if (*p == '/')
+			ups++;
+	len = 3 * ups + strlen(rb) + 3;
+	out = xmalloc(len);
+	out[0] = '\0';
+	if (!ups)
+		strcat(out, ".\\");
+	for (i = 0; i < ups; i++)
+		strcat(out, "..\\");
+	strcat(out, rb);
+	for (p = out; *p; p++)
+		if (*p == '/')
+			*p = '\\';
+	free(a);
+	return out;
+}
+
+int
+gp_image_create(const char *path, const struct gp_create_opts *o)
+{
+	const char *fmt = o->format ? o->format : "vhdx";
+	int ret = -1;
+
+	if (o->parent) {
+		struct blk_vhdx_new n = { 0 };
+		char guid[39], *dir = path_dirname(path), *abs = NULL, *rel;
+		const gp_image *par = o->parent;
+
+		if (blk_vhdx_data_write_guid(par, guid) < 0) {
+			free(dir);
+			return -1;
+		}
+		/* Lower case: Windows reads either, libvhdi only this. */
+		for (char *c = guid; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		abs = realpath(par->path, NULL);
+		rel = abs ? relative_to(dir, abs) : NULL;
+		if (!rel) {
+			error_set(errno, "%s: cannot name the parent %s relative "
+			    "to it: %s", path, par->path, strerror(errno));
+			free(dir);
+			free(abs);
+			return -1;
+		}
+		for (char *c = abs; *c; c++)
+			if (*c == '/')
+				*c = '\\';
+		n.vsize = par->info.virtual_size;
+		n.block_size = o->block_size ? o->block_size :
+		    par->info.block_size ? par->info.block_size : 0;
+		n.lss = par->info.logical_sector_size;
+		n.pss = par->info.physical_sector_size;
+		n.parent_linkage = guid;
+		n.parent_relative = rel;
+		n.parent_absolute = abs;
+		ret = blk_vhdx_create(path, &n);
+		free(rel);
+		free(abs);
+		free(dir);
+		return ret;
+	}
+	if (strcmp(fmt, "vhdx") == 0 || strcmp(fmt, "vhdx-fixed") == 0) {
+		struct blk_vhdx_new n = { .vsize = o->virtual_size,
+		    .block_size = o->block_size,
+		    .lss = o->logical_sector_size,
+		    .pss = o->physical_sector_size,
+		    .fixed = strcmp(fmt, "vhdx-fixed") == 0 };
+
+		return blk_vhdx_create(path, &n);
+	}
+	if (strcmp(fmt, "vhd") == 0)
+		return blk_vhd_create(path, o->virtual_size);
+	if (strcmp(fmt, "raw") == 0) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+		if (fd < 0 || ftruncate(fd, (off_t)o->virtual_size) < 0) {
+			error_set(errno, "%s: %s", path, strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			return -1;
+		}
+		return close(fd);
+	}
+	error_setc(GP_EXIT_USAGE, EINVAL, "%s: unknown image format '%s' "
+	    "(vhdx, vhdx-fixed, vhd or raw)", path, fmt);
+	return -1;
 }

@@ -110,6 +110,23 @@ int	blk_journal_commit(gp_image *img);
 
 /* blk.c: open and close without the session policy of txn.c. */
 gp_image *blk_open(const char *path, const struct gp_open_opts *opts);
+
+/* A new, empty VHDX (dynamic, fixed, or differencing with a parent). */
+struct blk_vhdx_new {
+	uint64_t vsize;
+	uint32_t block_size;		/* 0: 32 MiB */
+	uint32_t lss, pss;		/* 0: 512, 4096 */
+	bool fixed;
+	const char *creator;
+	/* Differencing: the parent's DataWriteGuid "{...}" and its paths. */
+	const char *parent_linkage;
+	const char *parent_relative;	/* ".\\base.vhdx" */
+	const char *parent_absolute;	/* or NULL */
+};
+int	blk_vhdx_create(const char *path, const struct blk_vhdx_new *n);
+int	blk_vhdx_data_write_guid(const gp_image *img, char out[39]);
+/* A new, empty dynamic VHD (2 MiB blocks). */
+int	blk_vhd_create(const char *path, uint64_t vsize);
 int	blk_close(gp_image *img);
 int	blk_write(gp_image *img, const void *buf, size_t len, uint64_t off);
 

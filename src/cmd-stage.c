@@ -216,6 +216,7 @@ struct common {
 enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
+	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD,
 };
 
 static void
@@ -264,6 +265,9 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "gpu-virtualization-flags", required_argument, NULL,
 		    OPT_VIRT_FLAGS },
 		{ "disable-fast-startup", no_argument, NULL, OPT_NO_FASTBOOT },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
+		{ "child", required_argument, NULL, OPT_CHILD },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -316,6 +320,19 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		case OPT_NO_FASTBOOT:
 			c->o.disable_fast_startup = true;
 			continue;
+		case OPT_OUTPUT:
+			c->o.output = optarg;
+			continue;
+		case OPT_OUTPUT_FORMAT:
+			if (strcmp(optarg, "vhdx") && strcmp(optarg, "vhdx-fixed") &&
+			    strcmp(optarg, "vhd") && strcmp(optarg, "raw"))
+				return cli_usage_error(cmd, "--output-format: "
+				    "vhdx, vhdx-fixed, vhd or raw");
+			c->o.output_format = optarg;
+			continue;
+		case OPT_CHILD:
+			c->o.child = optarg;
+			continue;
 		default:
 			break;
 		}
@@ -367,6 +384,11 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	}
 	if (optind >= argc)
 		return cli_usage_error(cmd, "missing IMAGE");
+	if (c->o.output && c->o.child)
+		return cli_usage_error(cmd, "--output and --child exclude each "
+		    "other");
+	if (c->o.output_format && !c->o.output)
+		return cli_usage_error(cmd, "--output-format needs --output");
 	return 0;
 }
 
@@ -463,7 +485,8 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	pg.start = mono_ms();
 	c.o.progress = progress_cb;
 	c.o.pctx = &pg;
-	rc = stage_run(image, &set, &c.o, &r);
+	rc = c.o.output || c.o.child ? stage_derive(image, &set, &c.o, &r) :
+	    stage_run(image, &set, &c.o, &r);
 	progress_end(&pg);
 	pkg_set_free(&set);
 	free(c.o.reg_files);
@@ -471,8 +494,9 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	host_cfg_free(&want);
 	/* The sidecar files follow a run that committed (or had nothing to
 	 * do); a dry run writes nothing anywhere. */
-	if (rc == 0 && !c.o.dry_run &&
-	    host_write(cmd, &c.host, image, &r.man) != 0) {
+	if (rc == 0 && !c.o.dry_run && host_write(cmd, &c.host,
+	    c.o.output ? c.o.output : c.o.child ? c.o.child : image,
+	    &r.man) != 0) {
 		stage_report_free(&r);
 		return GP_EXIT_FAILURE;
 	}
@@ -550,6 +574,13 @@ const struct cmd cmd_stage = {
 	    "GpuVirtualizationFlags\n"
 	    "  --disable-fast-startup  HiberbootEnabled=0, so the guest stays "
 	    "editable\n"
+	    "  --output NEW       leave IMAGE untouched; write IMAGE plus the "
+	    "changes to NEW\n"
+	    "  --output-format F  vhdx (default for .vhdx), vhdx-fixed, vhd, "
+	    "raw\n"
+	    "  --child NEW.avhdx  leave IMAGE untouched; write the changes to a "
+	    "new\n"
+	    "                     differencing VHDX whose parent is IMAGE\n"
 	    "  --script FILE      write the Hyper-V script that sets up the VM\n"
 	    HOST_OPTIONS_HELP,
 	.run = stage_main,

@@ -28,6 +28,10 @@ struct stage_opts {
 	int copy_mode;			/* DriverStoreCopyMode, -1 unset */
 	int64_t virt_flags;		/* GpuVirtualizationFlags, -1 unset */
 	bool disable_fast_startup;
+	/* Leave the image untouched and write the result to a new file: */
+	const char *output;		/* --output NEW: a full image */
+	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */
+	const char *child;		/* --child NEW: a differencing VHDX */
 	/* Progress of long copies: files and bytes done of the totals. */
 	void (*progress)(void *ctx, uint64_t files, uint64_t nfiles,
 	    uint64_t bytes, uint64_t total);
@@ -81,6 +85,9 @@ struct stage_report {
 
 const char *stage_action_name(enum stage_action a);
 int	stage_run(const char *image, struct pkg_set *set,
+	    const struct stage_opts *o, struct stage_report *r);
+/* stage_run into o->output or o->child, leaving image as it is. */
+int	stage_derive(const char *image, struct pkg_set *set,
 	    const struct stage_opts *o, struct stage_report *r);
 /* Remove the named packages (all staged ones when n == 0). */
 int	stage_remove(const char *image, char **names, size_t n,
