@@ -561,8 +561,11 @@ blk_vhd_create(const char *path, uint64_t vsize)
 	put_be32(foot + 12, 0x00010000);	/* format version */
 	put_be64(foot + 16, VHD_FOOTER_SIZE);	/* dynamic header */
 	put_be32(foot + 24, ts);
-	memcpy(foot + 28, "gpup", 4);
-	put_be32(foot + 32, 0x00010000);
+	/* Creator "win " as Hyper-V writes: readers (QEMU among them) then
+	 * take the disk size from the size field, not from the CHS
+	 * geometry, which cannot express every size. */
+	memcpy(foot + 28, "win ", 4);
+	put_be32(foot + 32, 0x000a0000);
 	memcpy(foot + 36, "Wi2k", 4);
 	put_be64(foot + 40, vsize);
 	put_be64(foot + 48, vsize);

@@ -158,6 +158,7 @@ stage_derive(const char *image, struct pkg_set *set,
 		goto close_in;
 	if (o->output && copy_image(in, tmp, fmt, o) < 0)
 		goto drop;
+	fault_point("derive-copied");
 	gp_image_close(in);
 	in = NULL;
 	/* The run itself, on the new file. */

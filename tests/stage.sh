@@ -48,9 +48,11 @@ mkgpt_windows "$TMP/g.raw"
 qemu-img convert -f raw -O vhdx -o block_size=8M "$TMP/g.raw" "$TMP/dyn.vhdx"
 qemu-img convert -f raw -O vhdx -o subformat=fixed "$TMP/g.raw" "$TMP/fixed.vhdx"
 qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$TMP/g.raw" "$TMP/dyn.vhd"
+qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$TMP/g.raw" "$TMP/fixed.vhd"
 cycle "$TMP/dyn.vhdx" vhdx
 cycle "$TMP/fixed.vhdx" vhdx
 cycle "$TMP/dyn.vhd" vpc
+cycle "$TMP/fixed.vhd" vpc
 cycle "$TMP/g.raw" raw
 
 # MBR, with WINDOWS\SYSTEM32 in upper case: found, not doubled.
