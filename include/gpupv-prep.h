@@ -108,6 +108,24 @@ int	gp_image_set_unused_map(gp_image *img, uint64_t start, uint64_t unit,
 /* Closes; changes not committed are discarded. */
 int	gp_image_close(gp_image *img);
 
+/*
+ * Create a new, empty image (never over an existing file): a dynamic or
+ * fixed VHDX, a dynamic VHD, a sparse raw file, or, with parent set, a
+ * differencing VHDX child of that VHDX (its virtual size, sector sizes
+ * and DataWriteGuid as parent linkage; the parent named relative to the
+ * child's folder and by absolute path).
+ */
+struct gp_create_opts {
+	const char *format;		/* "vhdx" (default), "vhdx-fixed",
+					   "vhd", "raw" */
+	uint64_t virtual_size;
+	uint32_t block_size;		/* 0: the format's default */
+	uint32_t logical_sector_size;	/* 0: 512 */
+	uint32_t physical_sector_size;	/* 0: 4096 */
+	const gp_image *parent;		/* differencing child of this */
+};
+int	gp_image_create(const char *path, const struct gp_create_opts *o);
+
 /* ---- partitions (part layer) -------------------------------------- */
 
 enum gp_part_scheme { GP_SCHEME_NONE, GP_SCHEME_MBR, GP_SCHEME_GPT };
