@@ -134,8 +134,8 @@ struct entry {
  * (spec note 7: recovery stops at a bogus entry).
  */
 static void
-log_entries(const uint8_t *log, size_t len, int which, struct entry **v,
-    size_t *n)
+log_entries(const uint8_t *log, size_t len, int which, uint64_t max_bins,
+    struct entry **v, size_t *n)
 {
 	size_t off = 512;
 
@@ -149,8 +149,10 @@ log_entries(const uint8_t *log, size_t len, int which, struct entry **v,
 		en.seq = get_le32(e + 12);
 		en.bins_size = get_le32(e + 16);
 		en.npages = get_le32(e + 20);
+		/* The hive can only have grown by pages the logs hold: a
+		 * bound on memory from the input's own size. */
 		if (en.size < 40 || en.size % 512 || en.size > len - off ||
-		    en.bins_size % 4096 || en.bins_size > HIVE_MAX_SIZE)
+		    en.bins_size % 4096 || en.bins_size > max_bins)
 			break;
 		need = 40 + (uint64_t)en.npages * 8;
 		if (need > en.size)
@@ -217,7 +219,9 @@ hive_log_replay(uint8_t **buf, size_t *len, const uint8_t *const log[2],
 			return -1;
 		}
 		if (lh.type == 6)
-			log_entries(log[k], loglen[k], k, &v, &n);
+			log_entries(log[k], loglen[k], k, MIN((uint64_t)
+			    HIVE_MAX_SIZE, (uint64_t)*len + loglen[0] +
+			    loglen[1]), &v, &n);
 	}
 	/*
 	 * Subsequent entries are those numbered from the primary's sequence

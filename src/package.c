@@ -451,40 +451,17 @@ jdup(const struct jv *o, const char *key)
  *  "package"}], "reg": ["nvlddmkm.reg"]}
  * Returns 0 when dir holds none.
  */
-static int
-read_bundle(struct pkg_set *set, const char *arg, const char *dir)
+int
+bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
+    const char *dir)
 {
-	char *path = xasprintf("%s/%s", dir, BUNDLE_JSON), *text = NULL;
-	struct bundle *b = &set->bundle;
-	struct jv *root = NULL;
+	struct jv *root;
 	const struct jv *gpus, *g, *reg;
 	struct stat st;
 	size_t i;
-	int fd = -1, ret = -1;
-	ssize_t got;
+	int ret = -1;
 
-	if (lstat(path, &st) < 0 && errno == ENOENT) {
-		free(path);
-		return 0;
-	}
-	if (b->present) {
-		error_set(EINVAL, "%s: a second host bundle; give one per run",
-		    arg);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > BUNDLE_JSON_MAX) {
-		error_set(EINVAL, "%s: %s is not a file of at most %d bytes",
-		    arg, BUNDLE_JSON, BUNDLE_JSON_MAX);
-		goto out;
-	}
-	text = xmalloc((size_t)st.st_size + 1);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
-	    (got = read(fd, text, (size_t)st.st_size)) != st.st_size) {
-		error_set(errno ? errno : EIO, "%s: %s: cannot read", arg,
-		    BUNDLE_JSON);
-		goto out;
-	}
-	root = jv_parse(text, (size_t)st.st_size);
+	root = jv_parse(text, len);
 	if (!root || root->t != JV_OBJ || jv_int(root, "format", 0) != 1) {
 		error_set(EINVAL, "%s: %s is not a format 1 bundle description",
 		    arg, BUNDLE_JSON);
@@ -536,9 +513,44 @@ read_bundle(struct pkg_set *set, const char *arg, const char *dir)
 	}
 	ret = 0;
 out:
+	jv_free(root);
+	return ret;
+}
+
+static int
+read_bundle(struct pkg_set *set, const char *arg, const char *dir)
+{
+	char *path = xasprintf("%s/%s", dir, BUNDLE_JSON), *text = NULL;
+	struct bundle *b = &set->bundle;
+	struct stat st;
+	int fd = -1, ret = -1;
+	ssize_t got;
+
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
+		free(path);
+		return 0;
+	}
+	if (b->present) {
+		error_set(EINVAL, "%s: a second host bundle; give one per run",
+		    arg);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > BUNDLE_JSON_MAX) {
+		error_set(EINVAL, "%s: %s is not a file of at most %d bytes",
+		    arg, BUNDLE_JSON, BUNDLE_JSON_MAX);
+		goto out;
+	}
+	text = xmalloc((size_t)st.st_size + 1);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (got = read(fd, text, (size_t)st.st_size)) != st.st_size) {
+		error_set(errno ? errno : EIO, "%s: %s: cannot read", arg,
+		    BUNDLE_JSON);
+		goto out;
+	}
+	ret = bundle_parse(b, text, (size_t)st.st_size, arg, dir);
+out:
 	if (fd >= 0)
 		close(fd);
-	jv_free(root);
 	free(text);
 	free(path);
 	return ret;

@@ -69,6 +69,10 @@ struct pkg_set {
 	size_t ntmp;
 };
 
+/* gpupv-bundle.json text of the bundle at dir (arg names it in
+ * messages); its .reg files must be in dir. */
+int	bundle_parse(struct bundle *b, const char *text, size_t len,
+	    const char *arg, const char *dir);
 /* Add the package(s) that arg (folder or archive) holds. */
 int	pkg_collect(struct pkg_set *set, const char *arg);
 void	pkg_set_free(struct pkg_set *set);
