@@ -1,0 +1,99 @@
+#!/bin/sh
+# Build the libFuzzer harnesses with clang (ASan + UBSan) and run each for
+# FUZZ_TIME seconds (default 60) on a corpus seeded from test data made
+# here.  Usage: tests/fuzz/run.sh BUILDDIR [HARNESS...]
+# Findings land in BUILDDIR/fuzz/findings/; each becomes a regression
+# input under tests/fuzz/regress/ (replayed by tests/fuzz-regress.sh).
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:?usage: run.sh BUILDDIR [HARNESS...]}" && pwd)
+shift
+out=$build/fuzz
+time=${FUZZ_TIME:-60}
+jobs=${FUZZ_JOBS:-1}
+CC=${FUZZ_CC:-clang}
+mkdir -p "$out/obj" "$out/findings"
+
+libs=$(cd "$src" && sed -n '/^libgpupv_a_SOURCES/,/^[^\t]/p' Makefile.am |
+  tr ' \t\\' '\n\n\n' | grep '^src/.*\.c$')
+pc="libntfs-3g hivex libvhdi zlib libarchive"
+flags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+  -I$build -I$src/include -I$src/src $(pkg-config --cflags $pc)"
+objs=
+for f in $libs; do
+  o=$out/obj/$(basename "$f" .c).o
+  if [ ! -e "$o" ] || [ "$src/$f" -nt "$o" ]; then
+    $CC $flags -fsanitize=fuzzer-no-link -c "$src/$f" -o "$o"
+  fi
+  objs="$objs $o"
+done
+link() {  # NAME SOURCE [DEFINES]
+  name=$1 s=$2; shift 2
+  $CC $flags -fsanitize=fuzzer "$@" "$src/tests/fuzz/$s" $objs \
+    $(pkg-config --libs $pc) -lpthread -o "$out/$name"
+}
+link fuzz-vhdx fuzz-image.c -DFUZZ_FORMAT='"vhdx"'
+link fuzz-vhd fuzz-image.c -DFUZZ_FORMAT='"vhd"'
+link fuzz-part fuzz-image.c -DFUZZ_FORMAT='"raw"'
+link fuzz-reg fuzz-reg.c
+link fuzz-inf fuzz-inf.c
+link fuzz-json fuzz-json.c
+link fuzz-hivelog fuzz-hivelog.c
+
+# Seeds, made with outside tools where possible.
+seeds=$out/seeds
+if [ ! -d "$seeds" ]; then
+  mkdir -p "$seeds/vhdx" "$seeds/vhd" "$seeds/part" "$seeds/reg" \
+    "$seeds/inf" "$seeds/json" "$seeds/hivelog"
+  t=$(mktemp -d)
+  truncate -s 8M "$t/d.raw"
+  sgdisk -n 1:2048:8000 -n 2:8192:0 "$t/d.raw" >/dev/null
+  cp "$t/d.raw" "$seeds/part/gpt"
+  truncate -s 4M "$t/m.raw"
+  printf 'start=2048, type=7\nstart=4096, type=5\nstart=4200, type=7\n' |
+    sfdisk -q "$t/m.raw" >/dev/null 2>&1 || true
+  cp "$t/m.raw" "$seeds/part/mbr"
+  head -c 1M /dev/urandom | dd of="$t/d.raw" bs=1M seek=1 conv=notrunc status=none
+  qemu-img convert -q -f raw -O vhdx -o block_size=1M "$t/d.raw" "$seeds/vhdx/dyn"
+  qemu-img convert -q -f raw -O vpc -o subformat=dynamic "$t/d.raw" "$seeds/vhd/dyn"
+  qemu-img create -q -f vpc -o subformat=fixed "$seeds/vhd/fixed" 1M
+  cp "$src/data/sample.reg" "$seeds/reg/sample.reg"
+  for r in "$src"/../shared/corpus/reg/derived-from-real-hives/*.reg; do
+    [ -e "$r" ] && head -c 20000 "$r" >"$seeds/reg/$(basename "$r")"
+  done
+  cp "$src"/data/sample-package/*/*.inf "$seeds/inf/"
+  for i in "$src"/../shared/corpus/inf/open/*.inf; do
+    [ -e "$i" ] && cp "$i" "$seeds/inf/"
+  done
+  printf '{"format": 1, "gpus": [{"name": "g", "instance_path": "x", "install_section": "S"}], "reg": ["a.reg"]}' >"$seeds/json/bundle"
+  printf '{"format": 1, "packages": [{"name": "p", "files": [{"path": "a", "size": 1, "mtime_ns": 0, "sha256": "%064d"}, {"path": "d", "dir": true}]}], "registry": [{"op": "value", "hive": "SYSTEM", "key": "k", "name": "n", "old": {"type": 4, "hex": "01000000"}}], "system_files": []}' 0 >"$seeds/json/manifest"
+  "$build/tests/imgtool" mkhive "$t/h"
+  { printf '\0\0\0\0\0\0\0\0'; cat "$t/h"; } >"$seeds/hivelog/empty"
+  rm -rf "$t"
+fi
+
+run_one() {  # NAME SEEDDIR MAXLEN
+  mkdir -p "$out/corpus/$1" "$out/findings/$1"
+  "$out/$1" -max_total_time="$time" -max_len="$3" -rss_limit_mb=2048 \
+    -timeout=20 -print_final_stats=1 -artifact_prefix="$out/findings/$1/" \
+    "$out/corpus/$1" "$seeds/$2" 2>&1 | tail -n 12 >"$out/$1.log"
+  grep -E "stat::number_of_executed_units|DONE|ERROR" "$out/$1.log" | tail -n 3 |
+    sed "s|^|$1: |"
+}
+want=${*:-"fuzz-vhdx fuzz-vhd fuzz-part fuzz-reg fuzz-inf fuzz-json fuzz-hivelog"}
+for h in $want; do
+  case $h in
+    fuzz-vhdx) run_one $h vhdx 6000000 ;;
+    fuzz-vhd) run_one $h vhd 3000000 ;;
+    fuzz-part) run_one $h part 9000000 ;;
+    fuzz-reg) run_one $h reg 65536 ;;
+    fuzz-inf) run_one $h inf 65536 ;;
+    fuzz-json) run_one $h json 16384 ;;
+    fuzz-hivelog) run_one $h hivelog 65536 ;;
+  esac &
+  while [ "$(jobs -p | wc -l)" -ge "$jobs" ]; do sleep 1; done
+done
+wait
+ls "$out"/findings/*/ 2>/dev/null | grep -E "crash|leak|timeout|oom" &&
+  { echo "fuzz: findings in $out/findings"; exit 1; }
+echo "fuzz: no findings"
