@@ -10,6 +10,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -177,6 +178,10 @@ main(int argc, char **argv)
 {
 	const struct cmd *cmd;
 
+	/* A file size limit (ulimit -f) then fails a write with EFBIG, which
+	 * the session turns into a clean stop, instead of killing us
+	 * halfway through. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* Host file names are UTF-8 bytes; libarchive converts entry names
 	 * through the locale, so make it a UTF-8 one. */
 	if (!setlocale(LC_CTYPE, "") ||

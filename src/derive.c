@@ -116,10 +116,13 @@ stage_derive(const char *image, struct pkg_set *set,
 	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
-	if (lstat(out, &st) == 0 || errno != ENOENT) {
-		error_set(EEXIST, "%s: %s; gpupv-prep does not overwrite an "
-		    "image (remove it or name another)", out,
-		    errno == ENOENT || errno == 0 ? "exists" : strerror(errno));
+	if (lstat(out, &st) == 0) {
+		error_set(EEXIST, "%s: exists; gpupv-prep does not overwrite an "
+		    "image (remove it or name another)", out);
+		return -1;
+	}
+	if (errno != ENOENT) {
+		error_set(errno, "%s: %s", out, strerror(errno));
 		return -1;
 	}
 	if (o->output && !(fmt = format_for(out, o->output_format))) {
@@ -183,6 +186,8 @@ stage_derive(const char *image, struct pkg_set *set,
 	free(parent_real);
 	return ret;
 drop:
+	if (ret < 0)
+		error_rename(tmp, out);
 	unlink(tmp);
 	{
 		char *j = xasprintf("%s.gpupv-journal", tmp);

@@ -29,6 +29,11 @@
 
 #define PKG_MAX_DEPTH	64
 #define PKG_MAX_ENTRIES	(1u << 20)
+/* Unpacked archives: no driver package comes near 16 GiB, and none
+ * compresses 200-fold; past 256 MiB either is taken for a zip bomb. */
+#define PKG_MAX_UNPACKED	(16ull << 30)
+#define PKG_MAX_RATIO		200
+#define PKG_RATIO_AFTER		(256ull << 20)
 
 static int64_t
 ts_ns(const struct timespec *ts)
@@ -320,7 +325,12 @@ unpack(const char *arch, const char *dest)
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
 	size_t count = 0;
+	uint64_t total = 0, packed = 0;
+	struct stat ast;
 	int r, ret = -1;
+
+	if (stat(arch, &ast) == 0)
+		packed = (uint64_t)ast.st_size;
 
 	archive_read_support_filter_all(a);
 	archive_read_support_format_zip(a);
@@ -395,6 +405,19 @@ unpack(const char *arch, const char *dest)
 			}
 			while ((r = archive_read_data_block(a, &buf, &len,
 			    &off)) == ARCHIVE_OK) {
+				total += len;
+				if (total > PKG_MAX_UNPACKED ||
+				    (total > PKG_RATIO_AFTER &&
+				    total / PKG_MAX_RATIO > packed)) {
+					error_set(E2BIG, "%s: entry '%s': the "
+					    "archive expands to more than %s; "
+					    "refused as a zip bomb", arch, name,
+					    total > PKG_MAX_UNPACKED ? "16 GiB" :
+					    "200 times its size");
+					close(fd);
+					free(full);
+					goto out;
+				}
 				if (file_pwrite(fd, buf, len, (uint64_t)off) < 0) {
 					error_set(errno, "%s: %s", full,
 					    strerror(errno));
@@ -409,6 +432,21 @@ unpack(const char *arch, const char *dest)
 				close(fd);
 				free(full);
 				goto out;
+			}
+			/* The size the header gives (holes of a sparse
+			 * entry) counts against the cap too. */
+			if (archive_entry_size(e) > 0) {
+				uint64_t sz = (uint64_t)archive_entry_size(e);
+
+				if (sz > PKG_MAX_UNPACKED ||
+				    total + sz > 2 * PKG_MAX_UNPACKED) {
+					error_set(E2BIG, "%s: entry '%s' claims "
+					    "%llu bytes; refused", arch, name,
+					    (unsigned long long)sz);
+					close(fd);
+					free(full);
+					goto out;
+				}
 			}
 			if (ftruncate(fd, (off_t)archive_entry_size(e)) < 0)
 				debug("%s: %s", full, strerror(errno));

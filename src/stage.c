@@ -995,6 +995,7 @@ copy_key(struct guest *g, struct guest_reg *gr, const char *spec,
 	struct regs tmp = { 0 };
 	hive *src = NULL;
 	uint8_t head[4096];
+	ssize_t got;
 	size_t i;
 	int fd, ret = -1;
 
@@ -1028,14 +1029,14 @@ copy_key(struct guest *g, struct guest_reg *gr, const char *spec,
 		k += k[17] ? 18 : 17;
 	}
 	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || file_pread(fd, head, sizeof(head), 0) < 0) {
+	if (fd < 0) {
 		error_set(errno, "%s: %s", file, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		goto out;
 	}
+	got = pread(fd, head, sizeof(head), 0);
 	close(fd);
-	if (hive_header(head, sizeof(head), &hh) < 0) {
+	if (got < (ssize_t)sizeof(head) ||
+	    hive_header(head, sizeof(head), &hh) < 0) {
 		error_corrupt(file, "not a registry hive (no regf base block)");
 		goto out;
 	}

@@ -57,6 +57,30 @@ error_corrupt(const char *path, const char *fmt, ...)
 }
 
 void
+error_rename(const char *from, const char *to)
+{
+	char out[MSG_MAX];
+	size_t o = 0, fl = strlen(from), tl = strlen(to);
+	const char *p = err_msg;
+	int saved = errno;
+
+	if (!err_set || !fl)
+		return;
+	while (*p && o + 1 < sizeof(out)) {
+		if (strncmp(p, from, fl) == 0 && o + tl + 1 < sizeof(out)) {
+			memcpy(out + o, to, tl);
+			o += tl;
+			p += fl;
+			continue;
+		}
+		out[o++] = *p++;
+	}
+	out[o] = '\0';
+	memcpy(err_msg, out, o + 1);
+	errno = saved;
+}
+
+void
 error_prefix(const char *fmt, ...)
 {
 	char ctx[MSG_MAX], tmp[MSG_MAX];

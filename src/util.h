@@ -31,6 +31,8 @@ void	error_setc(int code, int err, const char *fmt, ...)
 /* Prepend "context: " to the recorded message (keeps errno). */
 void	error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	error_clear(void);
+/* Say "to" wherever the recorded message says "from" (a temporary name). */
+void	error_rename(const char *from, const char *to);
 /* error_setc(GP_EXIT_CORRUPT, EINVAL, "PATH: ...") and return -1. */
 int	error_corrupt(const char *path, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
