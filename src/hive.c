@@ -15,6 +15,7 @@
 
 #include "hive.h"
 
+/* Cap on key path depth (Windows allows 512 levels). */
 #define HIVE_MAX_DEPTH 512
 
 struct hive {

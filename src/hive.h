@@ -9,7 +9,8 @@
 
 #include "util.h"
 
-/* No SYSTEM or SOFTWARE hive comes near this; a bound for bad input. */
+/* Cap on a hive (and its logs) read into memory: no SYSTEM or SOFTWARE
+ * hive comes near it. */
 #define HIVE_MAX_SIZE	(1024u * 1024 * 1024)
 /* hivex writes longer values as one cell, which Windows misreads (it
  * expects a big-data record); such values are refused. */

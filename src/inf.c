@@ -15,6 +15,8 @@
 
 #include "inf.h"
 
+/* Caps on input: the largest display INFs (NVIDIA's) are under 1 MiB
+ * with lines of a few dozen fields; a line is bounded by the file. */
 #define INF_MAX_FILE	(32u * 1024 * 1024)
 #define INF_MAX_FIELDS	4096
 

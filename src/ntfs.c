@@ -37,6 +37,8 @@
 #include "ntfs.h"
 
 #define GP_NTFS_EPOCH_DELTA	116444736000000000LL	/* 1601 -> 1970, 100 ns */
+/* Caps on walking a volume that may be hostile: path depth, and the
+ * entries of one folder (System32 has about 5000). */
 #define NTFS_MAX_PATH_DEPTH	64
 #define NTFS_MAX_DIR_ENTRIES	(1u << 20)
 #define NTFS_IO_CHUNK		(1024 * 1024)

@@ -23,10 +23,13 @@
 #include "package.h"
 
 #define BUNDLE_JSON		"gpupv-bundle.json"
+/* Caps on a bundle's description: the collector writes a few KiB. */
 #define BUNDLE_JSON_MAX		(1024 * 1024)
 #define BUNDLE_MAX_GPUS		64
 #define BUNDLE_MAX_REG		64
 
+/* Caps on a package tree and an archive's entries: NVIDIA's largest
+ * package has a few hundred files, a dozen levels deep. */
 #define PKG_MAX_DEPTH	64
 #define PKG_MAX_ENTRIES	(1u << 20)
 /* Unpacked archives: no driver package comes near 16 GiB, and none

@@ -14,6 +14,8 @@
 
 #include "reg.h"
 
+/* Cap on a .reg file, and so on a line with its continuations and on a
+ * value (the registry's own limit for a value is far below). */
 #define REG_MAX_FILE	(64u * 1024 * 1024)
 
 const char *

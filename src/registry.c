@@ -12,6 +12,8 @@
 
 #include "registry.h"
 
+/* Cap on the keys one --copy-key or [-KEY] walks (a display class key
+ * has a few hundred; a whole SYSTEM hive about 100000). */
 #define COPY_MAX_KEYS	200000u
 
 static bool

@@ -25,6 +25,7 @@
 #include "sha256.h"
 #include "stage.h"
 
+/* Cap on the manifest read from an image (ours is a few KiB per package). */
 #define MANIFEST_MAX	(64u * 1024 * 1024)
 #define READ_CHUNK	(1024 * 1024)
 
