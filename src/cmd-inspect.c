@@ -134,7 +134,8 @@ list_host_driver_store(gp_image *img, const struct gp_partition *p,
 		if (ret == 0)
 			read_driver_ver(vol, &out->v[i]);
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
 	if (gp_volume_close(vol) < 0)
 		ret = -1;
 	return ret;

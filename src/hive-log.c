@@ -228,7 +228,8 @@ hive_log_replay(uint8_t **buf, size_t *len, const uint8_t *const log[2],
 	 * number on (spec note 5), from both logs; they are applied in
 	 * order while the numbers run on without a gap.
 	 */
-	qsort(v, n, sizeof(*v), by_seq);
+	if (n)
+		qsort(v, n, sizeof(*v), by_seq);
 	for (i = 0; i < n; i++) {
 		const struct entry *e = &v[i];
 		const uint8_t *page;

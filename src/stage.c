@@ -1705,6 +1705,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		r->man = g.man;
 		memset(&g.man, 0, sizeof(g.man));
 		guest_reg_free(&gr);
+		copy_plans_free(plan, nplan);
 		free(restage);
 		guest_close(&g);
 		return 0;

@@ -281,8 +281,11 @@ ntfs_op(int argc, char **argv)
 	gp_volume *vol = open_vol(argv[2], strtol(argv[3], NULL, 0), &img);
 	int r;
 
-	if (!vol)
-		return die(argv[2]);
+	if (!vol) {
+		r = die(argv[2]);
+		gp_image_close(img);
+		return r;
+	}
 	if (strcmp(argv[1], "mkdir") == 0) {
 		r = gp_volume_mkdir_p(vol, argv[4]);
 	} else {
