@@ -1653,8 +1653,12 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			if (!q->inf || !p->inf || strcasecmp(q->inf, p->inf) ||
 			    !strcasecmp(q->name, p->name) || in_set(set, q->name))
 				continue;
+			/* add_item may move r->v: it is found again after. */
+			size_t at = (size_t)(it - r->v);
+
 			old = add_item(r, q->name, q->inf, q->driver_ver,
 			    ACT_REMOVE);
+			it = &r->v[at];
 			old->bytes = q->bytes;
 			for (size_t k = 0; k < q->nfiles; k++)
 				old->files += !q->files[k].is_dir;
