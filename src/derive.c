@@ -131,6 +131,15 @@ stage_derive(const char *image, struct pkg_set *set,
 		    "vhdx-fixed, vhd or raw", out);
 		return -1;
 	}
+	if (o->dry_run) {
+		/* A dry run never writes: it can run on the input itself and
+		 * copy nothing. */
+		so.output = so.child = NULL;
+		ret = stage_run(image, set, &so, r);
+		free(r->image);
+		r->image = xstrdup(out);
+		return ret;
+	}
 	in = gp_image_open(image, &io);
 	if (!in)
 		return -1;
@@ -170,7 +179,7 @@ stage_derive(const char *image, struct pkg_set *set,
 	if (o->child)
 		so.parent = parent_real;
 	ret = stage_run(tmp, set, &so, r);
-	if (ret < 0 || o->dry_run)
+	if (ret < 0)
 		goto drop;
 	if (rename(tmp, out) < 0) {
 		error_set(errno, "%s: cannot rename %s into place: %s", out, tmp,
@@ -194,10 +203,6 @@ drop:
 
 		unlink(j);
 		free(j);
-	}
-	if (ret == 0 && r->image) {
-		free(r->image);
-		r->image = xstrdup(out);
 	}
 close_in:
 	if (in)
