@@ -62,7 +62,7 @@ static bool
 footer_valid(const uint8_t *f)
 {
 	return memcmp(f, "conectix", 8) == 0 &&
-	    get_be32(f + 64) == vhd_checksum(f, VHD_FOOTER_SIZE, 64);
+	    SUM_OK(get_be32(f + 64), vhd_checksum(f, VHD_FOOTER_SIZE, 64));
 }
 
 static int
@@ -255,7 +255,7 @@ vhd_open(gp_image *img, const struct gp_open_opts *opts)
 	if (blk_file_read(img, dh, sizeof(dh), dyn_off) < 0)
 		goto fail;
 	if (memcmp(dh, "cxsparse", 8) != 0 ||
-	    get_be32(dh + 36) != vhd_checksum(dh, sizeof(dh), 36)) {
+	    !SUM_OK(get_be32(dh + 36), vhd_checksum(dh, sizeof(dh), 36))) {
 		corrupt(img, "VHD dynamic header is corrupt (bad cookie or "
 		    "checksum)");
 		goto fail;

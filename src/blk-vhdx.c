@@ -211,7 +211,7 @@ header_valid(const uint8_t *h)
 		return false;
 	memcpy(tmp, h, sizeof(tmp));
 	memset(tmp + 4, 0, 4);
-	if (crc32c(0, tmp, sizeof(tmp)) != get_le32(h + 4))
+	if (!SUM_OK(crc32c(0, tmp, sizeof(tmp)), get_le32(h + 4)))
 		return false;
 	/* Version 1; LogVersion 0 (2.2.2). */
 	if (get_le16(h + 66) != 1 || get_le16(h + 64) != 0)
@@ -370,7 +370,7 @@ log_entry_check(struct vhdx *v, const uint8_t *log, uint32_t off,
 		uint32_t sum = get_le32(buf + 4);
 
 		put_le32(buf + 4, 0);
-		if (crc32c(0, buf, e->len) != sum)
+		if (!SUM_OK(crc32c(0, buf, e->len), sum))
 			return false;
 		put_le32(buf + 4, sum);
 	}
@@ -607,7 +607,7 @@ read_region_table(gp_image *img, struct vhdx *v)
 			continue;
 		sum = get_le32(rt + 4);
 		put_le32(rt + 4, 0);
-		if (crc32c(0, rt, VHDX_RT_SIZE) != sum)
+		if (!SUM_OK(crc32c(0, rt, VHDX_RT_SIZE), sum))
 			continue;
 		break;
 	}

@@ -157,9 +157,9 @@ log_entries(const uint8_t *log, size_t len, int which, uint64_t max_bins,
 		need = 40 + (uint64_t)en.npages * 8;
 		if (need > en.size)
 			break;
-		if (marvin32(e + 40, en.size - 40, HVLE_SEED) !=
-		    get_le64(e + 24) ||
-		    marvin32(e, 32, HVLE_SEED) != get_le64(e + 32))
+		if (!SUM_OK(marvin32(e + 40, en.size - 40, HVLE_SEED),
+		    get_le64(e + 24)) ||
+		    !SUM_OK(marvin32(e, 32, HVLE_SEED), get_le64(e + 32)))
 			break;
 		/* Page references must fit the entry and the hive. */
 		for (i = 0; i < en.npages; i++) {

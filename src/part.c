@@ -108,7 +108,7 @@ gpt_load(gp_image *img, uint32_t ss, uint64_t nsec, uint64_t lba,
 	}
 	crc = get_le32(sec + 16);
 	put_le32(sec + 16, 0);
-	if ((uint32_t)crc32(0, sec, hsize) != crc) {
+	if (!SUM_OK((uint32_t)crc32(0, sec, hsize), crc)) {
 		*why = "bad header CRC";
 		goto bad;
 	}
@@ -149,7 +149,7 @@ gpt_load(gp_image *img, uint32_t ss, uint64_t nsec, uint64_t lba,
 		*why = "entry array unreadable";
 		goto bad;
 	}
-	if ((uint32_t)crc32(0, arr, (uInt)bytes) != h->entries_crc) {
+	if (!SUM_OK((uint32_t)crc32(0, arr, (uInt)bytes), h->entries_crc)) {
 		free(arr);
 		*why = "bad entry array CRC";
 		goto bad;
