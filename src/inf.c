@@ -354,26 +354,14 @@ out:
 int
 inf_load(const char *path, struct inf *out)
 {
-	FILE *fp = fopen(path, "rb");
 	uint8_t *buf;
 	size_t len;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (!fp) {
-		error_set(errno, "%s: %s", path, strerror(errno));
+	if (file_read_all(path, INF_MAX_FILE, "not an INF file", &buf,
+	    &len) < 0)
 		return -1;
-	}
-	buf = xmalloc(INF_MAX_FILE + 1);
-	len = fread(buf, 1, INF_MAX_FILE + 1, fp);
-	if (ferror(fp) || len > INF_MAX_FILE) {
-		error_set(ferror(fp) ? EIO : EFBIG, "%s: %s", path, ferror(fp) ?
-		    "read error" : "larger than 32 MiB; not an INF file");
-		fclose(fp);
-		free(buf);
-		return -1;
-	}
-	fclose(fp);
 	ret = inf_parse(path, buf, len, out);
 	free(buf);
 	return ret;

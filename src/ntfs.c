@@ -1217,6 +1217,50 @@ open_parent(gp_volume *v, const char *path, char **copy, char **last)
 	return dir;
 }
 
+/*
+ * Give the unnamed data attribute of ni size bytes from fill: all
+ * clusters at once, no holes (the allocator then finds runs as long as
+ * the free space allows), then the contents in pieces.
+ */
+static int
+write_data(gp_volume *v, ntfs_inode *ni, uint64_t size,
+    int (*fill)(void *ctx, void *buf, size_t len), void *ctx)
+{
+	ntfs_attr *na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	uint8_t *buf = NULL;
+	uint64_t done = 0;
+	int ret = -1;
+
+	if (!na || ntfs_attr_truncate_solid(na, (s64)size) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+		    errno == ENOSPC ? "NTFS volume is full" :
+		    "cannot allocate the file");
+		goto out;
+	}
+	buf = xmalloc(NTFS_IO_CHUNK);
+	while (done < size) {
+		size_t want = (size_t)MIN(size - done, (uint64_t)NTFS_IO_CHUNK);
+		s64 w;
+
+		if (fill(ctx, buf, want) < 0)
+			goto out;
+		w = ntfs_attr_pwrite(na, (s64)done, (s64)want, buf);
+		if (w != (s64)want) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    errno == ENOSPC ? "NTFS volume is full" :
+			    "write error");
+			goto out;
+		}
+		done += want;
+	}
+	ret = 0;
+out:
+	free(buf);
+	if (na)
+		ntfs_attr_close(na);
+	return ret;
+}
+
 int
 gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
     const struct gp_file_meta *m, int (*fill)(void *ctx, void *buf,
@@ -1224,10 +1268,7 @@ gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
 {
 	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
-	ntfs_attr *na = NULL;
 	MFT_REF mref;
-	uint8_t *buf = NULL;
-	uint64_t done = 0;
 	int ret = -1;
 
 	if (require_writable(v) < 0)
@@ -1249,36 +1290,8 @@ gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
 	ni = create_child(v, dir, name, is_dir ? S_IFDIR : S_IFREG);
 	if (!ni)
 		goto out;
-	if (!is_dir && size) {
-		na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
-		/* All clusters at once, no holes: the allocator then finds
-		 * runs as long as the free space allows. */
-		if (!na || ntfs_attr_truncate_solid(na, (s64)size) < 0) {
-			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-			    errno == ENOSPC ? "NTFS volume is full" :
-			    "cannot allocate the file");
-			goto out;
-		}
-		buf = xmalloc(NTFS_IO_CHUNK);
-		while (done < size) {
-			size_t want = (size_t)MIN(size - done,
-			    (uint64_t)NTFS_IO_CHUNK);
-			s64 w;
-
-			if (fill(ctx, buf, want) < 0)
-				goto out;
-			w = ntfs_attr_pwrite(na, (s64)done, (s64)want, buf);
-			if (w != (s64)want) {
-				ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno :
-				    EIO, errno == ENOSPC ? "NTFS volume is full" :
-				    "write error");
-				goto out;
-			}
-			done += want;
-		}
-		ntfs_attr_close(na);
-		na = NULL;
-	}
+	if (!is_dir && size && write_data(v, ni, size, fill, ctx) < 0)
+		goto out;
 	apply_meta(ni, m, is_dir);
 	if (v->short_names) {
 		ret = add_short_name(v, ni, dir, name);
@@ -1289,9 +1302,6 @@ gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
 out:
 	if (ret < 0)
 		error_prefix("%s", path);
-	free(buf);
-	if (na)
-		ntfs_attr_close(na);
 	/* Through the parent still open: a second in-memory copy of it
 	 * would not see the new index entry. */
 	if (ni && (dir ? ntfs_inode_close_in_dir(ni, dir) :
@@ -1308,9 +1318,8 @@ int
 gp_volume_overwrite(gp_volume *v, const char *path, const void *data,
     size_t len)
 {
+	struct mem_src src = { data, len };
 	ntfs_inode *ni;
-	ntfs_attr *na = NULL;
-	size_t done = 0;
 	int ret = -1;
 
 	if (require_writable(v) < 0)
@@ -1322,32 +1331,13 @@ gp_volume_overwrite(gp_volume *v, const char *path, const void *data,
 			    strerror(errno));
 		return -1;
 	}
-	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
-	if (!na || ntfs_attr_truncate_solid(na, (s64)len) < 0) {
-		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-		    errno == ENOSPC ? "NTFS volume is full" :
-		    "cannot resize the file");
+	if (write_data(v, ni, len, mem_fill, &src) < 0)
 		goto out;
-	}
-	while (done < len) {
-		size_t want = MIN(len - done, (size_t)NTFS_IO_CHUNK);
-		s64 w = ntfs_attr_pwrite(na, (s64)done, (s64)want,
-		    (const uint8_t *)data + done);
-
-		if (w != (s64)want) {
-			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-			    "write error");
-			goto out;
-		}
-		done += want;
-	}
 	ntfs_inode_update_times(ni, NTFS_UPDATE_MCTIME);
 	ret = 0;
 out:
 	if (ret < 0)
 		error_prefix("%s", path);
-	if (na)
-		ntfs_attr_close(na);
 	if (ntfs_inode_close(ni) < 0 && ret == 0)
 		ret = ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write an "
 		    "inode");

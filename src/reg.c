@@ -627,39 +627,14 @@ out:
 int
 reg_load(const char *path, bool rewrite, struct reg_file *out)
 {
-	FILE *fp = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0, r;
+	uint8_t *buf;
+	size_t len;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (!fp) {
-		error_set(errno, "%s: %s", path, strerror(errno));
+	if (file_read_all(path, REG_MAX_FILE, "not a registry export this "
+	    "tool takes", &buf, &len) < 0)
 		return -1;
-	}
-	do {
-		if (len == cap) {
-			if (cap >= REG_MAX_FILE) {
-				fclose(fp);
-				free(buf);
-				error_set(EFBIG, "%s: larger than %u MiB; not a "
-				    "registry export this tool takes", path,
-				    REG_MAX_FILE >> 20);
-				return -1;
-			}
-			cap = cap ? cap * 2 : 65536;
-			buf = xrealloc(buf, cap);
-		}
-		r = fread(buf + len, 1, cap - len, fp);
-		len += r;
-	} while (r > 0);
-	if (ferror(fp)) {
-		error_set(errno ? errno : EIO, "%s: read error", path);
-		fclose(fp);
-		free(buf);
-		return -1;
-	}
-	fclose(fp);
 	ret = reg_parse(path, buf, len, rewrite, out);
 	free(buf);
 	return ret;

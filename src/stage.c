@@ -274,6 +274,8 @@ copy_fill(void *ctx, void *buf, size_t len)
 		}
 		got += (size_t)r;
 	}
+	if (!c->bytes_done)
+		return 0;		/* no progress to count */
 	*c->bytes_done += len;
 	if (c->o->progress)
 		c->o->progress(c->o->pctx, *c->files_done, c->nfiles,
@@ -1382,44 +1384,7 @@ source_is_newer(struct guest *g, const struct copy_plan *cp,
 	return cp->f->mtime_ns / 1000000000 > dst->mtime;
 }
 
-static int
-read_fill(void *ctx, void *buf, size_t len)
-{
-	struct copy *c = ctx;
-	size_t got = 0;
 
-	while (got < len) {
-		ssize_t r = read(c->fd, (uint8_t *)buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			error_set(r < 0 ? errno : EIO, "%s: %s", c->src, r < 0 ?
-			    strerror(errno) : "file shrank while being staged");
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-struct mem_fill {
-	const uint8_t *p;
-	size_t left;
-};
-
-static int
-mem_fill(void *ctx, void *buf, size_t len)
-{
-	struct mem_fill *m = ctx;
-
-	if (len > m->left)
-		return -1;
-	memcpy(buf, m->p, len);
-	m->p += len;
-	m->left -= len;
-	return 0;
-}
 
 /* Put the kept original back (or just delete ours). */
 static int
@@ -1427,8 +1392,6 @@ undo_copy(struct guest *g, struct man_copy *rec)
 {
 	void *data = NULL;
 	size_t len = 0;
-	struct gp_file_meta m = { .mtime_ns = (int64_t)time(NULL) * 1000000000 };
-	struct mem_fill mf;
 	int r;
 
 	if (gp_volume_remove(g->vol, rec->dest) < 0) {
@@ -1447,9 +1410,7 @@ undo_copy(struct guest *g, struct man_copy *rec)
 		    rec->dest, rec->backup);
 		return 0;
 	}
-	mf.p = data;
-	mf.left = len;
-	r = gp_volume_create(g->vol, rec->dest, false, len, &m, mem_fill, &mf);
+	r = gp_volume_write_file(g->vol, rec->dest, data, len);
 	free(data);
 	if (r == 0)
 		r = gp_volume_remove(g->vol, rec->backup);
@@ -1539,7 +1500,7 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			return -1;
 		}
 		rc = gp_volume_create(g->vol, cp->dest, false, cp->f->size, &m,
-		    read_fill, &c);
+		    copy_fill, &c);
 		close(c.fd);
 		if (rc < 0) {
 			free(backup);

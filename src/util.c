@@ -607,6 +607,59 @@ utf8_to_utf16le(const char *s, size_t n, size_t *nbytes)
 }
 
 int
+file_read_all(const char *path, size_t max, const char *what, uint8_t **buf,
+    size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 0;
+	uint8_t *b = NULL;
+	ssize_t r;
+
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (n == cap) {
+			if (cap > max) {
+				close(fd);
+				free(b);
+				error_set(EFBIG, "%s: larger than %zu MiB; %s", path,
+				    max >> 20, what);
+				return -1;
+			}
+			cap = cap ? cap * 2 : 65536;
+			b = xrealloc(b, cap + 1);
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			error_set(errno, "%s: %s", path, strerror(errno));
+			close(fd);
+			free(b);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > max) {
+		free(b);
+		error_set(EFBIG, "%s: larger than %zu MiB; %s", path, max >> 20,
+		    what);
+		return -1;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+int
 file_pread(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;

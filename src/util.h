@@ -205,6 +205,10 @@ uint8_t	*utf8_to_utf16le(const char *s, size_t n, size_t *nbytes);
 
 /* A full pread/pwrite on a host file; short reads are EIO errors. */
 int	file_pread(int fd, void *buf, size_t len, uint64_t off);
+/* A whole host file of at most max bytes (what names it in a refusal:
+ * "not a .reg file"); *buf is malloc'd with a NUL after it. */
+int	file_read_all(const char *path, size_t max, const char *what,
+	    uint8_t **buf, size_t *len);
 int	file_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Directory of path (new string), and joining. */
