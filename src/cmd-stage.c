@@ -18,6 +18,7 @@
 struct progress {
 	bool on;
 	double start, last;		/* mono_ms(); last 0 until printed */
+	bool copying;			/* the --output copy, before staging */
 };
 
 /* "files, bytes, rate, ETA" on stderr, at most four times a second. */
@@ -32,16 +33,28 @@ progress_cb(void *ctx, uint64_t files, uint64_t nfiles, uint64_t bytes,
 	if (!p->on)
 		return;
 	now = mono_ms();
+	/* The copy of --output is over: staging has its own rate. */
+	if (nfiles && p->copying) {
+		p->copying = false;
+		p->start = now;
+	}
+	p->copying = nfiles == 0;
 	if (now - p->last < 250 && bytes < total)
 		return;
 	p->last = now;
 	t = (now - p->start) / 1e3;
 	rate = t > 0 ? (double)bytes / t : 0;
-	fprintf(stderr, "\rstaging: %llu/%llu files, %s of %s, %s/s, ETA %.0f s ",
-	    (unsigned long long)files, (unsigned long long)nfiles,
-	    cli_size(bytes, b1), cli_size(total, b2),
-	    cli_size((uint64_t)rate, b3),
-	    rate > 0 ? (double)(total - bytes) / rate : 0.0);
+	if (nfiles == 0)	/* --output: the input's data being copied */
+		fprintf(stderr, "\rcopying the image: %s of %s, %s/s, ETA "
+		    "%.0f s ", cli_size(bytes, b1), cli_size(total, b2),
+		    cli_size((uint64_t)rate, b3),
+		    rate > 0 ? (double)(total - bytes) / rate : 0.0);
+	else
+		fprintf(stderr, "\rstaging: %llu/%llu files, %s of %s, %s/s, "
+		    "ETA %.0f s ", (unsigned long long)files,
+		    (unsigned long long)nfiles, cli_size(bytes, b1),
+		    cli_size(total, b2), cli_size((uint64_t)rate, b3),
+		    rate > 0 ? (double)(total - bytes) / rate : 0.0);
 	fflush(stderr);
 }
 
