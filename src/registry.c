@@ -75,6 +75,24 @@ record(struct regs *s, enum man_reg_kind k, enum reg_hive hv,
 	return r;
 }
 
+/* Keep what a value was before its first change (old is taken over). */
+static void
+remember(struct regs *s, enum reg_hive hv, const char *key, const char *name,
+    bool had, struct hive_val *old, const char *origin)
+{
+	struct man_reg *m;
+
+	if (created_by_us(s, hv, key) || value_recorded(s, hv, key, name)) {
+		hive_val_free(old);
+		return;
+	}
+	m = record(s, MR_VALUE, hv, key, origin);
+	m->name = xstrdup(name);
+	m->had_old = had;
+	m->old = *old;
+	memset(old, 0, sizeof(*old));
+}
+
 static hive *
 need(struct regs *s, enum reg_hive hv)
 {
@@ -123,15 +141,7 @@ regs_set(struct regs *s, enum reg_hive hv, const char *key,
 		hive_val_free(&old);
 		return -1;
 	}
-	if (!created_by_us(s, hv, key) && !value_recorded(s, hv, key, name)) {
-		struct man_reg *m = record(s, MR_VALUE, hv, key, origin);
-
-		m->name = xstrdup(name);
-		m->had_old = r == 1;
-		m->old = old;
-	} else {
-		hive_val_free(&old);
-	}
+	remember(s, hv, key, name, r == 1, &old, origin);
 	s->values_set++;
 	s->dirty[hv] = true;
 	return 0;
@@ -153,15 +163,7 @@ delete_value(struct regs *s, enum reg_hive hv, const char *key,
 		hive_val_free(&old);
 		return -1;
 	}
-	if (!created_by_us(s, hv, key) && !value_recorded(s, hv, key, name)) {
-		struct man_reg *m = record(s, MR_VALUE, hv, key, origin);
-
-		m->name = xstrdup(name);
-		m->had_old = true;
-		m->old = old;
-	} else {
-		hive_val_free(&old);
-	}
+	remember(s, hv, key, name, true, &old, origin);
 	s->values_deleted++;
 	s->dirty[hv] = true;
 	return 0;

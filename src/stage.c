@@ -883,24 +883,32 @@ service_of(const struct pkg *p, const char *section, struct inf_service *svc)
 	return r == 1 ? svc : NULL;
 }
 
+/* Set a value of CurrentControlSet\key in every control set in use. */
+static int
+set_in_csets(struct regs *s, const char *key, const char *name,
+    const struct hive_val *v, const char *origin)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < s->ncsets && r == 0; i++) {
+		char *k = xasprintf("%s\\%s", s->csets[i], key);
+
+		r = regs_set(s, REG_HIVE_SYSTEM, k, name, v, origin);
+		free(k);
+	}
+	return r;
+}
+
 static int
 set_dword(struct regs *s, const char *key, const char *name, uint32_t d,
     const char *origin)
 {
 	uint8_t b[4];
 	struct hive_val v = { REG_DWORD_, b, 4 };
-	size_t i;
 
 	put_le32(b, d);
-	for (i = 0; i < s->ncsets; i++) {
-		char *k = xasprintf("%s\\%s", s->csets[i], key);
-		int r = regs_set(s, REG_HIVE_SYSTEM, k, name, &v, origin);
-
-		free(k);
-		if (r < 0)
-			return -1;
-	}
-	return 0;
+	return set_in_csets(s, key, name, &v, origin);
 }
 
 static int
@@ -908,16 +916,10 @@ set_string(struct regs *s, const char *key, const char *name, uint32_t type,
     const char *str, const char *origin)
 {
 	struct hive_val v = { type, NULL, 0 };
-	size_t i;
-	int r = 0;
+	int r;
 
 	v.data = reg_utf16(str, &v.len);
-	for (i = 0; i < s->ncsets && r == 0; i++) {
-		char *k = xasprintf("%s\\%s", s->csets[i], key);
-
-		r = regs_set(s, REG_HIVE_SYSTEM, k, name, &v, origin);
-		free(k);
-	}
+	r = set_in_csets(s, key, name, &v, origin);
 	free(v.data);
 	return r;
 }
