@@ -95,6 +95,8 @@ print_json(const char *command, const struct stage_report *r)
 	if (strcmp(command, "verify") == 0) {
 		json_key(&j, "files_checked");
 		json_u64(&j, r->files_checked);
+		json_key(&j, "reader");
+		json_str(&j, r->reader);
 		json_key(&j, "problems");
 		json_arr_begin(&j);
 		for (i = 0; i < r->nproblems; i++)
@@ -198,8 +200,8 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 	if (strcmp(cmd->name, "verify") == 0) {
 		for (i = 0; i < r->nproblems; i++)
 			printf("BAD           %s\n", r->problems[i]);
-		printf("%llu files checked through libvhdi's reader: %s\n",
-		    (unsigned long long)r->files_checked,
+		printf("%llu files checked through %s's reader: %s\n",
+		    (unsigned long long)r->files_checked, r->reader,
 		    r->bad ? "MISMATCH" : "all match the manifest");
 	} else if (strcmp(cmd->name, "remove") == 0) {
 		printf("%s: %s%zu package%s removed from %s\n", r->image,

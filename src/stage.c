@@ -1903,10 +1903,19 @@ stage_verify(const char *image, const struct stage_opts *o,
 		if (!img)
 			return -1;
 		gp_image_get_info(img, &info);
-		if (strcmp(info.format, "raw") != 0)
+		/* libvhdi does not replay a VHDX log: while one is pending
+		 * (a writer stopped after its commit point) it would read the
+		 * old state, so our reader, which replays it, checks. */
+		if (info.log_replayed)
+			warn_add("%s: its VHDX log is not applied yet (libvhdi "
+			    "would read the state before it); checked through "
+			    "gpupv-prep's own reader", image);
+		else if (strcmp(info.format, "raw") != 0)
 			vo.format = "vhdi";
 		gp_image_close(img);
 	}
+	r->reader = vo.format && !strcmp(vo.format, "vhdi") ? "libvhdi" :
+	    "gpupv-prep";
 	if (guest_open(&g, image, &vo, GP_OPEN_RDONLY) < 0)
 		goto fail;
 	r->repo = xstrdup(g.repo);

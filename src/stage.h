@@ -69,6 +69,7 @@ struct stage_report {
 	uint64_t free_before;
 	/* verify: */
 	uint64_t files_checked;
+	const char *reader;		/* "libvhdi" or "gpupv-prep" */
 	uint64_t bad;			/* missing or different files */
 	char **problems;
 	size_t nproblems;

@@ -97,3 +97,19 @@ expect_eq "$(stat -c %s "$TMP/full.vhdx")" "$size" "disk full: file size"
 [ "$(state "$TMP/full.vhdx" vhdx)" = old ] || fail "disk full: not the old state"
 qemu-img check -q "$TMP/full.vhdx" || fail "disk full: qemu-img check"
 pass "host file system full: clear error, old state: $(head -c 200 "$TMP/fullerr")"
+
+# Killed after the commit point, before the log was applied: libvhdi
+# would read the old state, so verify checks through our reader (which
+# replays the log in memory), says so, and leaves the file as it is.
+cp "$TMP/base.vhdx" "$TMP/logged.vhdx"
+set +e
+(GPUPV_PREP_FAULT=vhdx-logged exec "$GPUPV_PREP" stage "$TMP/logged.vhdx" "$PKG") \
+  >/dev/null 2>&1
+set -e
+before=$(sha "$TMP/logged.vhdx")
+run 0 "$GPUPV_PREP" verify "$TMP/logged.vhdx" --json
+expect_eq "$(jqv .reader)" gpupv-prep "verify with a pending log: reader"
+expect_eq "$(jqv .verified)" true "verify with a pending log"
+jqv '.warnings[]' | grep -q "VHDX log is not applied yet" || fail "pending log not said"
+expect_eq "$(sha "$TMP/logged.vhdx")" "$before" "verify changed a file with a pending log"
+pass "verify with a pending VHDX log reads the new state"
