@@ -82,6 +82,14 @@ const gp_image *gp_image_parent(const gp_image *img);
 int	gp_image_read(gp_image *img, void *buf, size_t len, uint64_t off);
 int	gp_image_write(gp_image *img, const void *buf, size_t len, uint64_t off);
 int	gp_image_flush(gp_image *img);
+/*
+ * Whether the image file stores the virtual bytes [off, off+len): 1 when
+ * it does (writing there does not grow a dynamic image), 0 when they read
+ * from a parent or as zeros; *pnum is the length from off with the same
+ * answer.  -1 on error.
+ */
+int	gp_image_block_status(gp_image *img, uint64_t off, uint64_t len,
+	    uint64_t *pnum);
 
 /*
  * A writable image is changed in one session.  Writes are seen by later

@@ -483,8 +483,32 @@ vhd_flush(gp_image *img)
 	return blk_file_sync(img);
 }
 
+/* Blocks the BAT names are stored; a fixed file stores everything. */
+static int
+vhd_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+	struct vhd *h = img->priv;
+	uint64_t blk, pos = off;
+	bool stored;
+
+	if (h->type == VHD_TYPE_FIXED || !h->block_size) {
+		*pnum = len;
+		return 1;
+	}
+	blk = off / h->block_size;
+	stored = h->bat[blk] != VHD_BAT_UNUSED;
+	while (pos < off + len && blk < h->max_entries &&
+	    (h->bat[blk] != VHD_BAT_UNUSED) == stored) {
+		blk++;
+		pos = blk * h->block_size;
+	}
+	*pnum = MIN(pos, off + len) - off;
+	return stored;
+}
+
 const struct blk_driver blk_vhd_driver = {
 	.name = "vhd",
+	.block_status = vhd_block_status,
 	.probe = vhd_probe,
 	.open = vhd_open,
 	.read = vhd_read,

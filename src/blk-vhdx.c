@@ -1627,8 +1627,31 @@ out:
 	return ret;
 }
 
+/* Fully and partially present blocks are in the file (2.5.1). */
+static int
+vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+	struct vhdx *v = img->priv;
+	uint64_t blk = off / v->block_size, pos = off, nblk;
+	bool stored;
+
+#define STORED(b) (BAT_STATE(v->bat[bat_index(v, (b))]) == \
+	PAYLOAD_FULLY_PRESENT || BAT_STATE(v->bat[bat_index(v, (b))]) == \
+	PAYLOAD_PARTIALLY_PRESENT)
+	nblk = (img->info.virtual_size + v->block_size - 1) / v->block_size;
+	stored = STORED(blk);
+	while (pos < off + len && blk < nblk && STORED(blk) == stored) {
+		blk++;
+		pos = blk * v->block_size;
+	}
+#undef STORED
+	*pnum = MIN(pos, off + len) - off;
+	return stored;
+}
+
 const struct blk_driver blk_vhdx_driver = {
 	.name = "vhdx",
+	.block_status = vhdx_block_status,
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.read = vhdx_read,

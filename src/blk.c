@@ -451,6 +451,27 @@ blk_write(gp_image *img, const void *buf, size_t len, uint64_t off)
 }
 
 int
+gp_image_block_status(gp_image *img, uint64_t off, uint64_t len,
+    uint64_t *pnum)
+{
+	int r;
+
+	if (off >= img->info.virtual_size || !len) {
+		*pnum = 0;
+		return 0;
+	}
+	len = MIN(len, img->info.virtual_size - off);
+	if (!img->drv->block_status) {
+		*pnum = len;
+		return 1;
+	}
+	r = img->drv->block_status(img, off, len, pnum);
+	if (r >= 0 && (*pnum == 0 || *pnum > len))
+		*pnum = len;
+	return r;
+}
+
+int
 gp_image_flush(gp_image *img)
 {
 	if (!(img->flags & GP_OPEN_RDWR))

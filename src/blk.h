@@ -39,6 +39,14 @@ struct blk_driver {
 	 * sidecar journal.
 	 */
 	int (*commit)(gp_image *img);
+	/*
+	 * Optional: whether the file stores virtual bytes [off, off+len)
+	 * (1) or not (0, they read from the parent or as zeros), with the
+	 * length of the run that has the same answer in *pnum.  Without
+	 * it, everything is stored (raw, fixed).
+	 */
+	int (*block_status)(gp_image *img, uint64_t off, uint64_t len,
+	    uint64_t *pnum);
 };
 
 struct gp_image {

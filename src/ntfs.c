@@ -23,6 +23,7 @@
 
 #include <ntfs-3g/types.h>
 #include <ntfs-3g/attrib.h>
+#include <ntfs-3g/bitmap.h>
 #include <ntfs-3g/cache.h>
 #include <ntfs-3g/device.h>
 #include <ntfs-3g/dir.h>
@@ -30,11 +31,13 @@
 #include <ntfs-3g/logfile.h>
 #include <ntfs-3g/logging.h>
 #include <ntfs-3g/ntfstime.h>
+#include <ntfs-3g/runlist.h>
 #include <ntfs-3g/security.h>
 #include <ntfs-3g/unistr.h>
 #include <ntfs-3g/volume.h>
 
 #include "ntfs.h"
+#include "place.h"
 
 #define GP_NTFS_EPOCH_DELTA	116444736000000000LL	/* 1601 -> 1970, 100 ns */
 /* Caps on walking a volume that may be hostile: path depth, and the
@@ -42,6 +45,13 @@
 #define NTFS_MAX_PATH_DEPTH	64
 #define NTFS_MAX_DIR_ENTRIES	(1u << 20)
 #define NTFS_IO_CHUNK		(1024 * 1024)
+/* Runs one file's data may be split into when no free extent holds it
+ * whole (each costs a few bytes of mapping pairs; libntfs-3g moves them
+ * into extension records when the base record is full). */
+#define NTFS_MAX_RUNS		4096
+/* Room left in an MFT record after a resident value: an 8.3 name still
+ * has to fit (its FILE_NAME attribute is about 112 bytes). */
+#define NTFS_RESIDENT_SLACK	160
 
 struct slice {
 	gp_image *img;
@@ -60,6 +70,12 @@ struct gp_volume {
 	bool short_names;		/* give new names 8.3 aliases */
 	struct PERMISSIONS_CACHE *seccache;
 	char *where;			/* "IMAGE (offset N)" for messages */
+	/* Placement (place.c), made at the first allocation. */
+	struct place *place;
+	uint64_t block_size;		/* of the image, 0: none */
+	/* Clusters the session freed: kept marked in use until the end. */
+	struct place_run *pinned;
+	size_t npinned, pinned_cap;
 };
 
 /* ---- libntfs-3g logging ------------------------------------------- */
@@ -298,6 +314,355 @@ static struct ntfs_device_operations slice_ops = {
 	.ioctl = dev_ioctl,
 };
 
+/* ---- the cluster bitmap as the session sees it ---------------------- */
+
+static int ntfs_fail(gp_volume *v, int code, int err, const char *what);
+
+/*
+ * How many clusters from lcn (at most n) have their $Bitmap bit equal to
+ * set.  Read through libntfs-3g, so it sees what the session allocated;
+ * small reads first, larger ones while the run goes on.
+ */
+static int64_t
+bm_run(gp_volume *v, int64_t lcn, int64_t n, bool set)
+{
+	uint8_t buf[8192];
+	int64_t done = 0, chunk = 64;
+	const uint8_t all = set ? 0xff : 0;
+
+	if (lcn < 0 || lcn >= v->vol->nr_clusters)
+		return 0;
+	n = MIN(n, v->vol->nr_clusters - lcn);
+	while (done < n) {
+		int64_t c = lcn + done, byte = c >> 3, i;
+		int64_t nb = MIN(chunk, ((lcn + n + 7) >> 3) - byte);
+
+		if (ntfs_attr_pread(v->vol->lcnbmp_na, byte, nb, buf) != nb) {
+			errno = EIO;
+			return -1;
+		}
+		for (i = c - byte * 8; i < nb * 8 && done < n; i++) {
+			if (!(i & 7) && n - done >= 8 && buf[i >> 3] == all) {
+				done += 8;
+				i += 7;
+				continue;
+			}
+			if ((bool)((buf[i >> 3] >> (i & 7)) & 1) != set)
+				return done;
+			done++;
+		}
+		chunk = MIN(chunk * 4, (int64_t)sizeof(buf));
+	}
+	return done;
+}
+
+static int
+bm_set(gp_volume *v, int64_t lcn, int64_t len, bool set)
+{
+	if ((set ? ntfs_bitmap_set_run : ntfs_bitmap_clear_run)(
+	    v->vol->lcnbmp_na, lcn, len) < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+		    "cannot update the cluster bitmap");
+	v->vol->free_clusters += set ? -len : len;
+	return 0;
+}
+
+/*
+ * After the session freed runs (a deletion, a truncation), mark what
+ * became free in use again until the session ends: then nothing later in
+ * the session, ours or libntfs-3g's, allocates space that the old state
+ * still uses.  Clusters still in use (another hard link) stay as they are.
+ */
+static int
+pin_freed(gp_volume *v, const struct place_run *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int64_t c = r[i].lcn, end = r[i].lcn + r[i].len, f, u;
+
+		while (c < end) {
+			f = bm_run(v, c, end - c, false);
+			if (f < 0)
+				return ntfs_fail(v, GP_EXIT_CORRUPT, EIO,
+				    "cannot read the cluster bitmap");
+			if (f > 0) {
+				if (bm_set(v, c, f, true) < 0)
+					return -1;
+				if (v->npinned == v->pinned_cap) {
+					v->pinned_cap = v->pinned_cap ?
+					    v->pinned_cap * 2 : 64;
+					v->pinned = xrealloc(v->pinned,
+					    v->pinned_cap * sizeof(*v->pinned));
+				}
+				v->pinned[v->npinned].lcn = c;
+				v->pinned[v->npinned++].len = f;
+				c += f;
+			}
+			u = bm_run(v, c, end - c, true);
+			if (u < 0)
+				return -1;
+			if (f == 0 && u == 0)
+				break;
+			c += u;
+		}
+	}
+	return 0;
+}
+
+/* The session ends: what it freed is free. */
+static int
+unpin(gp_volume *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->npinned; i++)
+		if (bm_set(v, v->pinned[i].lcn, v->pinned[i].len, false) < 0)
+			return -1;
+	v->npinned = 0;
+	return 0;
+}
+
+static void
+runs_add(struct place_run **r, size_t *n, int64_t lcn, int64_t len)
+{
+	*r = xrealloc(*r, (*n + 1) * sizeof(**r));
+	(*r)[*n].lcn = lcn;
+	(*r)[*n].len = len;
+	(*n)++;
+}
+
+/* The clusters of every non-resident attribute of ni (deletion frees them). */
+static int
+inode_runs(gp_volume *v, ntfs_inode *ni, struct place_run **r, size_t *n)
+{
+	ntfs_attr_search_ctx *ctx = ntfs_attr_get_search_ctx(ni, NULL);
+	runlist_element *rl, *e;
+	int err;
+
+	if (!ctx)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "out of memory");
+	while (!(err = ntfs_attrs_walk(ctx))) {
+		if (!ctx->attr->non_resident)
+			continue;
+		rl = ntfs_mapping_pairs_decompress(v->vol, ctx->attr, NULL);
+		if (!rl) {
+			ntfs_attr_put_search_ctx(ctx);
+			return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "bad mapping "
+			    "pairs in an attribute");
+		}
+		for (e = rl; e->length; e++)
+			if (e->lcn >= 0)
+				runs_add(r, n, e->lcn, e->length);
+		free(rl);
+	}
+	ntfs_attr_put_search_ctx(ctx);
+	if (errno != ENOENT)
+		return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot walk the "
+		    "attributes of an inode");
+	return 0;
+}
+
+/* ---- placement: place.c over this volume ----------------------------- */
+
+static int64_t
+op_free_run(void *ctx, int64_t lcn, int64_t n)
+{
+	return bm_run(ctx, lcn, n, false);
+}
+
+static int
+op_stored(void *ctx, int64_t lcn, int64_t n, int64_t *pn)
+{
+	gp_volume *v = ctx;
+	uint64_t cs = v->vol->cluster_size, got = 0;
+	int r = gp_image_block_status(v->sl.img, v->sl.start +
+	    (uint64_t)lcn * cs, (uint64_t)n * cs, &got);
+
+	/* A cluster across a block boundary counts as not stored. */
+	*pn = (int64_t)(got / cs);
+	if (*pn == 0) {
+		*pn = 1;
+		return 0;
+	}
+	return r;
+}
+
+static int64_t
+op_block_end(void *ctx, int64_t lcn)
+{
+	gp_volume *v = ctx;
+	uint64_t cs = v->vol->cluster_size, off;
+
+	if (!v->block_size)
+		return INT64_MAX;
+	off = v->sl.start + (uint64_t)lcn * cs;
+	off = (off / v->block_size + 1) * v->block_size;
+	return (int64_t)((off - v->sl.start) / cs);
+}
+
+static const struct place_ops place_ops = {
+	.free_run = op_free_run,
+	.stored = op_stored,
+	.block_end = op_block_end,
+};
+
+/* The free space as the session found it, before its first allocation. */
+static int
+place_build(gp_volume *v)
+{
+	struct gp_image_info info;
+	int64_t lcn = 0, nr = v->vol->nr_clusters, u, f;
+
+	gp_image_get_info(v->sl.img, &info);
+	v->block_size = info.block_size;
+	v->place = place_new(&place_ops, v, v->vol->mft_zone_start,
+	    v->vol->mft_zone_end);
+	while (lcn < nr) {
+		u = bm_run(v, lcn, nr - lcn, true);
+		if (u < 0)
+			goto fail;
+		lcn += u;
+		if (lcn >= nr)
+			break;
+		f = bm_run(v, lcn, nr - lcn, false);
+		if (f < 0 || place_add_free(v->place, lcn, f) < 0)
+			goto fail;
+		lcn += f;
+	}
+	debug("%s: %lld clusters free to place data in", v->where,
+	    (long long)place_available(v->place));
+	return 0;
+fail:
+	place_free(v->place);
+	v->place = NULL;
+	if (error_pending())
+		return -1;
+	return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the cluster "
+	    "bitmap");
+}
+
+/* Whether size bytes of data fit in the file's MFT record. */
+static bool
+fits_resident(ntfs_inode *ni, uint64_t size)
+{
+	uint64_t room = le32_to_cpu(ni->mrec->bytes_allocated) -
+	    le32_to_cpu(ni->mrec->bytes_in_use);
+
+	return ((size + 7) & ~(uint64_t)7) + NTFS_RESIDENT_SLACK <= room;
+}
+
+/*
+ * Empty the data attribute.  The clusters it held stay in use until the
+ * session ends (pin_freed), so new contents never overwrite old ones in
+ * place: the old state survives until the commit.
+ */
+static int
+release_data(gp_volume *v, ntfs_attr *na)
+{
+	struct place_run *runs = NULL;
+	size_t n = 0;
+	runlist_element *e;
+	int ret = -1;
+
+	if (NAttrNonResident(na)) {
+		if (ntfs_attr_map_whole_runlist(na) < 0) {
+			ntfs_fail(v, GP_EXIT_CORRUPT, errno, "cannot read a "
+			    "file's runlist");
+			goto out;
+		}
+		for (e = na->rl; e && e->length; e++)
+			if (e->lcn >= 0)
+				runs_add(&runs, &n, e->lcn, e->length);
+		/* A zero size with clusters still allocated: grow it by a
+		 * byte so that the truncation below frees them. */
+		if (!na->data_size && n && ntfs_attr_truncate(na, 1) < 0)
+			goto fail;
+	}
+	if (na->data_size && ntfs_attr_truncate(na, 0) < 0)
+		goto fail;
+	ret = pin_freed(v, runs, n);
+	goto out;
+fail:
+	ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot truncate a file");
+out:
+	free(runs);
+	return ret;
+}
+
+/*
+ * Give an empty data attribute size bytes of clusters chosen by place.c,
+ * marked in the bitmap and described by its mapping pairs, before any
+ * byte is written.
+ */
+static int
+place_data(gp_volume *v, ntfs_inode *ni, ntfs_attr *na, uint64_t size)
+{
+	int64_t clusters = (int64_t)((size + v->vol->cluster_size - 1) >>
+	    v->vol->cluster_size_bits), vcn = 0;
+	struct place_run *runs = NULL;
+	runlist_element *rl;
+	ntfs_attr_search_ctx *ctx;
+	size_t nr = 0, i;
+	int ret = -1;
+
+	if (!v->place && place_build(v) < 0)
+		return -1;
+	runs = xmalloc(NTFS_MAX_RUNS * sizeof(*runs));
+	if (place_alloc(v->place, clusters, runs, NTFS_MAX_RUNS, &nr) < 0) {
+		if (errno == ENOSPC)
+			ntfs_fail(v, GP_EXIT_FAILURE, ENOSPC,
+			    "NTFS volume is full (free space the session may "
+			    "use: space free when it began)");
+		else if (!error_pending())
+			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot place "
+			    "the file's clusters");
+		goto out;
+	}
+	for (i = 0; i < nr; i++)
+		if (bm_set(v, runs[i].lcn, runs[i].len, true) < 0)
+			goto out;
+	if (!NAttrNonResident(na)) {
+		ctx = ntfs_attr_get_search_ctx(ni, NULL);
+		if (!ctx || ntfs_attr_lookup(AT_DATA, AT_UNNAMED, 0,
+		    CASE_SENSITIVE, 0, NULL, 0, ctx) < 0 ||
+		    ntfs_attr_make_non_resident(na, ctx) < 0) {
+			if (ctx)
+				ntfs_attr_put_search_ctx(ctx);
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    "cannot make the file's data non-resident");
+			goto out;
+		}
+		ntfs_inode_mark_dirty(ctx->ntfs_ino);
+		ntfs_attr_put_search_ctx(ctx);
+	}
+	/* libntfs-3g frees runlists with free(). */
+	rl = xcalloc(nr + 1, sizeof(*rl));
+	for (i = 0; i < nr; i++) {
+		rl[i].vcn = vcn;
+		rl[i].lcn = runs[i].lcn;
+		rl[i].length = runs[i].len;
+		vcn += runs[i].len;
+	}
+	rl[nr].vcn = vcn;
+	rl[nr].lcn = LCN_ENOENT;
+	rl[nr].length = 0;
+	free(na->rl);
+	na->rl = rl;
+	na->allocated_size = clusters << v->vol->cluster_size_bits;
+	NAttrSetFullyMapped(na);
+	if (ntfs_attr_update_mapping_pairs(na, 0) < 0 ||
+	    ntfs_attr_truncate_solid(na, (s64)size) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+		    "cannot record the file's clusters");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(runs);
+	return ret;
+}
+
 /* ---- mount -------------------------------------------------------- */
 
 static int
@@ -433,6 +798,8 @@ gp_volume_close(gp_volume *v)
 	if (!v)
 		return 0;
 	ntfs_last_msg[0] = '\0';
+	if (v->writable && unpin(v) < 0)
+		ret = -1;
 	if (v->secure_open)
 		ntfs_close_secure(v->vol);
 	if (ntfs_umount(v->vol, FALSE) < 0) {
@@ -443,6 +810,8 @@ gp_volume_close(gp_volume *v)
 		ntfs_fail(v, GP_EXIT_FAILURE, EIO, "I/O error on the image");
 		ret = -1;
 	}
+	place_free(v->place);
+	free(v->pinned);
 	free(v->where);
 	free(v);
 	return ret;
@@ -1218,9 +1587,10 @@ open_parent(gp_volume *v, const char *path, char **copy, char **last)
 }
 
 /*
- * Give the unnamed data attribute of ni size bytes from fill: all
- * clusters at once, no holes (the allocator then finds runs as long as
- * the free space allows), then the contents in pieces.
+ * Give the unnamed data attribute of ni size bytes from fill: whatever it
+ * held is released (and kept from reuse), clusters are placed for the
+ * whole size at once, then the contents are written in pieces.  Data that
+ * fits in the MFT record stays resident, as Windows keeps it.
  */
 static int
 write_data(gp_volume *v, ntfs_inode *ni, uint64_t size,
@@ -1231,12 +1601,15 @@ write_data(gp_volume *v, ntfs_inode *ni, uint64_t size,
 	uint64_t done = 0;
 	int ret = -1;
 
-	if (!na || ntfs_attr_truncate_solid(na, (s64)size) < 0) {
+	if (!na) {
 		ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
-		    errno == ENOSPC ? "NTFS volume is full" :
-		    "cannot allocate the file");
+		    "cannot open the file's data");
 		goto out;
 	}
+	if (release_data(v, na) < 0)
+		goto out;
+	if (size && !fits_resident(ni, size) && place_data(v, ni, na, size) < 0)
+		goto out;
 	buf = xmalloc(NTFS_IO_CHUNK);
 	while (done < size) {
 		size_t want = (size_t)MIN(size - done, (uint64_t)NTFS_IO_CHUNK);
@@ -1371,6 +1744,8 @@ gp_volume_remove(gp_volume *v, const char *path)
 	char *copy = NULL, *name, *real = NULL, *base;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	ntfschar *uname = NULL;
+	struct place_run *freed = NULL;
+	size_t nfreed = 0;
 	MFT_REF mref;
 	int ulen, ret = -1;
 
@@ -1393,6 +1768,8 @@ gp_volume_remove(gp_volume *v, const char *path)
 		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open an entry");
 		goto out;
 	}
+	if (inode_runs(v, ni, &freed, &nfreed) < 0)
+		goto out;
 	/* Deletes the 8.3 alias too; closes both inodes. */
 	if (ntfs_delete(v->vol, NULL, ni, dir, uname, (u8)ulen) < 0) {
 		int e = errno == ENOENT ? EIO : errno;
@@ -1404,7 +1781,7 @@ gp_volume_remove(gp_volume *v, const char *path)
 		goto out;
 	}
 	ni = dir = NULL;
-	ret = 0;
+	ret = pin_freed(v, freed, nfreed);
 out:
 	if (ret < 0)
 		error_prefix("%s", path);
@@ -1412,6 +1789,7 @@ out:
 		ntfs_inode_close(ni);
 	if (dir)
 		ntfs_inode_close(dir);
+	free(freed);
 	free(uname);
 	free(real);
 	free(copy);
