@@ -46,6 +46,8 @@ struct vhd {
 	uint8_t parent_id[16];
 };
 
+static int reclaim_tail(gp_image *img, struct vhd *h, uint64_t dyn_off);
+
 static uint32_t
 vhd_checksum(const uint8_t *p, size_t n, size_t skip_off)
 {
@@ -306,6 +308,8 @@ vhd_open(gp_image *img, const struct gp_open_opts *opts)
 	}
 	free(raw);
 	raw = NULL;
+	if (reclaim_tail(img, h, dyn_off) < 0)
+		goto fail;
 	h->bitmap = xmalloc(h->bitmap_size);
 	if (h->type == VHD_TYPE_DIFF && open_parent(img, h, dh,
 	    opts->parent) < 0)
@@ -316,6 +320,47 @@ fail:
 	vhd_free(h);
 	img->priv = NULL;
 	return -1;
+}
+
+/*
+ * Blocks a killed session appended lie between the last block the BAT
+ * names and the footer at the end; the footer the committed state had is
+ * still in place right after that last block (a new block only overwrites
+ * it through the session).  Cut the file back to it, in a writable open
+ * outside a dry run.
+ */
+static int
+reclaim_tail(gp_image *img, struct vhd *h, uint64_t dyn_off)
+{
+	uint64_t end = MAX(dyn_off + VHD_DYNHDR_SIZE, h->bat_off +
+	    ((uint64_t)h->max_entries * 4 + 511) / 512 * 512);
+	uint8_t f[VHD_FOOTER_SIZE];
+	uint32_t i;
+
+	if (!BLK_FILE_WRITABLE(img))
+		return 0;
+	for (i = 0; i < h->max_entries; i++)
+		if (h->bat[i] != VHD_BAT_UNUSED)
+			end = MAX(end, (uint64_t)h->bat[i] * 512 +
+			    h->bitmap_size + h->block_size);
+	end = (end + 511) / 512 * 512;
+	if (img->file_size <= end + VHD_FOOTER_SIZE)
+		return 0;
+	/* Where the old footer should be, a footer must be, or we keep out. */
+	if (blk_file_read(img, f, sizeof(f), end) < 0)
+		return -1;
+	if (memcmp(f, h->footer, VHD_FOOTER_SIZE) != 0) {
+		if (blk_file_write_raw(img, h->footer, VHD_FOOTER_SIZE,
+		    end) < 0 || blk_file_sync(img) < 0)
+			return -1;
+	}
+	debug("%s: %llu bytes past the last block the BAT names (left by an "
+	    "interrupted run) are given back", img->path,
+	    (unsigned long long)(img->file_size - end - VHD_FOOTER_SIZE));
+	if (blk_file_truncate(img, end + VHD_FOOTER_SIZE) < 0 ||
+	    blk_file_sync(img) < 0)
+		return -1;
+	return 0;
 }
 
 static void

@@ -982,6 +982,45 @@ out:
 	return ret;
 }
 
+/*
+ * Give back what lies past the last structure the file references: blocks
+ * a killed session appended (its BAT changes never reached the file) or a
+ * relocated log that was never named.  Only in a writable open outside a
+ * dry run, after the log was replayed, and only whole MiB past every
+ * region, log and block (2.5: blocks are 1 MiB aligned).
+ */
+static int
+reclaim_tail(gp_image *img, struct vhdx *v)
+{
+	uint64_t end = 1 * MiB, i;
+
+	if (!BLK_FILE_WRITABLE(img) || !guid_is_zero(&v->log_guid))
+		return 0;
+	end = MAX(end, v->bat_off + v->bat_len);
+	end = MAX(end, v->meta_off + v->meta_len);
+	if (v->log_len)
+		end = MAX(end, v->log_off + v->log_len);
+	for (i = 0; i < v->nbat; i++) {
+		uint64_t e = v->bat[i];
+		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
+		unsigned st = BAT_STATE(e);
+
+		if (is_sb ? st == SB_PRESENT : (st == PAYLOAD_FULLY_PRESENT ||
+		    st == PAYLOAD_PARTIALLY_PRESENT))
+			end = MAX(end, BAT_OFFSET(e) + (is_sb ? VHDX_SB_SIZE :
+			    v->block_size));
+	}
+	end = (end + MiB - 1) / MiB * MiB;
+	if (img->file_size <= end)
+		return 0;
+	debug("%s: %llu bytes past the last block no BAT entry names (left "
+	    "by an interrupted run) are given back", img->path,
+	    (unsigned long long)(img->file_size - end));
+	if (blk_file_truncate(img, end) < 0 || blk_file_sync(img) < 0)
+		return -1;
+	return 0;
+}
+
 /* ---- differencing parent ------------------------------------------ */
 
 static char *
@@ -1115,7 +1154,8 @@ vhdx_open(gp_image *img, const struct gp_open_opts *opts)
 	free(creator);
 	if (read_headers(img, v) < 0 || replay_log(img, v) < 0 ||
 	    read_region_table(img, v) < 0 || check_layout(img, v) < 0 ||
-	    read_metadata(img, v) < 0 || read_bat(img, v) < 0)
+	    read_metadata(img, v) < 0 || read_bat(img, v) < 0 ||
+	    reclaim_tail(img, v) < 0)
 		goto fail;
 
 	img->info.subformat = v->has_parent ? "differencing" :

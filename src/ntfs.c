@@ -52,6 +52,7 @@
 /* Room left in an MFT record after a resident value: an 8.3 name still
  * has to fit (its FILE_NAME attribute is about 112 bytes). */
 #define NTFS_RESIDENT_SLACK	160
+#define NTFS_MAX_ALIAS		1000000	/* "~N" candidates tried */
 
 struct slice {
 	gp_image *img;
@@ -1457,8 +1458,8 @@ apply_meta(ntfs_inode *ni, const struct gp_file_meta *m, bool is_dir)
 }
 
 /* "NAME.EXT" rules of FAT: at most 8.3, one dot, no spaces or specials. */
-static bool
-is_short_name(const char *name)
+bool
+ntfs_is_short_name(const char *name)
 {
 	const char *dot = strchr(name, '.');
 	size_t stem = dot ? (size_t)(dot - name) : strlen(name);
@@ -1488,19 +1489,17 @@ short_char(unsigned char c)
 }
 
 /*
- * An 8.3 alias the way Windows forms one: the first letters of the name
- * and of its last extension, upper case, "~N" to make it unique in dir.
- * (Windows switches to a hashed form after ~4; we keep counting, which
- * is as valid and only differs in the alias chosen.)
+ * The n-th 8.3 alias candidate the way Windows forms one: the first
+ * letters of the name and of its last extension, upper case, "~n".
+ * (Windows switches to a hashed form after ~4; we keep counting, which is
+ * as valid and only differs in the alias chosen.)
  */
-static int
-make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
+void
+ntfs_short_name(const char *name, unsigned n, char out[24])
 {
-	char base[9], ext[4];
+	char base[9], ext[4], suffix[12];
 	const char *dot = strrchr(name, '.'), *p;
 	size_t nb = 0, ne = 0, keep;
-	MFT_REF mref;
-	unsigned n;
 
 	for (p = name; *p && p != dot && nb < 8; p++) {
 		char c = short_char((unsigned char)*p);
@@ -1519,13 +1518,21 @@ make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
 		base[nb++] = '_';
 	base[nb] = '\0';
 	ext[ne] = '\0';
-	for (n = 1; n < 1000000; n++) {
-		char suffix[12];
+	snprintf(suffix, sizeof(suffix), "~%u", n);
+	keep = MIN(nb, 8 - strlen(suffix));
+	snprintf(out, 24, "%.*s%s%s%s", (int)keep, base, suffix, ne ? "." : "",
+	    ext);
+}
 
-		snprintf(suffix, sizeof(suffix), "~%u", n);
-		keep = MIN(nb, 8 - strlen(suffix));
-		snprintf(out, 24, "%.*s%s%s%s", (int)keep, base, suffix,
-		    ne ? "." : "", ext);
+/* The first alias candidate not taken in dir. */
+static int
+make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
+{
+	MFT_REF mref;
+	unsigned n;
+
+	for (n = 1; n < NTFS_MAX_ALIAS; n++) {
+		ntfs_short_name(name, n, out);
 		if (lookup(v, dir, out, &mref) < 0) {
 			if (error_pending())
 				return -1;
@@ -1547,7 +1554,7 @@ add_short_name(gp_volume *v, ntfs_inode *ni, ntfs_inode *dir,
 {
 	char alias[24];
 
-	if (is_short_name(name)) {
+	if (ntfs_is_short_name(name)) {
 		size_t i;
 
 		for (i = 0; name[i]; i++)
@@ -1925,4 +1932,15 @@ out:
 	ntfs_attr_close(na);
 	ntfs_inode_close(ni);
 	return ret;
+}
+
+uint64_t
+ntfs_file_cost(uint64_t size, uint64_t cluster)
+{
+	/* What surely stays resident; past it, count the clusters. */
+	const uint64_t resident = 400, record = 1024;
+
+	if (size <= resident || !cluster)
+		return record;
+	return record + (size + cluster - 1) / cluster * cluster;
 }

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "inf.h"
+#include "ntfs.h"
 #include "package.h"
+#include "plan.h"
 #include "registry.h"
 #include "sha256.h"
 #include "stage.h"
@@ -675,6 +677,8 @@ struct guest_reg {
 	char *tmpdir;
 	char *tmp[REG_NHIVES];		/* the hive copied out, on the host */
 	char *gpath[REG_NHIVES];	/* ...and where it is in the guest */
+	void *out[REG_NHIVES];		/* the edited hive, to be written */
+	size_t outlen[REG_NHIVES];
 };
 
 static void
@@ -683,6 +687,8 @@ guest_reg_free(struct guest_reg *gr)
 	size_t i;
 
 	regs_free(&gr->s);
+	for (i = 0; i < REG_NHIVES; i++)
+		free(gr->out[i]);
 	for (i = 0; i < REG_NHIVES; i++) {
 		if (gr->tmp[i]) {
 			unlink(gr->tmp[i]);
@@ -795,20 +801,19 @@ out:
 	return ret;
 }
 
-/* Commit the edited hives and write them over the guest's files. */
+/* Commit the edited hives to bytes (before the space check: their size
+ * counts). */
 static int
-store_hives(struct guest *g, struct guest_reg *gr, struct stage_report *r)
+commit_hives(struct guest_reg *gr)
 {
 	size_t hv;
 
 	for (hv = 0; hv < REG_NHIVES; hv++) {
 		char *out;
-		void *data = NULL;
-		size_t len = 0;
 		int fd, rc = -1;
 		struct stat st;
 
-		if (!gr->s.h[hv] || !gr->s.dirty[hv])
+		if (!gr->s.h[hv] || !gr->s.dirty[hv] || gr->out[hv])
 			continue;
 		out = xasprintf("%s/out", gr->tmpdir);
 		unlink(out);
@@ -819,9 +824,9 @@ store_hives(struct guest *g, struct guest_reg *gr, struct stage_report *r)
 		fd = open(out, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0 && fstat(fd, &st) == 0 &&
 		    (uint64_t)st.st_size <= HIVE_MAX_SIZE) {
-			len = (size_t)st.st_size;
-			data = xmalloc(len + 1);
-			rc = file_pread(fd, data, len, 0);
+			gr->outlen[hv] = (size_t)st.st_size;
+			gr->out[hv] = xmalloc(gr->outlen[hv] + 1);
+			rc = file_pread(fd, gr->out[hv], gr->outlen[hv], 0);
 		}
 		if (rc < 0)
 			error_set(errno ? errno : EFBIG, "%s: %s", out,
@@ -830,12 +835,28 @@ store_hives(struct guest *g, struct guest_reg *gr, struct stage_report *r)
 			close(fd);
 		unlink(out);
 		free(out);
-		if (rc == 0)
-			rc = gp_volume_overwrite(g->vol, gr->gpath[hv], data,
-			    len);
-		free(data);
 		if (rc < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* Write the edited hives over the guest's files. */
+static int
+store_hives(struct guest *g, struct guest_reg *gr, struct stage_report *r)
+{
+	size_t hv;
+
+	if (commit_hives(gr) < 0)
+		return -1;
+	for (hv = 0; hv < REG_NHIVES; hv++) {
+		if (!gr->out[hv])
+			continue;
+		if (gp_volume_overwrite(g->vol, gr->gpath[hv], gr->out[hv],
+		    gr->outlen[hv]) < 0)
+			return -1;
+		free(gr->out[hv]);
+		gr->out[hv] = NULL;
 		r->hives_written = xrealloc(r->hives_written,
 		    (r->nhives_written + 1) * sizeof(char *));
 		r->hives_written[r->nhives_written++] = xstrdup(gr->gpath[hv]);
@@ -1548,12 +1569,14 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	struct guest_reg gr = { 0 };
 	struct copy_plan *plan = NULL;
 	size_t nplan = 0;
-	uint64_t cluster, need = 0, freed = 0, nfiles = 0, total = 0;
+	uint64_t cluster, nfiles = 0, total = 0, need;
+	uint64_t need_pkgs = 0, need_copies = 0, need_hives = 0, need_meta;
+	bool short_names;
 	size_t i, j;
 	bool *todo = NULL, *restage = NULL;
 	struct hash_run h;
 	double t0, t1;
-	char b1[32], b2[32];
+	char b1[32], b2[32], b3[32];
 
 	memset(r, 0, sizeof(*r));
 	r->image = xstrdup(image);
@@ -1564,6 +1587,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	r->repo = xstrdup(g.repo);
 	r->partition = g.partition;
 	gp_volume_space(g.vol, &cluster, &r->free_before);
+	short_names = gp_volume_short_names(g.vol, g.system32,
+	    o->short_names) > 0;
 
 	/* The plan. */
 	for (i = 0; i < set->n; i++) {
@@ -1576,7 +1601,6 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			a = ACT_UNCHANGED;
 		} else if (mp) {
 			a = ACT_REPLACE;
-			freed += mp->bytes;
 		} else {
 			struct gp_stat st;
 			char *path = guest_path(&g, p->name, NULL);
@@ -1594,15 +1618,22 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			a = ACT_STAGE;
 		}
 		it = add_item(r, p->name, p->inf, p->driver_ver, a);
-		for (j = 0; j < p->nfiles; j++)
-			if (!p->files[j].is_dir) {
-				it->files++;
-				if (a != ACT_UNCHANGED)
-					need += (p->files[j].size + cluster - 1) /
-					    cluster * cluster + 1024;
-			} else if (a != ACT_UNCHANGED) {
-				need += 4096;
-			}
+		for (j = 0; j < p->nfiles; j++) {
+			const struct pkg_file *f = &p->files[j];
+
+			it->files += !f->is_dir;
+			if (a == ACT_UNCHANGED)
+				continue;
+			/* The file or folder, its index entry, and a folder's
+			 * first index block. */
+			need_pkgs += ntfs_file_cost(f->size, cluster) +
+			    2 * strlen(f->rel) + 100 +
+			    (f->is_dir ? 4096 : 0);
+		}
+		if (a != ACT_UNCHANGED)
+			need_pkgs += ntfs_file_cost(0, cluster) + 4096;
+		if (a != ACT_UNCHANGED && plan_name_clashes(p, short_names) < 0)
+			goto fail;
 		it->bytes = p->bytes;
 		if (a != ACT_UNCHANGED) {
 			nfiles += it->files;
@@ -1627,7 +1658,6 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 				old->files += !q->files[k].is_dir;
 			free(it->replaces);
 			it->replaces = xstrdup(q->name);
-			freed += q->bytes;
 		}
 	}
 	for (i = 0; i < r->n; i++)
@@ -1677,15 +1707,55 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		guest_close(&g);
 		return 0;
 	}
-	if (need > r->free_before + freed) {
-		error_set(ENOSPC, "%s: the packages need about %s on the NTFS "
-		    "volume, which has %s free; nothing was written", image,
-		    human(need, b1), human(r->free_before, b2));
+	/*
+	 * Everything the run allocates, counted before the first write.  The
+	 * space of what the run deletes or rewrites (an older package, the
+	 * hives, the manifest) stays in use until the commit, so it does not
+	 * count as free: an update needs room for both versions.
+	 */
+	for (i = 0; i < nplan; i++) {
+		struct gp_stat st;
+
+		need_copies += ntfs_file_cost(plan[i].f->size, cluster);
+		if (!copy_find(&g.man, plan[i].dest) &&
+		    gp_volume_stat(g.vol, plan[i].dest, &st) == 0)
+			need_copies += ntfs_file_cost(st.size, cluster);
+		gp_error_clear();
+	}
+	if (commit_hives(&gr) < 0)
+		goto fail;
+	for (i = 0; i < REG_NHIVES; i++)
+		if (gr.out[i])
+			need_hives += ntfs_file_cost(gr.outlen[i], cluster);
+	{
+		struct gp_stat st;
+		uint64_t man = 64 * 1024, k;
+
+		if (gp_volume_stat(g.vol, g.manifest_path, &st) == 0)
+			man += st.size;
+		gp_error_clear();
+		for (k = 0; k < set->n; k++)
+			man += 1024 + 320 * (uint64_t)set->v[k].nfiles;
+		/* The manifest, and room for the MFT to grow. */
+		need_meta = ntfs_file_cost(man, cluster) + 1024 * 1024;
+	}
+	need = need_pkgs + need_copies + need_hives + need_meta;
+	debug("%s: the run needs %llu bytes (packages %llu, System32 copies "
+	    "%llu, hives %llu, manifest and MFT %llu) of %llu free", image,
+	    (unsigned long long)need, (unsigned long long)need_pkgs,
+	    (unsigned long long)need_copies, (unsigned long long)need_hives,
+	    (unsigned long long)need_meta, (unsigned long long)r->free_before);
+	if (need > r->free_before) {
+		error_set(ENOSPC, "%s: the change needs about %s on the NTFS "
+		    "volume (packages %s, the rest for System32 copies, hives "
+		    "and metadata; what it replaces stays in use until it "
+		    "commits), which has %s free; nothing was written", image,
+		    human(need, b1), human(need_pkgs, b3),
+		    human(r->free_before, b2));
 		goto fail;
 	}
 
 	/* The execution. */
-	gp_volume_short_names(g.vol, g.system32, o->short_names);
 	if (gp_volume_mkdir_p(g.vol, g.repo) < 0)
 		goto fail;
 	for (i = 0; i < r->n; i++) {
