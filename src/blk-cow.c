@@ -37,6 +37,7 @@ struct blk_cow {
 	/* slot -> page number, in order of creation */
 	uint64_t *pages;
 	size_t n, pages_cap;
+	size_t meta;		/* pages a real run would hold too */
 	uint8_t **arenas;
 	size_t narenas;
 	int spill_fd;
@@ -423,6 +424,8 @@ blk_cow_write(gp_image *img, const void *vbuf, size_t len, uint64_t off,
 			memcpy(tmp + in, buf, n);
 			if (slot_new(img, c, page, &slot, tmp) < 0)
 				return -1;
+			if (!unreferenced && page * PAGE < c->base_size)
+				c->meta++;
 		}
 		buf += n;
 		off += n;
@@ -431,6 +434,37 @@ blk_cow_write(gp_image *img, const void *vbuf, size_t len, uint64_t off,
 			img->file_size = off;
 	}
 	return 0;
+}
+
+static uint64_t
+commit_limit(void)
+{
+	const char *e = getenv("GPUPV_PREP_COMMIT_LIMIT_MB");
+	uint64_t lim = BLK_MAX_COMMIT_PAGES;
+	char *end;
+
+	if (e && *e) {
+		unsigned long long mb = strtoull(e, &end, 10);
+
+		if (!*end && mb * (1024 * 1024 / PAGE) < lim)
+			lim = mb * (1024 * 1024 / PAGE);
+	}
+	return lim;
+}
+
+int
+blk_cow_check_limit(gp_image *img)
+{
+	struct blk_cow *c = img->cow;
+	uint64_t held = c->direct_ok ? c->n : c->meta, lim = commit_limit();
+
+	if (held <= lim)
+		return 0;
+	error_set(EFBIG, "%s: the change holds %llu MiB of rewritten "
+	    "metadata, more than one atomic commit takes (%llu MiB)",
+	    img->path, (unsigned long long)(held * PAGE >> 20),
+	    (unsigned long long)(lim * PAGE >> 20));
+	return -1;
 }
 
 /* Load pages (a pending journal) into a fresh overlay. */

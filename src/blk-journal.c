@@ -177,13 +177,8 @@ blk_journal_commit(gp_image *img)
 	uint64_t n = blk_cow_count(img), final = img->file_size;
 	int ret = -1;
 
-	if (n > JNL_MAX_PAGES) {
-		error_set(EFBIG, "%s: the change holds %llu MiB of rewritten "
-		    "metadata, more than one atomic commit takes (%u MiB)",
-		    img->path, (unsigned long long)(n * PAGE >> 20),
-		    (unsigned)(JNL_MAX_PAGES * (uint64_t)PAGE >> 20));
+	if (blk_cow_check_limit(img) < 0)
 		goto out;
-	}
 	/* The payload written straight to the file must be stable before
 	 * the journal makes anything point at it. */
 	if (blk_file_sync(img) < 0)

@@ -44,7 +44,9 @@
 #define VHDX_SB_SIZE		MiB	/* a sector bitmap block, 2.4 */
 #define VHDX_LOG_SECTOR		4096
 /* Caps on what we hold in memory, far above anything Hyper-V makes. */
-#define VHDX_MAX_LOG		(256 * MiB)
+/* The largest log we write or read: a commit of BLK_MAX_COMMIT_PAGES
+ * pages with its entry headers, rounded up. */
+#define VHDX_MAX_LOG		(1040 * MiB)
 #define VHDX_MAX_META		(16 * MiB)
 #define VHDX_MAX_BAT		(1024 * MiB)
 #define VHDX_MAX_LOCATOR_KEYS	256
@@ -1526,22 +1528,55 @@ vhdx_begin_direct(gp_image *img)
 #define LOG_ENTRY_MAX		((1 + LOG_DESC_PER_ENTRY) * VHDX_LOG_SECTOR)
 
 struct log_build {
-	uint8_t *log;
+	gp_image *img;
+	uint8_t *entry;			/* the entry being filled */
 	uint64_t i;			/* pages placed so far */
+	uint64_t n;			/* pages in all */
 	uint64_t seq;			/* of the first entry */
+	uint64_t log_off;
+	guid_t guid;
 };
 
+/* Header and checksum of entry e (2.3.1.1), then into the log region.
+ * Every entry's Tail names the first one: the sequence replays as a whole
+ * or not at all (2.3.3). */
+static int
+log_put_entry(struct log_build *b, uint64_t e)
+{
+	uint8_t *h = b->entry;
+	uint64_t cnt = MIN((uint64_t)LOG_DESC_PER_ENTRY,
+	    b->n - e * LOG_DESC_PER_ENTRY);
+	uint32_t elen = (uint32_t)((1 + cnt) * VHDX_LOG_SECTOR);
+
+	memcpy(h, "loge", 4);
+	put_le32(h + 4, 0);
+	put_le32(h + 8, elen);
+	put_le32(h + 12, 0);		/* Tail */
+	put_le64(h + 16, b->seq + e);
+	put_le32(h + 24, (uint32_t)cnt);
+	put_le32(h + 28, 0);
+	memcpy(h + 32, b->guid.b, 16);
+	put_le64(h + 48, b->img->file_size);	/* FlushedFileOffset */
+	put_le64(h + 56, b->img->file_size);	/* LastFileOffset */
+	put_le32(h + 4, crc32c(0, h, elen));
+	if (blk_file_write_raw(b->img, h, elen, b->log_off +
+	    e * LOG_ENTRY_MAX) < 0)
+		return -1;
+	memset(b->entry, 0, LOG_ENTRY_MAX);
+	return 0;
+}
+
 /* One data descriptor and its data sector per held page (2.3.1.2, 2.3.1.4),
- * in entry i / LOG_DESC_PER_ENTRY of the sequence. */
+ * in entry i / LOG_DESC_PER_ENTRY of the sequence; a full entry goes to
+ * the file at once, so memory holds one entry, not the whole log. */
 static int
 log_add_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 {
 	struct log_build *b = arg;
 	uint64_t e = b->i / LOG_DESC_PER_ENTRY, k = b->i % LOG_DESC_PER_ENTRY;
 	uint64_t seq = b->seq + e;
-	uint8_t *entry = b->log + e * LOG_ENTRY_MAX;
-	uint8_t *d = entry + 64 + 32 * k;
-	uint8_t *s = entry + (1 + k) * VHDX_LOG_SECTOR;
+	uint8_t *d = b->entry + 64 + 32 * k;
+	uint8_t *s = b->entry + (1 + k) * VHDX_LOG_SECTOR;
 
 	(void)img;
 	memcpy(d, "desc", 4);
@@ -1554,6 +1589,8 @@ log_add_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 	memcpy(s + 8, page + 8, 4084);
 	put_le32(s + 4092, (uint32_t)seq);
 	b->i++;
+	if (k + 1 == LOG_DESC_PER_ENTRY || b->i == b->n)
+		return log_put_entry(b, e);
 	return 0;
 }
 
@@ -1565,40 +1602,39 @@ log_apply_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 }
 
 /*
- * Make the held pages part of the file atomically: write them as one log
- * entry under a new LogGuid, flush, and name that LogGuid in the headers
- * (the commit point: from here Hyper-V, QEMU and we replay the entry on
- * open); then write the pages in place, flush, and clear LogGuid.  A log
- * region too small for the entry is replaced by a larger one at the end of
- * the file, in the same header update.
+ * Make the held pages part of the file atomically: write them as a
+ * sequence of log entries under a new LogGuid, flush, and name that
+ * LogGuid in the headers (the commit point: from here Hyper-V, QEMU and
+ * we replay the entries on open); then write the pages in place, flush,
+ * and clear LogGuid.  A log region too small for the entries is replaced
+ * by a larger one at the end of the file, in the same header update.
  */
 static int
 vhdx_commit(gp_image *img)
 {
 	struct vhdx *v = img->priv;
-	uint64_t n = blk_cow_count(img), nent, len, need, e;
+	uint64_t n = blk_cow_count(img), nent, len, need;
 	uint64_t log_off = v->log_off;
 	uint32_t log_len = v->log_len;
-	struct log_build b = { 0 };
-	guid_t fg, lg;
+	struct log_build b = { .img = img };
+	guid_t fg;
 	int ret = -1;
 
 	if (begin_session(img, v) < 0)
 		return -1;
 	if (n == 0)
 		return blk_file_sync(img);
+	if (blk_cow_check_limit(img) < 0)
+		return -1;
 	nent = (n + LOG_DESC_PER_ENTRY - 1) / LOG_DESC_PER_ENTRY;
 	len = (n + nent) * VHDX_LOG_SECTOR;
 	/* One sector stays free: a log filled to the last sector reads as
 	 * empty to QEMU's circular-buffer replay. */
 	need = (len + VHDX_LOG_SECTOR + MiB - 1) / MiB * MiB;
-	if (n > BLK_MAX_COMMIT_PAGES || need > VHDX_MAX_LOG) {
-		error_set(EFBIG, "%s: the change holds %llu MiB of rewritten "
-		    "metadata, more than one atomic commit takes (%llu MiB)",
-		    img->path, (unsigned long long)(n * VHDX_LOG_SECTOR >> 20),
-		    (unsigned long long)(MIN((uint64_t)BLK_MAX_COMMIT_PAGES,
-		    (VHDX_MAX_LOG - VHDX_LOG_SECTOR) / LOG_ENTRY_MAX *
-		    LOG_DESC_PER_ENTRY) * VHDX_LOG_SECTOR >> 20));
+	if (need > VHDX_MAX_LOG) {
+		error_set(EFBIG, "%s: the change needs a log of %llu MiB, more "
+		    "than %llu MiB", img->path, (unsigned long long)(need >> 20),
+		    (unsigned long long)(VHDX_MAX_LOG >> 20));
 		return -1;
 	}
 	if (len + VHDX_LOG_SECTOR > log_len) {
@@ -1613,35 +1649,17 @@ vhdx_commit(gp_image *img)
 	 * metadata can point at it. */
 	if (blk_file_sync(img) < 0)
 		return -1;
-	if (guid_generate(&lg) < 0 || guid_generate(&fg) < 0)
+	if (guid_generate(&b.guid) < 0)
 		return -1;
-	b.log = xcalloc(1, (size_t)len);
+	b.entry = xcalloc(1, LOG_ENTRY_MAX);
+	b.n = n;
 	b.seq = v->seq + 1;
-	if (blk_cow_foreach(img, log_add_page, &b) < 0)
-		goto out;
-	/* Every entry's Tail names the first one: the sequence replays as
-	 * a whole or not at all (2.3.1.1, 2.3.3). */
-	for (e = 0; e < nent; e++) {
-		uint8_t *h = b.log + e * LOG_ENTRY_MAX;
-		uint64_t cnt = MIN((uint64_t)LOG_DESC_PER_ENTRY,
-		    n - e * LOG_DESC_PER_ENTRY);
-		uint32_t elen = (uint32_t)((1 + cnt) * VHDX_LOG_SECTOR);
-
-		memcpy(h, "loge", 4);
-		put_le32(h + 8, elen);
-		put_le32(h + 12, 0);		/* Tail */
-		put_le64(h + 16, b.seq + e);
-		put_le32(h + 24, (uint32_t)cnt);
-		memcpy(h + 32, lg.b, 16);
-		put_le64(h + 48, img->file_size);	/* FlushedFileOffset */
-		put_le64(h + 56, img->file_size);	/* LastFileOffset */
-		put_le32(h + 4, crc32c(0, h, elen));
-	}
-	if (blk_file_write_raw(img, b.log, (size_t)len, log_off) < 0 ||
+	b.log_off = log_off;
+	if (blk_cow_foreach(img, log_add_page, &b) < 0 ||
 	    blk_file_sync(img) < 0)
 		goto out;
 	/* The commit point. */
-	v->log_guid = lg;
+	v->log_guid = b.guid;
 	v->log_off = log_off;
 	v->log_len = log_len;
 	put_le32(v->hdr + 68, log_len);
@@ -1663,7 +1681,7 @@ committed:
 	error_prefix("%s: the change is committed in the VHDX log and will "
 	    "be completed when the image is next opened", img->path);
 out:
-	free(b.log);
+	free(b.entry);
 	return ret;
 }
 

@@ -93,12 +93,22 @@ int	blk_file_truncate(gp_image *img, uint64_t size);
 
 /* blk-cow.c: the overlay of a session. */
 #define BLK_COW_PAGE 4096
-/* Pages one commit takes (256 MiB): the VHDX log and journal size cap. */
-#define BLK_MAX_COMMIT_PAGES (64u * 1024)
+/*
+ * Pages one commit takes (1 GiB).  The overlay holds metadata only (file
+ * data goes to space the old state does not use), about a page for every
+ * few files and folders touched, so this is room for millions of them; it
+ * bounds what a VHDX log or journal costs to replay.  GPUPV_PREP_COMMIT_
+ * LIMIT_MB lowers it (the tests prove payload never goes through it).
+ */
+#define BLK_MAX_COMMIT_PAGES (256u * 1024)
 int	blk_cow_begin(gp_image *img, bool dry_run);
 void	blk_cow_end(gp_image *img);
 void	blk_cow_reset(gp_image *img);	/* after a commit: empty, new base */
 size_t	blk_cow_count(const gp_image *img);
+/* Pages this session would hold at its commit (a dry run counts what a
+ * real run would hold), checked against the commit limit: -1 and an
+ * error when over it. */
+int	blk_cow_check_limit(gp_image *img);
 bool	blk_cow_direct_used(const gp_image *img);
 bool	blk_cow_may_write(const gp_image *img);	/* not a dry run */
 int	blk_cow_prepare_direct(gp_image *img);

@@ -156,8 +156,9 @@ gp_image_commit(gp_image *img)
 	/* Moves the driver's pending metadata (BAT pages) into the overlay. */
 	if (img->drv->flush && img->drv->flush(img) < 0)
 		return -1;
+	/* A dry run fails where the real run would. */
 	if (t->dry_run)
-		return 0;
+		return blk_cow_check_limit(img);
 	if (!blk_cow_count(img) && !blk_cow_direct_used(img))
 		return 0;
 	fault_point("commit");
