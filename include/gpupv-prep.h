@@ -106,13 +106,17 @@ int	gp_image_abort(gp_image *img);
 bool	gp_image_dry_run(const gp_image *img);
 uint64_t gp_image_pending(const gp_image *img);	/* bytes held for commit */
 /*
- * Declare which units of the virtual disk from start on the committed
- * state uses (bit set = in use; bit i of byte i/8, LSB first).  Writes
- * wholly inside unused units go straight to the file, bypassing the
- * overlay.  The map is copied; a commit drops it.
+ * Declare a map of units units of unit bytes from start, all unused until
+ * gp_image_map_used marks them; then mark which ones the committed state
+ * uses, in pieces (bit set = in use; bit i of byte i/8, LSB first; first
+ * a multiple of 8).  Writes wholly inside unused units go straight to the
+ * file, bypassing the overlay.  The map takes memory in proportion to the
+ * mixed stretches, not to the volume; a commit drops it.
  */
 int	gp_image_set_unused_map(gp_image *img, uint64_t start, uint64_t unit,
-	    const uint8_t *in_use, uint64_t units);
+	    uint64_t units);
+int	gp_image_map_used(gp_image *img, uint64_t first, const uint8_t *in_use,
+	    uint64_t n);
 /* Closes; changes not committed are discarded. */
 int	gp_image_close(gp_image *img);
 

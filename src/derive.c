@@ -64,7 +64,7 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDWR, .format = fmt };
 	struct gp_image_info info;
 	gp_image *out;
-	uint8_t *buf, none = 0;
+	uint8_t *buf;
 	uint64_t off, size;
 	int ret = -1;
 
@@ -75,8 +75,8 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 	out = gp_image_open(tmp, &oo);
 	if (!out)
 		return -1;
-	/* Nothing in use: a map of one unit marked free. */
-	gp_image_set_unused_map(out, 0, size, &none, 1);
+	/* Nothing in use: a map of one unit, unused. */
+	gp_image_set_unused_map(out, 0, size, 1);
 	buf = xmalloc(COPY_CHUNK);
 	for (off = 0; off < size;) {
 		size_t n = (size_t)MIN((uint64_t)COPY_CHUNK, size - off);

@@ -685,15 +685,24 @@ ntfs_fail(gp_volume *v, int code, int err, const char *what)
 static void
 declare_unused(gp_volume *v)
 {
-	s64 bytes = (v->vol->nr_clusters + 7) / 8;
+	const s64 piece = 1024 * 1024;
+	s64 bytes = (v->vol->nr_clusters + 7) / 8, off;
 	uint8_t *map;
 
-	if (!v->vol->lcnbmp_na || bytes <= 0 || bytes > 64 * 1024 * 1024)
+	if (!v->vol->lcnbmp_na || bytes <= 0)
 		return;
-	map = xmalloc((size_t)bytes);
-	if (ntfs_attr_pread(v->vol->lcnbmp_na, 0, bytes, map) == bytes)
-		gp_image_set_unused_map(v->sl.img, v->sl.start,
-		    v->vol->cluster_size, map, (uint64_t)v->vol->nr_clusters);
+	gp_image_set_unused_map(v->sl.img, v->sl.start, v->vol->cluster_size,
+	    (uint64_t)v->vol->nr_clusters);
+	map = xmalloc((size_t)piece);
+	for (off = 0; off < bytes; off += piece) {
+		s64 n = MIN(piece, bytes - off);
+
+		/* Unreadable: everything counts as in use (nothing direct). */
+		if (ntfs_attr_pread(v->vol->lcnbmp_na, off, n, map) != n)
+			memset(map, 0xff, (size_t)n);
+		gp_image_map_used(v->sl.img, (uint64_t)off * 8, map,
+		    (uint64_t)n * 8);
+	}
 	free(map);
 }
 

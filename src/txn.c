@@ -22,13 +22,38 @@
 #include "blk.h"
 #include "txn.h"
 
+/*
+ * The unused map in chunks of 2^15 units (4 KiB of bits each): a chunk
+ * all free or all in use costs no more than its pointer, so a large,
+ * mostly empty or mostly full volume costs little.
+ */
+#define CHUNK_SHIFT	15
+#define CHUNK_UNITS	((uint64_t)1 << CHUNK_SHIFT)
+#define CHUNK_BYTES	(CHUNK_UNITS / 8)
+static uint8_t chunk_all_used;		/* its address marks a full chunk */
+#define ALL_USED	(&chunk_all_used)
+
 struct txn {
 	bool dry_run;
 	bool dead;			/* aborted: the driver state is stale */
 	/* Unused map: bit set = unit in use by the old state. */
 	uint64_t map_start, map_unit, map_units;
-	uint8_t *map;
+	uint8_t **chunk;		/* NULL = all free, ALL_USED, or bits */
+	uint64_t nchunks;
 };
+
+static void
+map_free(struct txn *t)
+{
+	uint64_t i;
+
+	for (i = 0; i < t->nchunks; i++)
+		if (t->chunk[i] != ALL_USED)
+			free(t->chunk[i]);
+	free(t->chunk);
+	t->chunk = NULL;
+	t->nchunks = 0;
+}
 
 gp_image *
 gp_image_open(const char *path, const struct gp_open_opts *opts)
@@ -51,28 +76,77 @@ gp_image_open(const char *path, const struct gp_open_opts *opts)
 
 int
 gp_image_set_unused_map(gp_image *img, uint64_t start, uint64_t unit,
-    const uint8_t *in_use, uint64_t units)
+    uint64_t units)
 {
 	struct txn *t = img->txn;
 
 	if (!t)
 		return 0;
-	free(t->map);
-	t->map = NULL;
+	map_free(t);
 	if (!unit || !units || start > img->info.virtual_size)
 		return 0;
-	t->map = xmalloc((size_t)((units + 7) / 8));
-	memcpy(t->map, in_use, (size_t)((units + 7) / 8));
 	t->map_start = start;
 	t->map_unit = unit;
 	t->map_units = units;
+	t->nchunks = (units + CHUNK_UNITS - 1) / CHUNK_UNITS;
+	t->chunk = xcalloc((size_t)t->nchunks, sizeof(*t->chunk));
+	return 0;
+}
+
+int
+gp_image_map_used(gp_image *img, uint64_t first, const uint8_t *in_use,
+    uint64_t n)
+{
+	struct txn *t = img->txn;
+	uint64_t u = first;
+
+	if (!t || !t->chunk || first % 8)
+		return 0;
+	n = MIN(n, t->map_units > first ? t->map_units - first : 0);
+	while (u < first + n) {
+		uint64_t c = u >> CHUNK_SHIFT, in = u & (CHUNK_UNITS - 1);
+		uint64_t k = MIN(CHUNK_UNITS - in, first + n - u), i;
+		const uint8_t *src = in_use + (u - first) / 8;
+		bool all0 = true, all1 = true;
+
+		for (i = 0; i < k / 8 && (all0 || all1); i++) {
+			all0 &= src[i] == 0;
+			all1 &= src[i] == 0xff;
+		}
+		if (k % 8) {
+			uint8_t m = (uint8_t)((1u << (k % 8)) - 1);
+
+			all0 &= (src[k / 8] & m) == 0;
+			all1 &= (src[k / 8] & m) == m;
+		}
+		if (!t->chunk[c] && all0) {
+			/* stays all free */
+		} else if (!t->chunk[c] && all1 && in == 0 &&
+		    k == MIN(CHUNK_UNITS, t->map_units - (c << CHUNK_SHIFT))) {
+			t->chunk[c] = ALL_USED;
+		} else {
+			if (t->chunk[c] == ALL_USED) {
+				t->chunk[c] = xmalloc(CHUNK_BYTES);
+				memset(t->chunk[c], 0xff, CHUNK_BYTES);
+			} else if (!t->chunk[c]) {
+				t->chunk[c] = xcalloc(1, CHUNK_BYTES);
+			}
+			memcpy(t->chunk[c] + in / 8, src, (size_t)((k + 7) / 8));
+		}
+		u += k;
+	}
 	return 0;
 }
 
 static bool
 unit_used(const struct txn *t, uint64_t u)
 {
-	return t->map[u / 8] >> (u % 8) & 1;
+	const uint8_t *c = t->chunk[u >> CHUNK_SHIFT];
+
+	if (!c || c == ALL_USED)
+		return c == ALL_USED;
+	u &= CHUNK_UNITS - 1;
+	return c[u / 8] >> (u % 8) & 1;
 }
 
 /* Length of the run from off that is all unused (or all not), and which. */
@@ -81,7 +155,7 @@ run_at(const struct txn *t, uint64_t off, size_t len, bool *unused)
 {
 	uint64_t end = off + len, u, ue, pos;
 
-	if (!t || !t->map || off < t->map_start ||
+	if (!t || !t->chunk || off < t->map_start ||
 	    off >= t->map_start + t->map_units * t->map_unit) {
 		*unused = false;
 		return len;
@@ -110,7 +184,7 @@ gp_image_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 		error_set(EBADF, "%s: the session was aborted", img->path);
 		return -1;
 	}
-	if (!t || !t->map)
+	if (!t || !t->chunk)
 		return blk_write(img, buf, len, off);
 	while (len) {
 		bool unused;
@@ -175,8 +249,7 @@ gp_image_commit(gp_image *img)
 	}
 	blk_cow_reset(img);
 	/* What the session allocated is in use now. */
-	free(t->map);
-	t->map = NULL;
+	map_free(t);
 	return 0;
 }
 
@@ -215,7 +288,7 @@ gp_image_close(gp_image *img)
 	}
 	ret = blk_close(img);
 	if (t) {
-		free(t->map);
+		map_free(t);
 		free(t);
 	}
 	return ret;
