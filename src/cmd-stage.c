@@ -92,6 +92,15 @@ print_json(const char *command, const struct stage_report *r)
 	json_u64(&j, r->files_written);
 	json_key(&j, "bytes_written");
 	json_u64(&j, r->bytes_written);
+	if (strcmp(command, "stage") == 0) {
+		json_key(&j, "space");
+		json_obj_begin(&j);
+		json_key(&j, "free");
+		json_u64(&j, r->free_before);
+		json_key(&j, "needed");
+		json_u64(&j, r->space_needed);
+		json_obj_end(&j);
+	}
 	if (strcmp(command, "verify") == 0) {
 		json_key(&j, "files_checked");
 		json_u64(&j, r->files_checked);

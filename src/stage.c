@@ -489,8 +489,14 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 			close(c.fd);
 		if (rc < 0)
 			goto out;
-		if (!f->is_dir)
+		if (!f->is_dir) {
+			char fp[40];
+
 			r->files_written++;
+			snprintf(fp, sizeof(fp), "stage-file-%llu",
+			    (unsigned long long)r->files_written);
+			fault_point(fp);
+		}
 	}
 	/* Folder times and READONLY, deepest first. */
 	for (i = p->nfiles; i-- > 0;) {
@@ -1740,6 +1746,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		need_meta = ntfs_file_cost(man, cluster) + 1024 * 1024;
 	}
 	need = need_pkgs + need_copies + need_hives + need_meta;
+	r->space_needed = need;
 	debug("%s: the run needs %llu bytes (packages %llu, System32 copies "
 	    "%llu, hives %llu, manifest and MFT %llu) of %llu free", image,
 	    (unsigned long long)need, (unsigned long long)need_pkgs,
@@ -1976,10 +1983,11 @@ stage_verify(const char *image, const struct stage_opts *o,
 		/* libvhdi does not replay a VHDX log: while one is pending
 		 * (a writer stopped after its commit point) it would read the
 		 * old state, so our reader, which replays it, checks. */
-		if (info.log_replayed)
-			warn_add("%s: its VHDX log is not applied yet (libvhdi "
+		if (info.log_replayed || info.journal_replayed)
+			warn_add("%s: its %s is not applied yet (libvhdi "
 			    "would read the state before it); checked through "
-			    "gpupv-prep's own reader", image);
+			    "gpupv-prep's own reader", image, info.log_replayed ?
+			    "VHDX log" : "sidecar journal");
 		else if (strcmp(info.format, "raw") != 0)
 			vo.format = "vhdi";
 		gp_image_close(img);

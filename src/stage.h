@@ -66,7 +66,8 @@ struct stage_report {
 	bool verified;			/* read back and hashes matched */
 	uint64_t bytes_written;
 	uint64_t files_written;
-	uint64_t free_before;
+	uint64_t free_before;		/* NTFS bytes free when it began */
+	uint64_t space_needed;		/* what the run allocates (stage) */
 	/* verify: */
 	uint64_t files_checked;
 	const char *reader;		/* "libvhdi" or "gpupv-prep" */
