@@ -34,37 +34,7 @@ rm -f "$raw"
 
 echo "demo: writing the registry hives into the VHDX through gpupv-prep's own"
 echo "      VHDX writer and libntfs-3g ..."
-"$imgtool" mkhive "$out/SYSTEM"
-cat >"$out/system.reg" <<'REG'
-Windows Registry Editor Version 5.00
-
-[HKEY_LOCAL_MACHINE\SYSTEM\Select]
-"Current"=dword:00000001
-"Default"=dword:00000001
-"LastKnownGood"=dword:00000002
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control]
-REG
-hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$out/SYSTEM" "$out/system.reg"
-"$imgtool" mkhive "$out/SOFTWARE"
-cat >"$out/software.reg" <<'REG'
-Windows Registry Editor Version 5.00
-
-[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft]
-
-[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT]
-
-[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion]
-"CurrentBuildNumber"="22631"
-"ProductName"="Windows 10 Pro"
-"DisplayVersion"="23H2"
-REG
-hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$out/SOFTWARE" "$out/software.reg"
-"$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SYSTEM "$out/SYSTEM"
-"$imgtool" put "$out/guest.vhdx" 3 Windows/System32/config/SOFTWARE "$out/SOFTWARE"
-rm -f "$out/SYSTEM" "$out/SOFTWARE" "$out/system.reg" "$out/software.reg"
+guest_hives "$out/guest.vhdx" 3 "$imgtool"
 
 pkg="$src/data/sample-package/gpupvdemo.inf_amd64_5a1e0c0ffee0d00d"
 echo

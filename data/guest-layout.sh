@@ -27,3 +27,74 @@ guest_layout() {
   rm -f "$gl_disk.ntfs"
   echo "$gl_start"
 }
+
+# guest_hives DISK PART IMGTOOL [WINDIR]: SYSTEM and SOFTWARE hives made by
+# the project's own code (IMGTOOL mkhive), filled through hivexregedit, put
+# into WINDIR/System32/config of partition PART.  SYSTEM has Select
+# (Current = 1) and ControlSet001/002 with Control\GraphicsDrivers and
+# Services, the keys a GPU-PV run writes below; SOFTWARE has Windows 11's
+# CurrentBuildNumber.
+guest_hives() {
+  gh_dir=$(mktemp -d "${TMPDIR:-/tmp}/gpupv-hives.XXXXXX")
+  guest_system_hive "$gh_dir/SYSTEM" "$3" &&
+    guest_software_hive "$gh_dir/SOFTWARE" "$3" 22631 &&
+    "$3" put "$1" "$2" "${4:-Windows}/System32/config/SYSTEM" "$gh_dir/SYSTEM" &&
+    "$3" put "$1" "$2" "${4:-Windows}/System32/config/SOFTWARE" "$gh_dir/SOFTWARE"
+  gh_rc=$?
+  rm -rf "$gh_dir"
+  return $gh_rc
+}
+
+# guest_system_hive FILE IMGTOOL
+guest_system_hive() {
+  "$2" mkhive "$1" || return 1
+  cat >"$1.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\Select]
+"Current"=dword:00000001
+"Default"=dword:00000001
+"LastKnownGood"=dword:00000002
+"Failed"=dword:00000000
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control\GraphicsDrivers]
+"TdrDelay"=dword:00000002
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Control]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Services]
+REG
+  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$1" "$1.reg"
+  gs_rc=$?
+  rm -f "$1.reg"
+  return $gs_rc
+}
+
+# guest_software_hive FILE IMGTOOL BUILD
+guest_software_hive() {
+  "$2" mkhive "$1" || return 1
+  cat >"$1.reg" <<REG
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]
+"CurrentBuildNumber"="$3"
+"ProductName"="Windows 11 Pro"
+"DisplayVersion"="23H2"
+REG
+  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$1" "$1.reg"
+  gw_rc=$?
+  rm -f "$1.reg"
+  return $gw_rc
+}

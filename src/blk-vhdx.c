@@ -1450,6 +1450,11 @@ vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 			/* 2.5: new blocks at EOF rounded up to 1 MiB, the file
 			 * extended by the whole block so the rest reads zero. */
 			at = (img->file_size + MiB - 1) / MiB * MiB;
+			debug("%s: block %llu (virtual offset %llu) is new, at "
+			    "%llu in the file", img->path,
+			    (unsigned long long)blk,
+			    (unsigned long long)blk * v->block_size,
+			    (unsigned long long)at);
 			if (blk_file_truncate(img, at + v->block_size) < 0)
 				return -1;
 			if (blk_data_write(img, buf, n, at + in) < 0)

@@ -623,6 +623,10 @@ place_data(gp_volume *v, ntfs_inode *ni, ntfs_attr *na, uint64_t size)
 	for (i = 0; i < nr; i++)
 		if (bm_set(v, runs[i].lcn, runs[i].len, true) < 0)
 			goto out;
+	if (debug_enabled())
+		debug("%s: inode %llu: %lld clusters at %lld in %zu run(s)",
+		    v->where, (unsigned long long)ni->mft_no,
+		    (long long)clusters, (long long)runs[0].lcn, nr);
 	if (!NAttrNonResident(na)) {
 		ctx = ntfs_attr_get_search_ctx(ni, NULL);
 		if (!ctx || ntfs_attr_lookup(AT_DATA, AT_UNNAMED, 0,

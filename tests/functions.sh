@@ -48,52 +48,11 @@ expect_eq() {
 }
 
 # mkhive_software FILE BUILD: a SOFTWARE hive holding CurrentBuildNumber.
-mkhive_software() {
-  "$IMGTOOL" mkhive "$1"
-  cat >"$TMP/sw.reg" <<REG
-Windows Registry Editor Version 5.00
-
-[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]
-
-[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT]
-
-[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]
-"CurrentBuildNumber"="$2"
-"ProductName"="Windows 11 Pro"
-REG
-  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SOFTWARE' "$1" "$TMP/sw.reg"
-}
+mkhive_software() { guest_software_hive "$1" "$IMGTOOL" "$2" || fail "mkhive_software"; }
 
 # mkhive_system FILE: a SYSTEM hive with Select\Current = 1 and the keys
 # a GPU-PV run writes below (Services, Control\GraphicsDrivers).
-mkhive_system() {
-  "$IMGTOOL" mkhive "$1"
-  cat >"$TMP/sys.reg" <<'REG'
-Windows Registry Editor Version 5.00
-
-[HKEY_LOCAL_MACHINE\SYSTEM\Select]
-"Current"=dword:00000001
-"Default"=dword:00000001
-"LastKnownGood"=dword:00000002
-"Failed"=dword:00000000
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control\GraphicsDrivers]
-"TdrDelay"=dword:00000002
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Control]
-
-[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\Services]
-REG
-  hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\SYSTEM' "$1" "$TMP/sys.reg"
-}
+mkhive_system() { guest_system_hive "$1" "$IMGTOOL" || fail "mkhive_system"; }
 
 # mkntfs_at DISK START_SECTOR SECTORS LABEL: format a partition in place.
 mkntfs_at() {
