@@ -90,6 +90,19 @@ int	gp_image_flush(gp_image *img);
  */
 int	gp_image_block_status(gp_image *img, uint64_t off, uint64_t len,
 	    uint64_t *pnum);
+/* The same over the whole chain: 1 when this file or a parent holds the
+ * bytes (they may be other than zeros), 0 when they read as zeros. */
+int	gp_image_allocated(gp_image *img, uint64_t off, uint64_t len,
+	    uint64_t *pnum);
+/*
+ * Compaction.  gp_image_discard forgets the blocks wholly inside [off,
+ * off+len), whose contents no longer matter (a raw file or fixed VHD gets
+ * holes instead); gp_image_compact then commits, packs the blocks the
+ * file holds toward its start, commits again and cuts the file after the
+ * last structure it references.  Each step leaves a valid image.
+ */
+int	gp_image_discard(gp_image *img, uint64_t off, uint64_t len);
+int	gp_image_compact(gp_image *img);
 
 /*
  * A writable image is changed in one session.  Writes are seen by later
@@ -239,6 +252,9 @@ int	gp_volume_set_meta(gp_volume *vol, const char *path,
 int	gp_volume_remove(gp_volume *vol, const char *path);
 /* Cluster size and free space. */
 int	gp_volume_space(gp_volume *vol, uint64_t *cluster, uint64_t *free_bytes);
+/* Each run of free clusters, as bytes from the volume's start. */
+int	gp_volume_free_runs(gp_volume *vol, int (*fn)(void *ctx, uint64_t off,
+	    uint64_t len), void *ctx);
 /* Stream a file's contents to fn in pieces (fn returns -1 to stop). */
 int	gp_volume_read_cb(gp_volume *vol, const char *path,
 	    int (*fn)(void *ctx, const void *buf, size_t len), void *ctx);

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <unistd.h>
 
 #include "blk.h"
 
@@ -50,8 +51,32 @@ raw_close(gp_image *img)
 {
 }
 
+/* A sparse file: holes are not stored (SEEK_DATA, SEEK_HOLE). */
+static int
+raw_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+	off_t d = lseek(img->fd, (off_t)off, SEEK_DATA), h;
+
+	if (d < 0 && errno == ENXIO) {		/* a hole to the end */
+		*pnum = len;
+		return 0;
+	}
+	if (d < 0) {				/* no hole support: stored */
+		*pnum = len;
+		return 1;
+	}
+	if ((uint64_t)d > off) {
+		*pnum = MIN(len, (uint64_t)d - off);
+		return 0;
+	}
+	h = lseek(img->fd, (off_t)off, SEEK_HOLE);
+	*pnum = h < 0 || (uint64_t)h <= off ? len : MIN(len, (uint64_t)h - off);
+	return 1;
+}
+
 const struct blk_driver blk_raw_driver = {
 	.name = "raw",
+	.block_status = raw_block_status,
 	.probe = raw_probe,
 	.open = raw_open,
 	.read = raw_read,

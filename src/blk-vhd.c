@@ -47,6 +47,7 @@ struct vhd {
 };
 
 static int reclaim_tail(gp_image *img, struct vhd *h, uint64_t dyn_off);
+static int put_bat(gp_image *img, struct vhd *h, uint32_t blk);
 
 static uint32_t
 vhd_checksum(const uint8_t *p, size_t n, size_t skip_off)
@@ -443,6 +444,22 @@ vhd_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Rewrite the BAT sector holding entry blk (metadata: through the
+ * session). */
+static int
+put_bat(gp_image *img, struct vhd *h, uint32_t blk)
+{
+	uint64_t bat_sec = (uint64_t)blk * 4 / 512 * 512;
+	uint32_t first = (uint32_t)(bat_sec / 4), i;
+	uint8_t sector[512];
+
+	if (blk_file_read(img, sector, sizeof(sector), h->bat_off + bat_sec) < 0)
+		return -1;
+	for (i = 0; i < 128 && first + i < h->max_entries; i++)
+		put_be32(sector + 4 * i, h->bat[first + i]);
+	return blk_file_write(img, sector, sizeof(sector), h->bat_off + bat_sec);
+}
+
 /*
  * A new block goes where the footer is: the footer first moves to the new
  * end (so the file always ends in a footer, whatever happens next), then
@@ -455,9 +472,7 @@ alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
 {
 	uint64_t at = (img->file_size - VHD_FOOTER_SIZE + 511) / 512 * 512;
 	uint64_t end = at + h->bitmap_size + h->block_size;
-	uint8_t *bm, sector[512];
-	uint64_t bat_sec;
-	uint32_t i, first;
+	uint8_t *bm;
 
 	if (blk_file_write(img, h->footer, VHD_FOOTER_SIZE, end) < 0)
 		return -1;
@@ -469,16 +484,7 @@ alloc_block(gp_image *img, struct vhd *h, uint32_t blk)
 	}
 	free(bm);
 	h->bat[blk] = (uint32_t)(at / 512);
-	/* Rewrite the BAT sector holding this entry. */
-	bat_sec = (uint64_t)blk * 4 / 512 * 512;
-	first = (uint32_t)(bat_sec / 4);
-	if (blk_file_read(img, sector, sizeof(sector), h->bat_off + bat_sec) < 0)
-		return -1;
-	for (i = 0; i < 128 && first + i < h->max_entries; i++)
-		put_be32(sector + 4 * i, h->bat[first + i]);
-	if (blk_file_write(img, sector, sizeof(sector), h->bat_off + bat_sec) < 0)
-		return -1;
-	return 0;
+	return put_bat(img, h, blk);
 }
 
 static int
@@ -528,6 +534,84 @@ vhd_flush(gp_image *img)
 	return blk_file_sync(img);
 }
 
+/* ---- compaction ---------------------------------------------------- */
+
+/* Blocks wholly inside [off, off+len) leave the BAT (a differencing
+ * disk's parent shows through them again); a fixed disk gets holes. */
+static int
+vhd_discard(gp_image *img, uint64_t off, uint64_t len)
+{
+	struct vhd *h = img->priv;
+	uint64_t b, end;
+
+	if (h->type == VHD_TYPE_FIXED)
+		return blk_file_punch(img, off, len);
+	for (b = (off + h->block_size - 1) / h->block_size,
+	    end = (off + len) / h->block_size; b < end && b < h->max_entries;
+	    b++) {
+		if (h->bat[b] == VHD_BAT_UNUSED)
+			continue;
+		h->bat[b] = VHD_BAT_UNUSED;
+		if (h->bitmap_block == b)
+			h->bitmap_block = UINT32_MAX;
+		if (put_bat(img, h, (uint32_t)b) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Blocks (bitmap and data) move down into unused space; the BAT changes
+ * wait for the commit, and trimming then moves the footer. */
+static int
+vhd_pack(gp_image *img)
+{
+	struct vhd *h = img->priv;
+	struct blk_extent *x;
+	size_t n = 0, i;
+	uint64_t dyn_off = get_be64(h->footer + 16);
+
+	if (h->type == VHD_TYPE_FIXED)
+		return 0;
+	x = xmalloc(((size_t)h->max_entries + 3) * sizeof(*x));
+	x[n++] = (struct blk_extent){ 0, VHD_FOOTER_SIZE, 0, false, 0 };
+	x[n++] = (struct blk_extent){ dyn_off, VHD_DYNHDR_SIZE, 0, false, 0 };
+	x[n++] = (struct blk_extent){ h->bat_off, ((uint64_t)h->max_entries *
+	    4 + 511) / 512 * 512, 0, false, 0 };
+	for (i = 0; i < h->max_entries; i++)
+		if (h->bat[i] != VHD_BAT_UNUSED)
+			x[n++] = (struct blk_extent){ (uint64_t)h->bat[i] * 512,
+			    h->bitmap_size + h->block_size, 0, true, i };
+	blk_pack_plan(x, n, 512);
+	for (i = 0; i < n; i++) {
+		if (x[i].to == x[i].off)
+			continue;
+		if (blk_file_move(img, x[i].off, x[i].to, x[i].len) < 0) {
+			free(x);
+			return -1;
+		}
+		h->bat[x[i].id] = (uint32_t)(x[i].to / 512);
+		if (h->bitmap_block == x[i].id)
+			h->bitmap_block = UINT32_MAX;
+		if (put_bat(img, h, (uint32_t)x[i].id) < 0) {
+			free(x);
+			return -1;
+		}
+		h->data_unsynced = true;
+	}
+	free(x);
+	return 0;
+}
+
+static int
+vhd_trim(gp_image *img)
+{
+	struct vhd *h = img->priv;
+
+	if (h->type == VHD_TYPE_FIXED)
+		return 0;
+	return reclaim_tail(img, h, get_be64(h->footer + 16));
+}
+
 /* Blocks the BAT names are stored; a fixed file stores everything. */
 static int
 vhd_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
@@ -554,6 +638,9 @@ vhd_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 const struct blk_driver blk_vhd_driver = {
 	.name = "vhd",
 	.block_status = vhd_block_status,
+	.discard = vhd_discard,
+	.pack = vhd_pack,
+	.trim = vhd_trim,
 	.probe = vhd_probe,
 	.open = vhd_open,
 	.read = vhd_read,

@@ -1690,6 +1690,119 @@ out:
 	return ret;
 }
 
+/* ---- compaction ---------------------------------------------------- */
+
+/*
+ * Forget the blocks wholly inside [off, off+len).  In a dynamic file they
+ * become NOT_PRESENT (read as zeros); in a differencing one NOT_PRESENT
+ * too, so the parent shows through, and a partially present block's
+ * sector bitmap bits are cleared so that a block made there later does
+ * not claim sectors it never got (2.5.1, 2.6.2).  A fixed file keeps its
+ * blocks (LeaveBlocksAllocated) and gets holes punched instead.
+ */
+static int
+vhdx_discard(gp_image *img, uint64_t off, uint64_t len)
+{
+	struct vhdx *v = img->priv;
+	uint64_t b = (off + v->block_size - 1) / v->block_size;
+	uint64_t end = (off + len) / v->block_size;
+	uint64_t chunk_bytes = ((uint64_t)1 << 23) * v->lss;
+
+	for (; b < end; b++) {
+		uint64_t idx = bat_index(v, b), e = v->bat[idx];
+		unsigned st = BAT_STATE(e);
+
+		if (st != PAYLOAD_FULLY_PRESENT && st != PAYLOAD_PARTIALLY_PRESENT)
+			continue;
+		if (v->leave_allocated) {
+			if (blk_file_punch(img, BAT_OFFSET(e), v->block_size) < 0)
+				return -1;
+			continue;
+		}
+		if (st == PAYLOAD_PARTIALLY_PRESENT) {
+			uint64_t voff = b * v->block_size, chunk = voff / chunk_bytes;
+			uint64_t first = (voff % chunk_bytes) / v->lss;
+			uint64_t nbits = v->block_size / v->lss;
+
+			if (load_sb(img, v, chunk) < 0)
+				return -1;
+			memset(v->sb + first / 8, 0, (size_t)(nbits / 8));
+			if (blk_file_write(img, v->sb + first / 8,
+			    (size_t)(nbits / 8), BAT_OFFSET(v->bat[sb_index(v,
+			    chunk)]) + first / 8) < 0)
+				return -1;
+		}
+		bat_set(v, idx, PAYLOAD_NOT_PRESENT);
+	}
+	return 0;
+}
+
+/*
+ * Move blocks (and sector bitmaps, and an empty log) down into the space
+ * the committed state leaves unused, so that trimming can shorten the
+ * file.  Data goes first, straight into unused space; the BAT changes wait
+ * for the commit; a moved log is named by a header update of its own
+ * (the log is empty, so its place is all the headers say).
+ */
+static int
+vhdx_pack(gp_image *img)
+{
+	struct vhdx *v = img->priv;
+	struct blk_extent *x = xmalloc((v->nbat + 4) * sizeof(*x));
+	size_t n = 0, i;
+	bool log_free = guid_is_zero(&v->log_guid) && v->log_len;
+	int ret = -1;
+
+	x[n++] = (struct blk_extent){ 0, 1 * MiB, 0, false, 0 };
+	x[n++] = (struct blk_extent){ v->bat_off, v->bat_len, 0, false, 0 };
+	x[n++] = (struct blk_extent){ v->meta_off, v->meta_len, 0, false, 0 };
+	if (v->log_len)
+		x[n++] = (struct blk_extent){ v->log_off, v->log_len, 0,
+		    log_free, UINT64_MAX };
+	for (i = 0; i < v->nbat; i++) {
+		uint64_t e = v->bat[i];
+		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
+		unsigned st = BAT_STATE(e);
+
+		if (is_sb ? st == SB_PRESENT : (st == PAYLOAD_FULLY_PRESENT ||
+		    st == PAYLOAD_PARTIALLY_PRESENT))
+			x[n++] = (struct blk_extent){ BAT_OFFSET(e), is_sb ?
+			    VHDX_SB_SIZE : v->block_size, 0, true, i };
+	}
+	blk_pack_plan(x, n, MiB);
+	for (i = 0; i < n; i++) {
+		if (x[i].to == x[i].off)
+			continue;
+		if (x[i].id == UINT64_MAX) {
+			guid_t fg;
+
+			if (begin_session(img, v) < 0)
+				goto out;
+			v->log_off = x[i].to;
+			put_le64(v->hdr + 72, v->log_off);
+			memcpy(fg.b, v->hdr + 16, 16);
+			if (write_headers(img, v, &fg, NULL) < 0)
+				goto out;
+			continue;
+		}
+		if (blk_file_move(img, x[i].off, x[i].to, x[i].len) < 0)
+			goto out;
+		bat_set(v, x[i].id, x[i].to | BAT_STATE(v->bat[x[i].id]));
+		v->data_unsynced = true;
+	}
+	v->sb_chunk = UINT64_MAX;
+	ret = 0;
+out:
+	free(x);
+	return ret;
+}
+
+static int
+vhdx_trim(gp_image *img)
+{
+	return reclaim_tail(img, img->priv);
+}
+
 /* Fully and partially present blocks are in the file (2.5.1). */
 static int
 vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
@@ -1715,6 +1828,9 @@ vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 const struct blk_driver blk_vhdx_driver = {
 	.name = "vhdx",
 	.block_status = vhdx_block_status,
+	.discard = vhdx_discard,
+	.pack = vhdx_pack,
+	.trim = vhdx_trim,
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.read = vhdx_read,

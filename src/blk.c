@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <linux/falloc.h>
 
 #include "blk.h"
 
@@ -146,6 +147,96 @@ blk_file_truncate(gp_image *img, uint64_t size)
 	}
 	img->file_size = img->phys_size = size;
 	return 0;
+}
+
+int
+blk_file_punch(gp_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t a = (off + 4095) / 4096 * 4096, b = (off + len) / 4096 * 4096;
+
+	if (!BLK_FILE_WRITABLE(img) || b <= a)
+		return 0;
+	if (b > img->phys_size)
+		b = img->phys_size / 4096 * 4096;
+	if (b <= a)
+		return 0;
+	if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	    (off_t)a, (off_t)(b - a)) < 0 && errno != EOPNOTSUPP) {
+		error_set(errno, "%s: cannot punch a hole at %llu: %s",
+		    img->path, (unsigned long long)a, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+blk_file_move(gp_image *img, uint64_t from, uint64_t to, uint64_t len)
+{
+	const size_t chunk = 1024 * 1024;
+	uint8_t *buf = xmalloc(chunk);
+	bool was = img->unreferenced;
+	int ret = -1;
+
+	img->unreferenced = true;
+	while (len) {
+		size_t n = (size_t)MIN((uint64_t)chunk, len);
+
+		if (blk_file_read(img, buf, n, from) < 0 ||
+		    blk_data_write(img, buf, n, to) < 0)
+			goto out;
+		from += n;
+		to += n;
+		len -= n;
+	}
+	ret = 0;
+out:
+	img->unreferenced = was;
+	free(buf);
+	return ret;
+}
+
+static int
+ext_cmp(const void *a, const void *b)
+{
+	const struct blk_extent *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void
+blk_pack_plan(struct blk_extent *v, size_t n, uint64_t align)
+{
+	struct { uint64_t start, end; } *gap;
+	size_t ng = 0, lo = 0, i, g;
+	uint64_t pos = 0;
+
+	qsort(v, n, sizeof(*v), ext_cmp);
+	gap = xmalloc((n + 1) * sizeof(*gap));
+	for (i = 0; i < n; i++) {
+		v[i].to = v[i].off;
+		pos = (pos + align - 1) / align * align;
+		if (v[i].off > pos) {
+			gap[ng].start = pos;
+			gap[ng++].end = v[i].off;
+		}
+		pos = MAX(pos, v[i].off + v[i].len);
+	}
+	for (i = n; i-- > 0;) {
+		uint64_t need = (v[i].len + align - 1) / align * align;
+
+		if (!v[i].movable)
+			continue;
+		while (lo < ng && gap[lo].end - gap[lo].start < align)
+			lo++;
+		for (g = lo; g < ng && gap[g].start < v[i].off; g++) {
+			if (gap[g].end - gap[g].start < v[i].len)
+				continue;
+			v[i].to = gap[g].start;
+			gap[g].start += MIN(need, gap[g].end - gap[g].start);
+			break;
+		}
+	}
+	free(gap);
 }
 
 /*
@@ -469,6 +560,25 @@ gp_image_block_status(gp_image *img, uint64_t off, uint64_t len,
 	if (r >= 0 && (*pnum == 0 || *pnum > len))
 		*pnum = len;
 	return r;
+}
+
+int
+gp_image_allocated(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+	gp_image *lvl;
+	uint64_t lim = len, p;
+	int r;
+
+	for (lvl = img; lvl; lvl = lvl->parent) {
+		r = gp_image_block_status(lvl, off, lim, &p);
+		if (r != 0) {
+			*pnum = p;
+			return r;
+		}
+		lim = p;
+	}
+	*pnum = lim;
+	return 0;
 }
 
 int

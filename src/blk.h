@@ -47,6 +47,17 @@ struct blk_driver {
 	 */
 	int (*block_status)(gp_image *img, uint64_t off, uint64_t len,
 	    uint64_t *pnum);
+	/*
+	 * Optional (compaction): forget the blocks wholly inside [off,
+	 * off+len), whose contents do not matter; pack the blocks the file
+	 * holds toward its start (data to space no committed structure uses,
+	 * table changes through the session); trim the file after a commit
+	 * to the last structure it references.  Without discard, the bytes
+	 * are punched out of the file at the same offsets (raw, fixed VHD).
+	 */
+	int (*discard)(gp_image *img, uint64_t off, uint64_t len);
+	int (*pack)(gp_image *img);
+	int (*trim)(gp_image *img);
 };
 
 struct gp_image {
@@ -90,6 +101,25 @@ int	blk_file_write_raw(gp_image *img, const void *buf, size_t len,
 	    uint64_t off);
 int	blk_file_sync(gp_image *img);
 int	blk_file_truncate(gp_image *img, uint64_t size);
+/* Punch [off, off+len) out of the host file (whole 4 KiB pages inside). */
+int	blk_file_punch(gp_image *img, uint64_t off, uint64_t len);
+/* Copy len bytes of the file from one place to another that no committed
+ * structure uses (straight to the file, not through the overlay). */
+int	blk_file_move(gp_image *img, uint64_t from, uint64_t to, uint64_t len);
+
+/*
+ * Packing a file (compaction): the extents the file holds, which of them
+ * may move, and the plan.  blk_pack_plan moves each movable extent, the
+ * highest first, to the lowest gap (align-aligned) below it that holds it,
+ * and sets to; extents that stay keep to = off.
+ */
+struct blk_extent {
+	uint64_t off, len;
+	uint64_t to;
+	bool movable;
+	uint64_t id;			/* the driver's (a BAT index) */
+};
+void	blk_pack_plan(struct blk_extent *v, size_t n, uint64_t align);
 
 /* blk-cow.c: the overlay of a session. */
 #define BLK_COW_PAGE 4096

@@ -23,6 +23,7 @@ static const struct cmd *const commands[] = {
 	&cmd_verify,
 	&cmd_script,
 	&cmd_host_script,
+	&cmd_compact,
 };
 
 static const char exit_codes[] =

@@ -22,6 +22,7 @@ extern const struct cmd cmd_remove;
 extern const struct cmd cmd_verify;
 extern const struct cmd cmd_script;
 extern const struct cmd cmd_host_script;
+extern const struct cmd cmd_compact;
 
 /* Options shared by stage and script: the host side of the VM. */
 struct host_opts {

@@ -52,21 +52,24 @@ sync_dir(const char *path)
 }
 
 /*
- * Copy what the input holds into the new image: chunks that read as
- * zeros are skipped, so only used data is allocated.  The new image is
- * empty, so its whole virtual disk is declared unused and the data goes
- * straight to the file; its block table is committed at the end.
+ * Copy what the input holds into the new image: ranges no file of the
+ * chain stores are not read at all (the driver says where its blocks
+ * are), skip ranges are left out, and chunks that read as zeros are not
+ * written, so only used data is allocated.  The new image is empty, so its
+ * whole virtual disk is declared unused and the data goes straight to the
+ * file; its block table is committed at the end.
  */
 static int
 copy_image(gp_image *in, const char *tmp, const char *fmt,
-    const struct stage_opts *o)
+    const struct derive_copy *dc)
 {
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDWR, .format = fmt };
 	struct gp_image_info info;
 	gp_image *out;
 	uint8_t *buf;
-	uint64_t off, size;
-	int ret = -1;
+	uint64_t off, size, p;
+	size_t sk = 0;
+	int ret = -1, st;
 
 	gp_image_get_info(in, &info);
 	size = info.virtual_size;
@@ -79,15 +82,32 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 	gp_image_set_unused_map(out, 0, size, 1);
 	buf = xmalloc(COPY_CHUNK);
 	for (off = 0; off < size;) {
-		size_t n = (size_t)MIN((uint64_t)COPY_CHUNK, size - off);
+		uint64_t n = MIN((uint64_t)COPY_CHUNK, size - off);
 
-		if (gp_image_read(in, buf, n, off) < 0)
+		/* Past skip ranges that end here; into one that covers off. */
+		while (dc && sk < dc->nskip &&
+		    dc->skip[sk].off + dc->skip[sk].len <= off)
+			sk++;
+		if (dc && sk < dc->nskip && dc->skip[sk].off <= off) {
+			off = dc->skip[sk].off + dc->skip[sk].len;
+			continue;
+		}
+		if (dc && sk < dc->nskip)
+			n = MIN(n, dc->skip[sk].off - off);
+		st = gp_image_allocated(in, off, n, &p);
+		if (st < 0)
 			goto out;
-		if (!is_zero(buf, n) && gp_image_write(out, buf, n, off) < 0)
-			goto out;
+		n = MIN(n, MAX(p, (uint64_t)1));
+		if (st == 1) {
+			if (gp_image_read(in, buf, (size_t)n, off) < 0)
+				goto out;
+			if (!is_zero(buf, (size_t)n) &&
+			    gp_image_write(out, buf, (size_t)n, off) < 0)
+				goto out;
+		}
 		off += n;
-		if (o->progress)
-			o->progress(o->pctx, 0, 0, off, size);
+		if (dc && dc->progress)
+			dc->progress(dc->pctx, off, size);
 	}
 	if (gp_image_commit(out) < 0)
 		goto out;
@@ -99,23 +119,12 @@ out:
 	return ret;
 }
 
-int
-stage_derive(const char *image, struct pkg_set *set,
-    const struct stage_opts *o, struct stage_report *r)
+/* NEW must not exist. */
+static int
+check_new(const char *out)
 {
-	struct gp_open_opts io = { .flags = GP_OPEN_RDONLY, .parent = o->parent,
-	    .format = o->format };
-	struct gp_create_opts co = { 0 };
-	struct gp_image_info info;
-	struct stage_opts so = *o;
-	const char *out = o->output ? o->output : o->child;
-	const char *fmt = NULL;
-	char *dir, *tmp, *parent_real = NULL;
 	struct stat st;
-	gp_image *in;
-	int ret = -1;
 
-	memset(r, 0, sizeof(*r));
 	if (lstat(out, &st) == 0) {
 		error_set(EEXIST, "%s: exists; gpupv-prep does not overwrite an "
 		    "image (remove it or name another)", out);
@@ -125,6 +134,113 @@ stage_derive(const char *image, struct pkg_set *set,
 		error_set(errno, "%s: %s", out, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static char *
+tmp_name(const char *out)
+{
+	char *dir = path_dirname(out);
+	char *tmp = xasprintf("%s%s.%s.gpupv-tmp-%ld", dir, *dir ? "/" : "",
+	    path_basename(out), (long)getpid());
+
+	free(dir);
+	return tmp;
+}
+
+static void
+drop_tmp(const char *tmp)
+{
+	char *j = xasprintf("%s.gpupv-journal", tmp);
+
+	unlink(tmp);
+	unlink(j);
+	free(j);
+}
+
+/* An empty image like in, in fmt, at tmp. */
+static int
+create_like(gp_image *in, const char *tmp, const char *fmt)
+{
+	struct gp_create_opts co = { 0 };
+	struct gp_image_info info;
+
+	gp_image_get_info(in, &info);
+	co.format = fmt;
+	co.virtual_size = info.virtual_size;
+	co.logical_sector_size = info.logical_sector_size;
+	co.physical_sector_size = info.physical_sector_size;
+	if (strncmp(fmt, "vhdx", 4) == 0 && info.block_size &&
+	    strcmp(info.format, "vhdx") == 0)
+		co.block_size = info.block_size;
+	if (strcmp(fmt, "vhd") == 0 && info.logical_sector_size != 512) {
+		error_set(EINVAL, "%s: a VHD holds 512-byte sectors; the input "
+		    "has %u-byte ones", tmp, info.logical_sector_size);
+		return -1;
+	}
+	return gp_image_create(tmp, &co);
+}
+
+int
+derive_new_image(gp_image *in, const char *out, const char *fmt_given,
+    const struct derive_copy *dc)
+{
+	const char *fmt = format_for(out, fmt_given);
+	char *tmp;
+	int ret = -1;
+
+	if (check_new(out) < 0)
+		return -1;
+	if (!fmt) {
+		error_setc(GP_EXIT_USAGE, EINVAL, "%s: the format does not "
+		    "follow from the name; give --output-format vhdx, "
+		    "vhdx-fixed, vhd or raw", out);
+		return -1;
+	}
+	tmp = tmp_name(out);
+	if (create_like(in, tmp, fmt) < 0 || copy_image(in, tmp, fmt, dc) < 0)
+		goto drop;
+	fault_point("derive-copied");
+	if (rename(tmp, out) < 0) {
+		error_set(errno, "%s: cannot rename %s into place: %s", out, tmp,
+		    strerror(errno));
+		goto drop;
+	}
+	ret = sync_dir(out);
+	free(tmp);
+	return ret;
+drop:
+	error_rename(tmp, out);
+	drop_tmp(tmp);
+	free(tmp);
+	return -1;
+}
+
+static void
+copy_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	const struct stage_opts *o = ctx;
+
+	o->progress(o->pctx, 0, 0, done, total);
+}
+
+int
+stage_derive(const char *image, struct pkg_set *set,
+    const struct stage_opts *o, struct stage_report *r)
+{
+	struct gp_open_opts io = { .flags = GP_OPEN_RDONLY, .parent = o->parent,
+	    .format = o->format };
+	struct gp_create_opts co = { 0 };
+	struct stage_opts so = *o;
+	const char *out = o->output ? o->output : o->child;
+	const char *fmt = NULL;
+	char *tmp, *parent_real = NULL;
+	gp_image *in;
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (check_new(out) < 0)
+		return -1;
 	if (o->output && !(fmt = format_for(out, o->output_format))) {
 		error_setc(GP_EXIT_USAGE, EINVAL, "%s: the format does not "
 		    "follow from the name; give --output-format vhdx, "
@@ -143,33 +259,35 @@ stage_derive(const char *image, struct pkg_set *set,
 	in = gp_image_open(image, &io);
 	if (!in)
 		return -1;
-	gp_image_get_info(in, &info);
-	dir = path_dirname(out);
-	tmp = xasprintf("%s%s.%s.gpupv-tmp-%ld", dir, *dir ? "/" : "",
-	    path_basename(out), (long)getpid());
-	free(dir);
+	tmp = tmp_name(out);
 	if (o->child) {
 		co.parent = in;
 		parent_real = realpath(image, NULL);
-	} else {
-		co.format = fmt;
-		co.virtual_size = info.virtual_size;
-		co.logical_sector_size = info.logical_sector_size;
-		co.physical_sector_size = info.physical_sector_size;
-		if (strncmp(fmt, "vhdx", 4) == 0 && info.block_size &&
-		    strcmp(info.format, "vhdx") == 0)
-			co.block_size = info.block_size;
-		if (strcmp(fmt, "vhd") == 0 && info.logical_sector_size != 512) {
-			error_set(EINVAL, "%s: a VHD holds 512-byte sectors; the "
-			    "input has %u-byte ones", out,
-			    info.logical_sector_size);
+		if (gp_image_create(tmp, &co) < 0)
 			goto close_in;
+	} else {
+		/* The free clusters of the input are not copied. */
+		struct derive_copy dc = { .progress = o->progress ?
+		    copy_progress : NULL, .pctx = (void *)o };
+		struct range *skip = NULL;
+		size_t nskip = 0;
+		unsigned nvol;
+
+		if (image_unused_ranges(in, &skip, &nskip, &nvol) < 0) {
+			gp_error_clear();
+			skip = NULL;
+			nskip = 0;
 		}
+		dc.skip = skip;
+		dc.nskip = nskip;
+		ret = create_like(in, tmp, fmt);
+		if (ret == 0)
+			ret = copy_image(in, tmp, fmt, &dc);
+		free(skip);
+		if (ret < 0)
+			goto drop;
+		ret = -1;
 	}
-	if (gp_image_create(tmp, &co) < 0)
-		goto close_in;
-	if (o->output && copy_image(in, tmp, fmt, o) < 0)
-		goto drop;
 	fault_point("derive-copied");
 	gp_image_close(in);
 	in = NULL;
@@ -197,13 +315,7 @@ stage_derive(const char *image, struct pkg_set *set,
 drop:
 	if (ret < 0)
 		error_rename(tmp, out);
-	unlink(tmp);
-	{
-		char *j = xasprintf("%s.gpupv-journal", tmp);
-
-		unlink(j);
-		free(j);
-	}
+	drop_tmp(tmp);
 close_in:
 	if (in)
 		gp_image_close(in);

@@ -1957,3 +1957,30 @@ ntfs_file_cost(uint64_t size, uint64_t cluster)
 		return record;
 	return record + (size + cluster - 1) / cluster * cluster;
 }
+
+int
+gp_volume_free_runs(gp_volume *v, int (*fn)(void *ctx, uint64_t off,
+    uint64_t len), void *ctx)
+{
+	int64_t lcn = 0, nr = v->vol->nr_clusters, u, f;
+	uint64_t cs = v->vol->cluster_size;
+
+	while (lcn < nr) {
+		u = bm_run(v, lcn, nr - lcn, true);
+		if (u < 0)
+			goto fail;
+		lcn += u;
+		if (lcn >= nr)
+			break;
+		f = bm_run(v, lcn, nr - lcn, false);
+		if (f < 0)
+			goto fail;
+		if (fn(ctx, (uint64_t)lcn * cs, (uint64_t)f * cs) < 0)
+			return -1;
+		lcn += f;
+	}
+	return 0;
+fail:
+	return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the cluster "
+	    "bitmap");
+}

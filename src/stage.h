@@ -6,6 +6,7 @@
 #ifndef GPUPV_STAGE_H
 #define GPUPV_STAGE_H
 
+#include "compact.h"
 #include "package.h"
 
 struct stage_opts {
@@ -91,6 +92,22 @@ int	stage_run(const char *image, struct pkg_set *set,
 /* stage_run into o->output or o->child, leaving image as it is. */
 int	stage_derive(const char *image, struct pkg_set *set,
 	    const struct stage_opts *o, struct stage_report *r);
+
+/*
+ * A new image of in's size and sector sizes at out (never over an existing
+ * file), in fmt (vhdx, vhdx-fixed, vhd, raw; NULL: from out's name),
+ * holding what in holds except the skip ranges (compaction); built under a
+ * temporary name and renamed into place.  Only what the chain holds is
+ * read: blocks no file of it stores are not even looked at.
+ */
+struct derive_copy {
+	const struct range *skip;	/* sorted; contents to leave out */
+	size_t nskip;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *pctx;
+};
+int	derive_new_image(gp_image *in, const char *out, const char *fmt,
+	    const struct derive_copy *dc);
 /* Remove the named packages (all staged ones when n == 0). */
 int	stage_remove(const char *image, char **names, size_t n,
 	    const struct stage_opts *o, struct stage_report *r);

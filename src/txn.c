@@ -254,6 +254,38 @@ gp_image_commit(gp_image *img)
 }
 
 int
+gp_image_discard(gp_image *img, uint64_t off, uint64_t len)
+{
+	if (!img->txn || img->txn->dead) {
+		error_set(EBADF, "%s: not open for writing", img->path);
+		return -1;
+	}
+	if (off >= img->info.virtual_size || !len)
+		return 0;
+	len = MIN(len, img->info.virtual_size - off);
+	if (img->drv->discard)
+		return img->drv->discard(img, off, len);
+	return blk_file_punch(img, off, len);
+}
+
+int
+gp_image_compact(gp_image *img)
+{
+	if (gp_image_commit(img) < 0)
+		return -1;
+	if (img->txn && img->txn->dry_run)
+		return 0;
+	fault_point("compact-discarded");
+	if (img->drv->pack && (img->drv->pack(img) < 0 ||
+	    gp_image_commit(img) < 0))
+		return -1;
+	fault_point("compact-packed");
+	if (img->drv->trim && img->drv->trim(img) < 0)
+		return -1;
+	return 0;
+}
+
+int
 gp_image_abort(gp_image *img)
 {
 	struct txn *t = img->txn;

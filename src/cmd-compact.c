@@ -1,0 +1,197 @@
+/*
+ * cmd-compact.c - "gpupv-prep compact IMAGE": give back the blocks of a
+ * dynamic or differencing image that hold only free NTFS clusters or
+ * unpartitioned space, and shorten the file; punch holes into a raw one.
+ * With --output NEW the input is only read and NEW gets the rest.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "compact.h"
+#include "json.h"
+
+struct cprogress {
+	bool on;
+	double start, last;
+};
+
+static void
+copy_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct cprogress *p = ctx;
+	double now = mono_ms(), t, rate;
+	char b1[32], b2[32], b3[32];
+
+	if (!p->on || (now - p->last < 250 && done < total))
+		return;
+	if (!p->start)
+		p->start = now;
+	p->last = now;
+	t = (now - p->start) / 1e3;
+	rate = t > 0 ? (double)done / t : 0;
+	fprintf(stderr, "\rcopying the image: %s of %s, %s/s ",
+	    cli_size(done, b1), cli_size(total, b2),
+	    cli_size((uint64_t)rate, b3));
+	fflush(stderr);
+}
+
+static void
+print_json(const struct compact_report *r)
+{
+	struct json j;
+	const char *const *w;
+	size_t nw = gp_warnings(&w), i;
+
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_key(&j, "command");
+	json_str(&j, "compact");
+	json_key(&j, "image");
+	json_str(&j, r->image);
+	json_key(&j, "dry_run");
+	json_bool(&j, r->dry_run);
+	json_key(&j, "ntfs_volumes");
+	json_u64(&j, r->volumes);
+	json_key(&j, "unused_bytes");
+	json_u64(&j, r->unused_bytes);
+	json_key(&j, "block_size");
+	if (r->block_size)
+		json_u64(&j, r->block_size);
+	else
+		json_null(&j);
+	json_key(&j, "blocks_dropped");
+	json_u64(&j, r->blocks_dropped);
+	json_key(&j, "file_size_before");
+	json_u64(&j, r->size_before);
+	json_key(&j, "file_size_after");
+	json_u64(&j, r->size_after);
+	json_key(&j, "allocated_before");
+	json_u64(&j, r->alloc_before);
+	json_key(&j, "allocated_after");
+	if (r->dry_run)
+		json_null(&j);
+	else
+		json_u64(&j, r->alloc_after);
+	json_key(&j, "warnings");
+	json_arr_begin(&j);
+	for (i = 0; i < nw; i++)
+		json_str(&j, w[i]);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	json_end(&j);
+	gp_warnings_clear();
+}
+
+static int
+compact_main(const struct cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "output-format", required_argument, NULL, 'F' },
+		{ "parent", required_argument, NULL, 'p' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct compact_opts o = { 0 };
+	struct compact_report r;
+	struct cprogress pg = { .on = isatty(2) };
+	bool json = false;
+	char b1[32], b2[32];
+	int ch, rc;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, ":no:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			o.dry_run = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'o':
+			o.output = optarg;
+			break;
+		case 'F':
+			o.output_format = optarg;
+			break;
+		case 'p':
+			o.parent = optarg;
+			break;
+		case 'f':
+			o.format = optarg;
+			break;
+		case 'h':
+			cli_help(cmd, stdout);
+			return 0;
+		case ':':
+			return cli_usage_error(cmd, "option %s needs a value",
+			    argv[optind - 1]);
+		default:
+			return cli_usage_error(cmd, "unknown option %s",
+			    argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(cmd, argc - optind ? "one IMAGE, please" :
+		    "IMAGE is missing");
+	if (o.output_format && !o.output)
+		return cli_usage_error(cmd, "--output-format goes with --output");
+	o.progress = copy_progress;
+	o.pctx = &pg;
+	rc = compact_run(argv[optind], &o, &r);
+	if (pg.on && pg.last > 0)
+		fprintf(stderr, "\r\033[K");
+	if (rc < 0) {
+		rc = cli_fail(cmd);
+		compact_report_free(&r);
+		return rc;
+	}
+	if (json) {
+		print_json(&r);
+	} else {
+		cli_print_warnings(cmd);
+		printf("%s: %u NTFS volume(s), %s unused", r.image, r.volumes,
+		    cli_size(r.unused_bytes, b1));
+		if (r.block_size)
+			printf(", %llu block(s) of %s %sdropped",
+			    (unsigned long long)r.blocks_dropped,
+			    cli_size(r.block_size, b2), r.dry_run ?
+			    "would be " : "");
+		printf("\n%s: file %s -> %s%s\n", r.image,
+		    cli_size(r.size_before, b1), cli_size(r.size_after, b2),
+		    r.dry_run ? " (dry run: nothing written)" : "");
+	}
+	compact_report_free(&r);
+	return 0;
+}
+
+const struct cmd cmd_compact = {
+	.name = "compact",
+	.args = "IMAGE [--output NEW] [--dry-run] [--json]",
+	.summary = "give back blocks that hold only free NTFS clusters or "
+	    "unpartitioned space",
+	.options =
+	    "Blocks of a dynamic or differencing VHDX or VHD that hold only "
+	    "free clusters\nof clean NTFS volumes or space outside the GPT "
+	    "partitions are dropped and\nthe file is shortened to the blocks "
+	    "it uses (each step atomic); a raw image\ngets holes punched.  "
+	    "Other file systems and partition tables are kept whole.\n"
+	    "  --dry-run          count what would be given back, write "
+	    "nothing\n"
+	    "  --json             print a JSON report on stdout\n"
+	    "  --output NEW       leave IMAGE untouched; write a compacted copy "
+	    "to NEW\n"
+	    "  --output-format F  vhdx (default for .vhdx), vhdx-fixed, vhd, "
+	    "raw\n"
+	    "  --parent FILE      parent of a differencing image\n",
+	.run = compact_main,
+};
