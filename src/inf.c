@@ -395,26 +395,49 @@ inf_driver_ver(const char *path)
 	return driver_ver_of(&inf, path);
 }
 
+/*
+ * DriverVer sits in [Version], at the top of every INF: the first 64 KiB
+ * (cut at a line end) are parsed first, and the whole file only when that
+ * does not answer (no [Version] there, or a %token% from [Strings]).  A
+ * display INF runs to megabytes.
+ */
+#define INF_HEAD	(64 * 1024)
+
 char *
 inf_driver_ver_mem(const char *name, const void *buf, size_t len)
 {
+	const uint8_t *b = buf;
 	struct inf inf;
+	size_t cut = len;
 
+	if (len > INF_HEAD) {
+		bool wide = len >= 2 && b[0] == 0xff && b[1] == 0xfe;
+
+		for (cut = INF_HEAD; cut > 2; cut--)
+			if (b[cut - 1 - wide] == '\n' && (!wide ||
+			    (b[cut - 1] == 0 && cut % 2 == 0)))
+				break;
+		if (cut > 2 && inf_parse(name, buf, cut, &inf) == 0) {
+			char *v = driver_ver_of(&inf, name);
+
+			if (v && !strchr(v, '%'))
+				return v;
+			free(v);
+		}
+		gp_error_clear();
+	}
 	if (inf_parse(name, buf, len, &inf) < 0)
 		return NULL;
 	return driver_ver_of(&inf, name);
 }
 
-/* DriverVer = date[, version]; frees inf. */
-static char *
-driver_ver_of(struct inf *inf_, const char *path)
+char *
+inf_driver_ver_of(const struct inf *inf)
 {
-	struct inf inf = *inf_;
-	const struct inf_section *s;
+	const struct inf_section *s = inf_section(inf, "Version");
 	char *ver = NULL;
 	size_t i;
 
-	s = inf_section(&inf, "Version");
 	for (i = 0; s && i < s->n && !ver; i++) {
 		const struct inf_line *l = &s->v[i];
 
@@ -422,11 +445,20 @@ driver_ver_of(struct inf *inf_, const char *path)
 			ver = l->nf > 1 ? xasprintf("%s,%s", l->f[0], l->f[1]) :
 			    xstrdup(l->f[0]);
 	}
-	inf_free(&inf);
 	if (ver && !*ver) {
 		free(ver);
 		ver = NULL;
 	}
+	return ver;
+}
+
+/* DriverVer = date[, version]; frees inf. */
+static char *
+driver_ver_of(struct inf *inf, const char *path)
+{
+	char *ver = inf_driver_ver_of(inf);
+
+	inf_free(inf);
 	if (!ver)
 		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
 	return ver;

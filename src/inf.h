@@ -42,6 +42,8 @@ const char *inf_value(const struct inf *inf, const char *section,
 /* DriverVer of [Version]: "MM/DD/YYYY,a.b.c.d" as written. */
 char	*inf_driver_ver(const char *path);
 char	*inf_driver_ver_mem(const char *name, const void *buf, size_t len);
+/* DriverVer of a parsed INF, or NULL (no error recorded). */
+char	*inf_driver_ver_of(const struct inf *inf);
 /* "WDDM 3.1" from a DriverVer's version (its first number), or NULL. */
 char	*inf_wddm_hint(const char *driver_ver);
 

@@ -253,9 +253,10 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 		return -1;
 	}
 	infpath = path_join(root, inf);
-	p->driver_ver = inf_driver_ver(infpath);
-	gp_error_clear();
 	p->inf_path = infpath;
+	if (pkg_inf(p))
+		p->driver_ver = inf_driver_ver_of(p->parsed);
+	gp_error_clear();
 	w.p = p;
 	w.root = root;
 	i = (size_t)walk_dir(&w, root, "", 0);
@@ -665,6 +666,27 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return 0;
 }
 
+const struct inf *
+pkg_inf(const struct pkg *cp)
+{
+	struct pkg *p = (struct pkg *)cp;	/* a cache, not a change */
+	struct inf *inf;
+
+	if (p->parsed)
+		return p->parsed;
+	if (!p->inf_path) {
+		error_set(ENOENT, "package %s has no INF", p->name);
+		return NULL;
+	}
+	inf = xcalloc(1, sizeof(*inf));
+	if (inf_load(p->inf_path, inf) < 0) {
+		free(inf);
+		return NULL;
+	}
+	p->parsed = inf;
+	return inf;
+}
+
 static void
 pkg_free(struct pkg *p)
 {
@@ -678,6 +700,10 @@ pkg_free(struct pkg *p)
 	free(p->name);
 	free(p->inf);
 	free(p->inf_path);
+	if (p->parsed) {
+		inf_free(p->parsed);
+		free(p->parsed);
+	}
 	free(p->driver_ver);
 }
 

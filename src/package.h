@@ -27,7 +27,13 @@ struct pkg {
 	struct pkg_file *files;		/* folders before their contents */
 	size_t nfiles;
 	uint64_t bytes;
+	struct inf *parsed;		/* its INF, parsed once (pkg_inf) */
 };
+
+struct inf;
+/* The package's INF, parsed at the first call and kept; NULL with an
+ * error when it cannot be read. */
+const struct inf *pkg_inf(const struct pkg *p);
 
 /*
  * The host side of the VM, for the sidecar script and the NanaBox file:

@@ -895,18 +895,17 @@ pkg_find(const struct pkg *p, const char *rel)
 static struct inf_service *
 service_of(const struct pkg *p, const char *section, struct inf_service *svc)
 {
-	struct inf inf;
+	const struct inf *inf;
 	int r;
 
 	memset(svc, 0, sizeof(*svc));
-	if (!p->inf_path || inf_load(p->inf_path, &inf) < 0) {
+	if (!p->inf_path || !(inf = pkg_inf(p))) {
 		gp_error_clear();
 		return NULL;
 	}
-	r = inf_service(&inf, "nvlddmkm", section, svc);
+	r = inf_service(inf, "nvlddmkm", section, svc);
 	if (r == 0 && section)
-		r = inf_service(&inf, "nvlddmkm", NULL, svc);
-	inf_free(&inf);
+		r = inf_service(inf, "nvlddmkm", NULL, svc);
 	return r == 1 ? svc : NULL;
 }
 
@@ -1233,28 +1232,24 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 		const struct pkg *p = &set->v[i];
 		struct copytovm *cv;
 		size_t ncv;
-		struct inf inf;
+		const struct inf *inf;
 		const char *sect;
 
 		if (!p->inf_path)
 			continue;
-		if (inf_load(p->inf_path, &inf) < 0)
+		if (!(inf = pkg_inf(p)))
 			goto fail;
 		sect = o->inf_section;
-		if (sect && !inf_section(&inf, sect)) {
+		if (sect && !inf_section(inf, sect)) {
 			if (!o->inf_section_soft) {
 				error_set(ENOENT, "%s: no install section [%s] "
 				    "(--inf-section)", p->inf_path, sect);
-				inf_free(&inf);
 				goto fail;
 			}
 			sect = NULL;
 		}
-		if (inf_copytovm(&inf, sect, &cv, &ncv) < 0) {
-			inf_free(&inf);
+		if (inf_copytovm(inf, sect, &cv, &ncv) < 0)
 			goto fail;
-		}
-		inf_free(&inf);
 		for (k = 0; k < ncv; k++) {
 			const struct pkg_file *f = pkg_find(p, cv[k].src);
 			struct man_copy *rec;
