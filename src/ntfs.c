@@ -1758,10 +1758,46 @@ gp_volume_set_meta(gp_volume *v, const char *path, const struct gp_file_meta *m)
 	return 0;
 }
 
+/*
+ * The name of ni in the folder dir as stored (its Win32 or POSIX name,
+ * not the 8.3 alias), copied into *out; its length in characters, or -1.
+ */
+static int
+stored_name(ntfs_inode *ni, u64 dir, ntfschar **out)
+{
+	ntfs_attr_search_ctx *ctx = ntfs_attr_get_search_ctx(ni, NULL);
+	int len = -1;
+
+	if (!ctx)
+		return -1;
+	while (ntfs_attr_lookup(AT_FILE_NAME, AT_UNNAMED, 0, CASE_SENSITIVE, 0,
+	    NULL, 0, ctx) == 0) {
+		const FILE_NAME_ATTR *fn;
+
+		if (ctx->attr->non_resident || le32_to_cpu(
+		    ctx->attr->value_length) < sizeof(*fn))
+			continue;
+		fn = (const FILE_NAME_ATTR *)((const u8 *)ctx->attr +
+		    le16_to_cpu(ctx->attr->value_offset));
+		if (MREF_LE(fn->parent_directory) != dir ||
+		    fn->file_name_type == FILE_NAME_DOS ||
+		    offsetof(FILE_NAME_ATTR, file_name) + fn->file_name_length *
+		    sizeof(ntfschar) > le32_to_cpu(ctx->attr->value_length))
+			continue;
+		len = fn->file_name_length;
+		*out = xmalloc(((size_t)len + 1) * sizeof(ntfschar));
+		memcpy(*out, fn->file_name, (size_t)len * sizeof(ntfschar));
+		(*out)[len] = 0;
+		break;
+	}
+	ntfs_attr_put_search_ctx(ctx);
+	return len;
+}
+
 int
 gp_volume_remove(gp_volume *v, const char *path)
 {
-	char *copy = NULL, *name, *real = NULL, *base;
+	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	ntfschar *uname = NULL;
 	struct place_run *freed = NULL;
@@ -1779,13 +1815,18 @@ gp_volume_remove(gp_volume *v, const char *path)
 			error_set(ENOENT, "%s: %s: not found", v->where, path);
 		goto out;
 	}
-	/* ntfs_delete wants the name as stored. */
-	real = gp_volume_realpath(v, path);
-	base = real ? strrchr(real, '/') + 1 : name;
-	ulen = ntfs_mbstoucs(base, &uname);
 	ni = ntfs_inode_open(v->vol, MREF(mref));
-	if (!ni || ulen < 0) {
+	if (!ni) {
 		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot open an entry");
+		goto out;
+	}
+	/* ntfs_delete wants the name as stored: the inode's own long name
+	 * in dir (not a listing of dir, which would make removing the files
+	 * of a folder quadratic). */
+	ulen = stored_name(ni, dir->mft_no, &uname);
+	if (ulen < 0) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "entry has no name in its "
+		    "folder");
 		goto out;
 	}
 	if (inode_runs(v, ni, &freed, &nfreed) < 0)
@@ -1811,7 +1852,6 @@ out:
 		ntfs_inode_close(dir);
 	free(freed);
 	free(uname);
-	free(real);
 	free(copy);
 	return ret;
 }
