@@ -10,7 +10,7 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config
   ntfs-3g-dev libhivex-dev libvhdi-dev zlib1g-dev libarchive-dev"
 TEST_DEPS="qemu-utils ntfs-3g sleuthkit libfsntfs-utils libregf-utils
   libhivex-bin libwin-hivex-perl libvhdi-utils gdisk fdisk dosfstools mtools jq xz-utils
-  gzip unzip zip gcab xxd"
+  gzip unzip zip gcab xxd time"
 
 missing=""
 for p in $BUILD_DEPS $TEST_DEPS; do
