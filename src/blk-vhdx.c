@@ -103,6 +103,10 @@ struct vhdx {
 	uint64_t bat_len;
 	uint64_t meta_off;
 	uint64_t meta_len;
+	/* Regions we do not know but may keep (not marked required): never
+	 * cut off or moved over. */
+	struct { uint64_t off, len; } other[VHDX_RT_MAX_ENTRIES];
+	unsigned nother;
 
 	uint32_t block_size;
 	bool leave_allocated;		/* set in fixed files, 2.6.2.1 */
@@ -645,7 +649,10 @@ read_region_table(gp_image *img, struct vhdx *v)
 			v->meta_off = off;
 			v->meta_len = len;
 			have_meta = true;
-		} else if (required) {
+		} else if (!required) {
+			v->other[v->nother].off = off;
+			v->other[v->nother++].len = len;
+		} else {
 			guid_t gg;
 
 			guid_from_bytes(&gg, e);
@@ -1002,6 +1009,8 @@ reclaim_tail(gp_image *img, struct vhdx *v)
 	end = MAX(end, v->meta_off + v->meta_len);
 	if (v->log_len)
 		end = MAX(end, v->log_off + v->log_len);
+	for (i = 0; i < v->nother; i++)
+		end = MAX(end, v->other[i].off + v->other[i].len);
 	for (i = 0; i < v->nbat; i++) {
 		uint64_t e = v->bat[i];
 		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
@@ -1748,7 +1757,7 @@ static int
 vhdx_pack(gp_image *img)
 {
 	struct vhdx *v = img->priv;
-	struct blk_extent *x = xmalloc((v->nbat + 4) * sizeof(*x));
+	struct blk_extent *x = xmalloc((v->nbat + v->nother + 4) * sizeof(*x));
 	size_t n = 0, i;
 	bool log_free = guid_is_zero(&v->log_guid) && v->log_len;
 	int ret = -1;
@@ -1759,6 +1768,9 @@ vhdx_pack(gp_image *img)
 	if (v->log_len)
 		x[n++] = (struct blk_extent){ v->log_off, v->log_len, 0,
 		    log_free, UINT64_MAX };
+	for (i = 0; i < v->nother; i++)
+		x[n++] = (struct blk_extent){ v->other[i].off, v->other[i].len,
+		    0, false, 0 };
 	for (i = 0; i < v->nbat; i++) {
 		uint64_t e = v->bat[i];
 		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;

@@ -21,7 +21,7 @@
 struct ranges {
 	struct range *v;
 	size_t n, cap;
-	uint64_t base;
+	uint64_t base, limit;		/* the partition being read */
 };
 
 static void
@@ -46,7 +46,11 @@ free_run(void *ctx, uint64_t off, uint64_t len)
 {
 	struct ranges *r = ctx;
 
-	ranges_add(r, r->base + off, len);
+	/* A volume that claims more clusters than its partition holds must
+	 * not reach into the next one. */
+	if (off >= r->limit)
+		return 0;
+	ranges_add(r, r->base + off, MIN(len, r->limit - off));
 	return 0;
 }
 
@@ -107,6 +111,7 @@ image_unused_ranges(gp_image *img, struct range **out, size_t *nout,
 			continue;
 		}
 		r.base = p->start;
+		r.limit = p->size;
 		if (gp_volume_free_runs(vol, free_run, &r) < 0) {
 			gp_volume_close(vol);
 			gp_partitions_free(&pt);
