@@ -174,9 +174,9 @@ static void
 print_human(const struct cmd *cmd, const struct stage_report *r)
 {
 	static const char *const verb[] = { "staged", "replaced", "unchanged",
-	    "removed" };
+	    "removed", "repaired" };
 	static const char *const would[] = { "would stage", "would replace",
-	    "unchanged", "would remove" };
+	    "unchanged", "would remove", "would repair" };
 	char b1[32];
 	size_t i;
 
@@ -240,7 +240,7 @@ struct common {
 enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
-	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD,
+	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR,
 };
 
 static void
@@ -292,6 +292,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
 		{ "child", required_argument, NULL, OPT_CHILD },
+		{ "repair", no_argument, NULL, OPT_REPAIR },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -343,6 +344,9 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			continue;
 		case OPT_NO_FASTBOOT:
 			c->o.disable_fast_startup = true;
+			continue;
+		case OPT_REPAIR:
+			c->o.repair = true;
 			continue;
 		case OPT_OUTPUT:
 			c->o.output = optarg;
@@ -596,6 +600,9 @@ const struct cmd cmd_stage = {
 	    "(0-2)\n"
 	    "  --gpu-virtualization-flags N  GraphicsDrivers\\"
 	    "GpuVirtualizationFlags\n"
+	    "  --repair           hash the staged files of unchanged packages "
+	    "and write\n"
+	    "                     again the ones that differ or are missing\n"
 	    "  --disable-fast-startup  HiberbootEnabled=0, so the guest stays "
 	    "editable\n"
 	    "  --output NEW       leave IMAGE untouched; write IMAGE plus the "

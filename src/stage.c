@@ -57,6 +57,8 @@ stage_action_name(enum stage_action a)
 		return "unchanged";
 	case ACT_REMOVE:
 		return "remove";
+	case ACT_REPAIR:
+		return "repair";
 	}
 	return "?";
 }
@@ -628,7 +630,7 @@ hash_cb(void *ctx, const void *buf, size_t len)
  */
 static long
 check_package(struct guest *g, const struct man_pkg *mp,
-    struct stage_report *r)
+    struct stage_report *r, bool *bad_files)
 {
 	long bad = 0;
 	size_t i;
@@ -664,6 +666,8 @@ check_package(struct guest *g, const struct man_pkg *mp,
 		}
 		if (what) {
 			bad++;
+			if (bad_files)
+				bad_files[i] = true;
 			r->problems = xrealloc(r->problems, (r->nproblems + 1) *
 			    sizeof(char *));
 			r->problems[r->nproblems++] = xasprintf("%s: %s", path,
@@ -1562,6 +1566,85 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 	return 0;
 }
 
+static void
+bad_free(bool **bad, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(bad[i]);
+	free(bad);
+}
+
+/*
+ * --repair: write again the files of a staged package that check_package
+ * found missing or different (bad[] follows the manifest's file list),
+ * from the host's copy, with their times and READONLY; folders first.
+ */
+static int
+repair_package(struct guest *g, const struct pkg *p, const bool *bad,
+    struct stage_report *r)
+{
+	const struct man_pkg *mp = manifest_find(&g->man, p->name);
+	size_t i;
+
+	for (i = 0; mp && i < mp->nfiles; i++) {
+		const struct pkg_file *f;
+		struct gp_file_meta m = { 0 };
+		struct copy c = { .fd = -1 };
+		struct gp_stat st;
+		char *gp;
+		int rc = 0;
+
+		if (!bad[i])
+			continue;
+		f = pkg_find(p, mp->files[i].rel);
+		if (!f || f->is_dir != mp->files[i].is_dir) {
+			error_set(ENOENT, "%s: %s is not in the package on the "
+			    "host; it cannot be repaired from it", p->name,
+			    mp->files[i].rel);
+			return -1;
+		}
+		gp = guest_path(g, p->name, f->rel);
+		m.mtime_ns = f->mtime_ns;
+		m.crtime_ns = f->crtime_ns;
+		m.readonly = true;
+		if (gp_volume_stat(g->vol, gp, &st) == 0) {
+			if (f->is_dir && st.is_dir) {
+				free(gp);
+				continue;
+			}
+			rc = gp_volume_remove(g->vol, gp);
+		} else if (errno == ENOENT) {
+			gp_error_clear();
+		} else {
+			rc = -1;
+		}
+		if (rc == 0 && !f->is_dir) {
+			c.src = f->src;
+			c.fd = open(f->src, O_RDONLY | O_CLOEXEC);
+			if (c.fd < 0) {
+				error_set(errno, "%s: %s", f->src,
+				    strerror(errno));
+				rc = -1;
+			}
+		}
+		if (rc == 0)
+			rc = gp_volume_create(g->vol, gp, f->is_dir, f->size, &m,
+			    copy_fill, &c);
+		if (c.fd >= 0)
+			close(c.fd);
+		free(gp);
+		if (rc < 0) {
+			error_prefix("repairing %s", p->name);
+			return -1;
+		}
+		r->files_written += !f->is_dir;
+		r->bytes_written += f->size;
+	}
+	return 0;
+}
+
 int
 stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
     struct stage_report *r)
@@ -1574,7 +1657,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	uint64_t need_pkgs = 0, need_copies = 0, need_hives = 0, need_meta;
 	bool short_names;
 	size_t i, j;
-	bool *todo = NULL, *restage = NULL;
+	bool *todo = NULL, *restage = NULL, **bad;
 	struct hash_run h;
 	double t0, t1;
 	char b1[32], b2[32], b3[32];
@@ -1582,6 +1665,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	memset(r, 0, sizeof(*r));
 	r->image = xstrdup(image);
 	r->dry_run = o->dry_run;
+	bad = xcalloc(set->n + 1, sizeof(*bad));
 	if (guest_open(&g, image, o, o->dry_run ? GP_OPEN_DRY_RUN :
 	    GP_OPEN_RDWR) < 0)
 		goto fail;
@@ -1599,7 +1683,24 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		enum stage_action a;
 
 		if (mp && same_package(&g, mp, p)) {
+			long nbad = 0;
+
 			a = ACT_UNCHANGED;
+			/* --repair: the staged files are hashed, and the ones
+			 * that differ or are missing written again. */
+			if (o->repair) {
+				bad[i] = xcalloc(mp->nfiles + 1, sizeof(bool));
+				nbad = check_package(&g, mp, r, bad[i]);
+				if (nbad < 0)
+					goto fail;
+			}
+			for (j = 0; nbad > 0 && j < mp->nfiles; j++)
+				if (bad[i][j])
+					need_pkgs += ntfs_file_cost(
+					    mp->files[j].size, cluster) +
+					    2 * strlen(mp->files[j].rel) + 100;
+			if (nbad > 0)
+				a = ACT_REPAIR;
 		} else if (mp) {
 			a = ACT_REPLACE;
 		} else {
@@ -1619,11 +1720,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			a = ACT_STAGE;
 		}
 		it = add_item(r, p->name, p->inf, p->driver_ver, a);
+		for (j = 0; a == ACT_REPAIR && j < mp->nfiles; j++)
+			it->repaired += bad[i][j];
 		for (j = 0; j < p->nfiles; j++) {
 			const struct pkg_file *f = &p->files[j];
 
 			it->files += !f->is_dir;
-			if (a == ACT_UNCHANGED)
+			if (a == ACT_UNCHANGED || a == ACT_REPAIR)
 				continue;
 			/* The file or folder, its index entry, and a folder's
 			 * first index block. */
@@ -1631,12 +1734,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			    2 * strlen(f->rel) + 100 +
 			    (f->is_dir ? 4096 : 0);
 		}
-		if (a != ACT_UNCHANGED)
+		if (a == ACT_STAGE || a == ACT_REPLACE)
 			need_pkgs += ntfs_file_cost(0, cluster) + 4096;
-		if (a != ACT_UNCHANGED && plan_name_clashes(p, short_names) < 0)
+		if ((a == ACT_STAGE || a == ACT_REPLACE) &&
+		    plan_name_clashes(p, short_names) < 0)
 			goto fail;
 		it->bytes = p->bytes;
-		if (a != ACT_UNCHANGED) {
+		if (a == ACT_STAGE || a == ACT_REPLACE) {
 			nfiles += it->files;
 			total += p->bytes;
 		}
@@ -1673,7 +1777,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < set->n; i++)
 		for (j = 0; j < r->n; j++)
 			if (!strcmp(r->v[j].name, set->v[i].name))
-				restage[i] = r->v[j].action != ACT_UNCHANGED;
+				restage[i] = r->v[j].action == ACT_STAGE ||
+				    r->v[j].action == ACT_REPLACE;
 	j = (size_t)wants_registry(set, o);
 	if (j == 1 && !g.w.system_root) {
 		warn_add("%s: partition %u holds no Windows registry; the "
@@ -1705,6 +1810,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		guest_reg_free(&gr);
 		copy_plans_free(plan, nplan);
 		free(restage);
+		bad_free(bad, set->n);
 		guest_close(&g);
 		return 0;
 	}
@@ -1777,7 +1883,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		for (k = 0; k < r->n; k++)
 			if (!strcmp(r->v[k].name, set->v[i].name))
 				break;
-		todo[i] = r->v[k].action != ACT_UNCHANGED;
+		todo[i] = r->v[k].action == ACT_STAGE ||
+		    r->v[k].action == ACT_REPLACE;
 	}
 	t0 = mono_ms();
 	if (hash_start(&h, set, todo) < 0)
@@ -1795,6 +1902,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < set->n; i++)
 		if (todo[i])
 			manifest_add(&g.man, &set->v[i]);
+	for (i = 0; i < set->n; i++)
+		if (bad[i] && repair_package(&g, &set->v[i], bad[i], r) < 0)
+			goto fail;
 	if (exec_copies(&g, plan, nplan, r) < 0 || store_hives(&g, &gr, r) < 0)
 		goto fail;
 	if (write_manifest(&g) < 0)
@@ -1803,7 +1913,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		/* Read the staged state back from the session. */
 		for (i = 0; i < g.man.n; i++)
 			if (in_set(set, g.man.v[i].name) &&
-			    check_package(&g, &g.man.v[i], r) != 0) {
+			    check_package(&g, &g.man.v[i], r, NULL) != 0) {
 				if (!error_pending())
 					error_set(EIO, "%s: read-back after the "
 					    "dry run differs: %s", image,
@@ -1821,6 +1931,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	copy_plans_free(plan, nplan);
 	free(todo);
 	free(restage);
+	bad_free(bad, set->n);
 	return 0;
 fail:
 	if (todo)
@@ -1830,6 +1941,7 @@ fail:
 	copy_plans_free(plan, nplan);
 	free(todo);
 	free(restage);
+	bad_free(bad, set->n);
 	return -1;
 }
 
@@ -2004,7 +2116,7 @@ stage_verify(const char *image, const struct stage_opts *o,
 		    mp->driver_ver, ACT_UNCHANGED);
 
 		it->bytes = mp->bytes;
-		bad = check_package(&g, mp, r);
+		bad = check_package(&g, mp, r, NULL);
 		if (bad < 0)
 			goto fail;
 		r->bad += (uint64_t)bad;

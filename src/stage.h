@@ -29,6 +29,7 @@ struct stage_opts {
 	int copy_mode;			/* DriverStoreCopyMode, -1 unset */
 	int64_t virt_flags;		/* GpuVirtualizationFlags, -1 unset */
 	bool disable_fast_startup;
+	bool repair;			/* rewrite damaged staged files */
 	/* Leave the image untouched and write the result to a new file: */
 	const char *output;		/* --output NEW: a full image */
 	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */
@@ -44,6 +45,7 @@ enum stage_action {
 	ACT_REPLACE,			/* staged before with other contents */
 	ACT_UNCHANGED,
 	ACT_REMOVE,			/* superseded or asked to remove */
+	ACT_REPAIR,			/* some files rewritten (--repair) */
 };
 
 struct stage_item {
@@ -54,6 +56,7 @@ struct stage_item {
 	char *replaces;			/* older package of the same INF */
 	uint64_t files;
 	uint64_t bytes;
+	uint64_t repaired;		/* files rewritten (ACT_REPAIR) */
 };
 
 struct stage_report {

@@ -66,6 +66,28 @@ for fmt in vhdx vpc raw; do
   pass "$fmt: update of a $((bytes / 1048576)) MiB package with a 1 MiB commit limit"
 done
 
+# A staged file damaged in place (same size and time: a re-run would not
+# notice): verify reports it, stage --repair writes it again, with the
+# commit limit far below the file's size.
+img=$TMP/u.raw
+start=$(sfdisk -J "$img" 2>/dev/null | jq '.partitiontable.partitions[2].start')
+inode=$(fls -r -p -o "$start" "$img" | awk -F'\t' '/FileRepository\/nv_test.inf_amd64_2222222222222222\/file7.dll$/ {
+  split($1, a, " "); sub(/-.*/, "", a[2]); sub(/:$/, "", a[2]); print a[2]; exit }')
+[ -n "$inode" ] || fail "repair: file7.dll not found by fls"
+cluster=$(istat -o "$start" "$img" "$inode" | sed -n '/^Type: \$DATA/,$p' | awk 'NR == 2 { print $1 }')
+[ -n "$cluster" ] || fail "repair: no data cluster of file7.dll"
+head -c 4096 /dev/urandom | dd of="$img" bs=4096 seek=$((start / 8 + cluster)) conv=notrunc status=none
+run 1 "$GPUPV_PREP" verify "$img" --json
+expect_eq "$(jqv '.problems | length')" 1 "problems verify finds"
+run 0 "$GPUPV_PREP" stage "$img" "$V2" --json
+expect_eq "$(jqv '.changed')" false "a re-run without --repair"
+GPUPV_PREP_COMMIT_LIMIT_MB=1 run 0 "$GPUPV_PREP" stage --repair "$img" "$V2" --json
+expect_eq "$(jqv '[.packages[].action] | join(",")')" repair "the action of --repair"
+expect_eq "$(jqv .files_written)" 1 "files --repair wrote"
+run 0 "$GPUPV_PREP" verify "$img"
+check_staged "$img" raw "$V2"
+pass "stage --repair writes a damaged file again, atomically"
+
 # A commit limit below what even the metadata needs: refused, unchanged.
 img=$TMP/u.vhdx
 before=$(sha "$img")
