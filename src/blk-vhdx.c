@@ -998,29 +998,72 @@ out:
  * dry run, after the log was replayed, and only whole MiB past every
  * region, log and block (2.5: blocks are 1 MiB aligned).
  */
-static int
-reclaim_tail(gp_image *img, struct vhdx *v)
+/*
+ * Every extent of the file that a structure names, to fn: the first MiB
+ * (identifier, headers, region tables), the BAT and metadata regions, the
+ * log, regions we do not know, and the blocks and sector bitmaps the BAT
+ * names.  Blocks, sector bitmaps and an empty log may move (id: the BAT
+ * index, UINT64_MAX for the log).
+ */
+static void
+vhdx_extents(const struct vhdx *v, void (*fn)(void *ctx,
+    const struct blk_extent *x), void *ctx)
 {
-	uint64_t end = 1 * MiB, i;
+	struct blk_extent x = { 0, 1 * MiB, 0, false, 0 };
+	uint64_t i;
 
-	if (!BLK_FILE_WRITABLE(img) || !guid_is_zero(&v->log_guid))
-		return 0;
-	end = MAX(end, v->bat_off + v->bat_len);
-	end = MAX(end, v->meta_off + v->meta_len);
-	if (v->log_len)
-		end = MAX(end, v->log_off + v->log_len);
-	for (i = 0; i < v->nother; i++)
-		end = MAX(end, v->other[i].off + v->other[i].len);
+	fn(ctx, &x);
+	x = (struct blk_extent){ v->bat_off, v->bat_len, 0, false, 0 };
+	fn(ctx, &x);
+	x = (struct blk_extent){ v->meta_off, v->meta_len, 0, false, 0 };
+	fn(ctx, &x);
+	if (v->log_len) {
+		x = (struct blk_extent){ v->log_off, v->log_len, 0,
+		    guid_is_zero(&v->log_guid), UINT64_MAX };
+		fn(ctx, &x);
+	}
+	for (i = 0; i < v->nother; i++) {
+		x = (struct blk_extent){ v->other[i].off, v->other[i].len, 0,
+		    false, 0 };
+		fn(ctx, &x);
+	}
 	for (i = 0; i < v->nbat; i++) {
 		uint64_t e = v->bat[i];
 		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
 		unsigned st = BAT_STATE(e);
 
-		if (is_sb ? st == SB_PRESENT : (st == PAYLOAD_FULLY_PRESENT ||
-		    st == PAYLOAD_PARTIALLY_PRESENT))
-			end = MAX(end, BAT_OFFSET(e) + (is_sb ? VHDX_SB_SIZE :
-			    v->block_size));
+		if (is_sb ? st != SB_PRESENT : (st != PAYLOAD_FULLY_PRESENT &&
+		    st != PAYLOAD_PARTIALLY_PRESENT))
+			continue;
+		x = (struct blk_extent){ BAT_OFFSET(e), is_sb ? VHDX_SB_SIZE :
+		    v->block_size, 0, true, i };
+		fn(ctx, &x);
 	}
+}
+
+static void
+extent_end(void *ctx, const struct blk_extent *x)
+{
+	uint64_t *end = ctx;
+
+	*end = MAX(*end, x->off + x->len);
+}
+
+/*
+ * Give back what lies past the last structure the file references: blocks
+ * a killed session appended (its BAT changes never reached the file) or a
+ * relocated log that was never named.  Only in a writable open outside a
+ * dry run, after the log was replayed, and only whole MiB past every
+ * region, log and block (2.5: blocks are 1 MiB aligned).
+ */
+static int
+reclaim_tail(gp_image *img, struct vhdx *v)
+{
+	uint64_t end = 0;
+
+	if (!BLK_FILE_WRITABLE(img) || !guid_is_zero(&v->log_guid))
+		return 0;
+	vhdx_extents(v, extent_end, &end);
 	end = (end + MiB - 1) / MiB * MiB;
 	if (img->file_size <= end)
 		return 0;
@@ -1746,6 +1789,19 @@ vhdx_discard(gp_image *img, uint64_t off, uint64_t len)
 	return 0;
 }
 
+struct extent_list {
+	struct blk_extent *v;
+	size_t n;
+};
+
+static void
+extent_add(void *ctx, const struct blk_extent *x)
+{
+	struct extent_list *l = ctx;
+
+	l->v[l->n++] = *x;
+}
+
 /*
  * Move blocks (and sector bitmaps, and an empty log) down into the space
  * the committed state leaves unused, so that trimming can shorten the
@@ -1757,30 +1813,14 @@ static int
 vhdx_pack(gp_image *img)
 {
 	struct vhdx *v = img->priv;
-	struct blk_extent *x = xmalloc((v->nbat + v->nother + 4) * sizeof(*x));
-	size_t n = 0, i;
-	bool log_free = guid_is_zero(&v->log_guid) && v->log_len;
+	struct extent_list l = { xmalloc((v->nbat + v->nother + 4) *
+	    sizeof(*l.v)), 0 };
+	struct blk_extent *x = l.v;
+	size_t n, i;
 	int ret = -1;
 
-	x[n++] = (struct blk_extent){ 0, 1 * MiB, 0, false, 0 };
-	x[n++] = (struct blk_extent){ v->bat_off, v->bat_len, 0, false, 0 };
-	x[n++] = (struct blk_extent){ v->meta_off, v->meta_len, 0, false, 0 };
-	if (v->log_len)
-		x[n++] = (struct blk_extent){ v->log_off, v->log_len, 0,
-		    log_free, UINT64_MAX };
-	for (i = 0; i < v->nother; i++)
-		x[n++] = (struct blk_extent){ v->other[i].off, v->other[i].len,
-		    0, false, 0 };
-	for (i = 0; i < v->nbat; i++) {
-		uint64_t e = v->bat[i];
-		bool is_sb = (i + 1) % (v->chunk_ratio + 1) == 0;
-		unsigned st = BAT_STATE(e);
-
-		if (is_sb ? st == SB_PRESENT : (st == PAYLOAD_FULLY_PRESENT ||
-		    st == PAYLOAD_PARTIALLY_PRESENT))
-			x[n++] = (struct blk_extent){ BAT_OFFSET(e), is_sb ?
-			    VHDX_SB_SIZE : v->block_size, 0, true, i };
-	}
+	vhdx_extents(v, extent_add, &l);
+	n = l.n;
 	blk_pack_plan(x, n, MiB);
 	for (i = 0; i < n; i++) {
 		if (x[i].to == x[i].off)

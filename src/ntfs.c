@@ -508,17 +508,13 @@ static const struct place_ops place_ops = {
 	.block_end = op_block_end,
 };
 
-/* The free space as the session found it, before its first allocation. */
+/* Each run of free clusters now, to fn, lowest first. */
 static int
-place_build(gp_volume *v)
+free_runs(gp_volume *v, int (*fn)(void *ctx, int64_t lcn, int64_t len),
+    void *ctx)
 {
-	struct gp_image_info info;
 	int64_t lcn = 0, nr = v->vol->nr_clusters, u, f;
 
-	gp_image_get_info(v->sl.img, &info);
-	v->block_size = info.block_size;
-	v->place = place_new(&place_ops, v, v->vol->mft_zone_start,
-	    v->vol->mft_zone_end);
 	while (lcn < nr) {
 		u = bm_run(v, lcn, nr - lcn, true);
 		if (u < 0)
@@ -527,20 +523,45 @@ place_build(gp_volume *v)
 		if (lcn >= nr)
 			break;
 		f = bm_run(v, lcn, nr - lcn, false);
-		if (f < 0 || place_add_free(v->place, lcn, f) < 0)
+		if (f < 0)
 			goto fail;
+		if (fn(ctx, lcn, f) < 0)
+			return -1;
 		lcn += f;
+	}
+	return 0;
+fail:
+	return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the cluster "
+	    "bitmap");
+}
+
+static int
+place_run(void *ctx, int64_t lcn, int64_t len)
+{
+	return place_add_free(ctx, lcn, len);
+}
+
+/* The free space as the session found it, before its first allocation. */
+static int
+place_build(gp_volume *v)
+{
+	struct gp_image_info info;
+
+	gp_image_get_info(v->sl.img, &info);
+	v->block_size = info.block_size;
+	v->place = place_new(&place_ops, v, v->vol->mft_zone_start,
+	    v->vol->mft_zone_end);
+	if (free_runs(v, place_run, v->place) < 0) {
+		place_free(v->place);
+		v->place = NULL;
+		if (!error_pending())
+			ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the "
+			    "cluster bitmap");
+		return -1;
 	}
 	debug("%s: %lld clusters free to place data in", v->where,
 	    (long long)place_available(v->place));
 	return 0;
-fail:
-	place_free(v->place);
-	v->place = NULL;
-	if (error_pending())
-		return -1;
-	return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the cluster "
-	    "bitmap");
 }
 
 /* Whether size bytes of data fit in the file's MFT record. */
@@ -1998,29 +2019,26 @@ ntfs_file_cost(uint64_t size, uint64_t cluster)
 	return record + (size + cluster - 1) / cluster * cluster;
 }
 
+struct byte_runs {
+	gp_volume *v;
+	int (*fn)(void *ctx, uint64_t off, uint64_t len);
+	void *ctx;
+};
+
+static int
+byte_run(void *ctx, int64_t lcn, int64_t len)
+{
+	struct byte_runs *b = ctx;
+	uint64_t cs = b->v->vol->cluster_size;
+
+	return b->fn(b->ctx, (uint64_t)lcn * cs, (uint64_t)len * cs);
+}
+
 int
 gp_volume_free_runs(gp_volume *v, int (*fn)(void *ctx, uint64_t off,
     uint64_t len), void *ctx)
 {
-	int64_t lcn = 0, nr = v->vol->nr_clusters, u, f;
-	uint64_t cs = v->vol->cluster_size;
+	struct byte_runs b = { v, fn, ctx };
 
-	while (lcn < nr) {
-		u = bm_run(v, lcn, nr - lcn, true);
-		if (u < 0)
-			goto fail;
-		lcn += u;
-		if (lcn >= nr)
-			break;
-		f = bm_run(v, lcn, nr - lcn, false);
-		if (f < 0)
-			goto fail;
-		if (fn(ctx, (uint64_t)lcn * cs, (uint64_t)f * cs) < 0)
-			return -1;
-		lcn += f;
-	}
-	return 0;
-fail:
-	return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the cluster "
-	    "bitmap");
+	return free_runs(v, byte_run, &b);
 }
