@@ -1836,15 +1836,16 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			need_hives += ntfs_file_cost(gr.outlen[i], cluster);
 	{
 		struct gp_stat st;
-		uint64_t man = 64 * 1024, k;
+		uint64_t man = 4096, k;
 
 		if (gp_volume_stat(g.vol, g.manifest_path, &st) == 0)
 			man += st.size;
 		gp_error_clear();
 		for (k = 0; k < set->n; k++)
 			man += 1024 + 320 * (uint64_t)set->v[k].nfiles;
-		/* The manifest, and room for the MFT to grow. */
-		need_meta = ntfs_file_cost(man, cluster) + 1024 * 1024;
+		/* The manifest, and the MFT growing by its step (libntfs-3g
+		 * extends it 16 records at a time) plus its bitmap. */
+		need_meta = ntfs_file_cost(man, cluster) + 64 * 1024;
 	}
 	need = need_pkgs + need_copies + need_hives + need_meta;
 	r->space_needed = need;
