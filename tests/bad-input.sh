@@ -14,6 +14,11 @@ expect_bad() {
   grep -q "$pat" "$TMP/err" || fail "$f: expected '$pat' in: $(cat "$TMP/err")"
   [ "$(wc -l <"$TMP/err")" -le 2 ] || fail "$f: message longer than 2 lines"
   expect_eq "$(sha "$f")" "$b" "$f changed"
+  # compact opens it for writing: the same refusal, the file as it was.
+  run "$want" "$GPUPV_PREP" compact "$@" "$f"
+  grep -q "^gpupv-prep: compact: $f: " "$TMP/err" ||
+    fail "compact: message does not name $f: $(cat "$TMP/err")"
+  expect_eq "$(sha "$f")" "$b" "$f changed by compact"
   pass "$(basename "$f"): $pat"
 }
 
