@@ -1647,10 +1647,23 @@ write_data(gp_volume *v, ntfs_inode *ni, uint64_t size,
 		    "cannot open the file's data");
 		goto out;
 	}
-	if (release_data(v, na) < 0)
+	if (na->data_flags & (ATTR_COMPRESSION_MASK | ATTR_IS_SPARSE |
+	    ATTR_IS_ENCRYPTED)) {
+		/* Compressed, sparse or encrypted data has runs of its own
+		 * shape: libntfs-3g lays it out as before (what it reuses of
+		 * the old clusters goes through the overlay). */
+		if (ntfs_attr_truncate_solid(na, (s64)size) < 0) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno ? errno : EIO,
+			    errno == ENOSPC ? "NTFS volume is full" :
+			    "cannot allocate the file");
+			goto out;
+		}
+	} else if (release_data(v, na) < 0) {
 		goto out;
-	if (size && !fits_resident(ni, size) && place_data(v, ni, na, size) < 0)
+	} else if (size && !fits_resident(ni, size) &&
+	    place_data(v, ni, na, size) < 0) {
 		goto out;
+	}
 	buf = xmalloc(NTFS_IO_CHUNK);
 	while (done < size) {
 		size_t want = (size_t)MIN(size - done, (uint64_t)NTFS_IO_CHUNK);
