@@ -109,12 +109,12 @@ host_write(const struct cmd *cmd, const struct host_opts *h,
 		cfg.vm_name = sidecar_default_vm_name(image);
 	if (h->script) {
 		text = sidecar_vm_script(&s);
-		rc = sidecar_write(h->script, text, strlen(text));
+		rc = text ? sidecar_write(h->script, text, strlen(text)) : -1;
 		free(text);
 	}
 	if (rc == 0 && h->nanabox) {
 		text = sidecar_nanabox(&s, &len);
-		rc = sidecar_write(h->nanabox, text, len);
+		rc = text ? sidecar_write(h->nanabox, text, len) : -1;
 		free(text);
 	}
 	host_cfg_free(&cfg);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "util.h"
 
 void
 json_init(struct json *j, FILE *f)
@@ -73,14 +74,19 @@ void json_obj_end(struct json *j) { close_(j, '}'); }
 void json_arr_begin(struct json *j) { open_(j, '['); }
 void json_arr_end(struct json *j) { close_(j, ']'); }
 
+/* A JSON string: escaped, and valid UTF-8 whatever the input held (a
+ * byte that is not UTF-8 becomes U+FFFD). */
 static void
 write_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	int len;
 
 	fputc('"', f);
-	for (; *p; p++) {
-		switch (*p) {
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len);
+
+		switch (c) {
 		case '"':
 			fputs("\\\"", f);
 			break;
@@ -97,10 +103,12 @@ write_str(FILE *f, const char *s)
 			fputs("\\t", f);
 			break;
 		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
+			if (c < 0x20 || c == 0x7f)
+				fprintf(f, "\\u%04x", (unsigned)c);
+			else if (c == 0xfffd && len == 1)
+				fputs("\\ufffd", f);
 			else
-				fputc(*p, f);
+				fwrite(p, 1, (size_t)len, f);
 		}
 	}
 	fputc('"', f);

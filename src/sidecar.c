@@ -397,31 +397,109 @@ static const char ps_collect[] =
     "    Remove-Item -LiteralPath $work -Recurse -Force -ErrorAction SilentlyCont"
     "inue\n"
     "}\n";
-/* A PowerShell single-quoted string: only ' needs doubling. */
+/*
+ * Text from a package, a bundle, the guest's manifest or the command line
+ * as a PowerShell single-quoted literal.  PowerShell ends such a string on
+ * ' and also on U+2018-U+201B (its tokenizer's IsSingleQuote), so every
+ * one of them is doubled; control characters (which an editor or a
+ * terminal would show as something else) go outside the quotes as
+ * [char] values, the literal becoming a parenthesised concatenation; bytes
+ * that are not UTF-8 become U+FFFD.  Lengths are capped by
+ * sidecar_check() before anything is written.
+ */
 static void
 ps_str(FILE *f, const char *s)
 {
-	fputc('\'', f);
-	for (; s && *s; s++) {
-		if (*s == '\'')
-			fputc('\'', f);
-		fputc(*s, f);
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	bool ctl = false, open = true;
+	int len;
+
+	for (; *p; p += len)
+		if (utf8_decode(p, &len) < 0x20 || *p == 0x7f)
+			ctl = true;
+	p = (const unsigned char *)(s ? s : "");
+	fputs(ctl ? "('" : "'", f);
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len);
+
+		if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "%s[char]0x%02x", open ? "' + " : " + ", c);
+			open = false;
+			continue;
+		}
+		if (!open) {
+			fputs(" + '", f);
+			open = true;
+		}
+		if (c == 0xfffd && len == 1) {
+			fputs("\xef\xbf\xbd", f);
+			continue;
+		}
+		if (c == '\'' || (c >= 0x2018 && c <= 0x201b))
+			fwrite(p, 1, (size_t)len, f);
+		fwrite(p, 1, (size_t)len, f);
 	}
-	fputc('\'', f);
+	fputs(open ? "'" : "", f);
+	fputs(ctl ? ")" : "", f);
 }
 
-/* Comment text from data: no line breaks, no end of a block comment. */
+/* Comment text from data: no line breaks or other control characters,
+ * no end of a block comment, valid UTF-8. */
 static void
 ps_comment(FILE *f, const char *s)
 {
-	for (; s && *s; s++) {
-		if (*s == '\n' || *s == '\r')
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	int len;
+
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len);
+
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
 			fputc(' ', f);
-		else if (*s == '#' && s[1] == '>')
+		else if (c == '#' && p[1] == '>')
 			fputs("# ", f);
+		else if (c == 0xfffd && len == 1)
+			fputs("\xef\xbf\xbd", f);
 		else
-			fputc(*s, f);
+			fwrite(p, 1, (size_t)len, f);
 	}
+}
+
+/*
+ * What goes into a script or a NanaBox file from outside is bounded: a
+ * VM name, a GPU path or a DriverVer longer than this is refused, not cut
+ * (a cut DriverVer would no longer match the host's).
+ */
+#define SIDECAR_MAX_FIELD	1024
+
+static int
+check_field(const char *what, const char *v)
+{
+	if (v && strlen(v) > SIDECAR_MAX_FIELD) {
+		error_set(EINVAL, "the %s is longer than %d bytes; refusing to "
+		    "write it into a script", what, SIDECAR_MAX_FIELD);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sidecar_check(const struct sidecar *s)
+{
+	const struct host_cfg *h = s->host;
+	size_t i;
+
+	if (check_field("VM name", h->vm_name) < 0 ||
+	    check_field("GPU instance path", h->gpu) < 0 ||
+	    check_field("GPU name", h->gpu_name) < 0 ||
+	    check_field("hardware id", h->hardware_id) < 0 ||
+	    check_field("DDA location path", h->dda) < 0)
+		return -1;
+	for (i = 0; s->man && i < s->man->n; i++)
+		if (check_field("package name", s->man->v[i].name) < 0 ||
+		    check_field("DriverVer", s->man->v[i].driver_ver) < 0)
+			return -1;
+	return 0;
 }
 
 static void
@@ -506,8 +584,11 @@ sidecar_vm_script(const struct sidecar *s)
 	bool dda = s->host->dda != NULL;
 	char *buf = NULL;
 	size_t len;
-	FILE *f = open_memstream(&buf, &len);
+	FILE *f;
 
+	if (sidecar_check(s) < 0)
+		return NULL;
+	f = open_memstream(&buf, &len);
 	if (!f)
 		abort();
 	ps_header(f, s, dda);
@@ -524,8 +605,11 @@ sidecar_nanabox(const struct sidecar *s, size_t *len)
 	const struct host_cfg *h = s->host;
 	char *buf = NULL;
 	struct json j;
-	FILE *f = open_memstream(&buf, len);
+	FILE *f;
 
+	if (sidecar_check(s) < 0)
+		return NULL;
+	f = open_memstream(&buf, len);
 	if (!f)
 		abort();
 	fputs("\xef\xbb\xbf", f);		/* NanaBox reads UTF-8 with a BOM */

@@ -22,7 +22,9 @@ struct sidecar {
 	uint64_t memory_mb;		/* NanaBox only */
 };
 
-/* The Hyper-V script (GPU-PV, or DDA when host->dda is set); malloc'd. */
+/* The Hyper-V script (GPU-PV, or DDA when host->dda is set); malloc'd.
+ * NULL with an error when a field from outside is longer than a script
+ * may hold (so is sidecar_nanabox). */
 char	*sidecar_vm_script(const struct sidecar *s);
 /* The NanaBox configuration, UTF-8 with a BOM; malloc'd, *len set. */
 char	*sidecar_nanabox(const struct sidecar *s, size_t *len);

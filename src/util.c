@@ -746,3 +746,33 @@ mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
+
+/*
+ * One UTF-8 character of s: its code point and length; an invalid or
+ * overlong sequence reads as U+FFFD, one byte long.
+ */
+uint32_t
+utf8_decode(const unsigned char *s, int *len)
+{
+	uint32_t c = s[0];
+	int n, i;
+
+	*len = 1;
+	if (c < 0x80)
+		return c;
+	n = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 &&
+	    c < 0xe0 ? 2 : 0;
+	if (!n || (c >= 0xf0 && n != 4))
+		return 0xfffd;
+	c &= 0x3f >> (n - 1);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0xfffd;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 ||
+	    c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+		return 0xfffd;
+	*len = n;
+	return c;
+}

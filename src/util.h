@@ -202,6 +202,9 @@ char	*text_to_utf8(const void *buf, size_t len, size_t *outlen,
 /* n bytes of UTF-8 as UTF-16LE, without a terminator (malloc'd; room
  * for one more unit). */
 uint8_t	*utf8_to_utf16le(const char *s, size_t n, size_t *nbytes);
+/* The code point at s (NUL-terminated) and its length in bytes; an
+ * invalid or overlong sequence reads as U+FFFD, one byte long. */
+uint32_t utf8_decode(const unsigned char *s, int *len);
 
 /* A full pread/pwrite on a host file; short reads are EIO errors. */
 int	file_pread(int fd, void *buf, size_t len, uint64_t off);
