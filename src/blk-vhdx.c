@@ -107,6 +107,7 @@ struct vhdx {
 	 * cut off or moved over. */
 	struct { uint64_t off, len; } other[VHDX_RT_MAX_ENTRIES];
 	unsigned nother;
+	uint64_t log_limit;		/* log entries write below it */
 
 	uint32_t block_size;
 	bool leave_allocated;		/* set in fixed files, 2.6.2.1 */
@@ -383,7 +384,16 @@ log_entry_check(struct vhdx *v, const uint8_t *log, uint32_t off,
 	for (i = 0; i < count; i++) {
 		const uint8_t *d = buf + 64 + 32 * i;
 
-		if (get_le64(d + 24) != seq || get_le64(d + 16) % VHDX_LOG_SECTOR)
+		uint64_t foff = get_le64(d + 16), flen;
+
+		if (get_le64(d + 24) != seq || foff % VHDX_LOG_SECTOR)
+			return false;
+		/* What an entry writes lies inside the file: a descriptor
+		 * past its end (or a zero run of 2^60 bytes) is no entry we
+		 * replay. */
+		flen = memcmp(d, "desc", 4) == 0 ? VHDX_LOG_SECTOR :
+		    get_le64(d + 8);
+		if (foff > v->log_limit || flen > v->log_limit - foff)
 			return false;
 		if (memcmp(d, "desc", 4) == 0) {
 			const uint8_t *s;
@@ -476,32 +486,23 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
  * A log without any valid sequence is taken as empty (as Hyper-V and QEMU
  * do for a freshly initialised log).
  */
-static int
-replay_log(gp_image *img, struct vhdx *v)
+/*
+ * 2.3.3: the active sequence.  Candidate tails are tried from the start of
+ * the log: a valid sequence found at one moves the search to its head, an
+ * invalid one a sector on.  The search ends when it would wrap or not move
+ * (a sequence as long as the whole log), and after a sector's worth of
+ * steps in any case: it terminates on any input.  The best sequence (the
+ * highest sequence number whose tail entry is in it) goes to best; its
+ * length is returned.  seqv and best hold cap entries.
+ */
+static size_t
+log_find_active(struct vhdx *v, const uint8_t *log, uint32_t loglen,
+    uint8_t *buf, struct log_entry *seqv, struct log_entry *best, size_t cap)
 {
-	uint32_t loglen = v->log_len, cur_tail = 0, old_tail = 0;
-	uint8_t *log = NULL, *buf = NULL;
-	struct log_entry *seqv = NULL, *best = NULL;
-	size_t nseq, nbest = 0, cap = loglen / VHDX_LOG_SECTOR + 1, i, start;
-	bool in_memory = !BLK_FILE_WRITABLE(img);
-	int ret = -1;
+	uint32_t cur_tail = 0, steps;
+	size_t nseq, nbest = 0, i;
 
-	if (loglen == 0 || guid_is_zero(&v->log_guid))
-		return 0;
-	if (v->log_off < MiB || v->log_off % MiB || loglen % MiB ||
-	    loglen > VHDX_MAX_LOG || v->log_off > img->file_size ||
-	    loglen > img->file_size - v->log_off)
-		return corrupt(img, "VHDX log region (offset %llu, %u bytes) "
-		    "is misaligned or lies outside the file",
-		    (unsigned long long)v->log_off, loglen);
-	log = xmalloc(loglen);
-	buf = xmalloc(loglen);
-	seqv = xmalloc(cap * sizeof(*seqv));
-	best = xmalloc(cap * sizeof(*best));
-	if (blk_file_read(img, log, loglen, v->log_off) < 0)
-		goto out;
-
-	for (;;) {
+	for (steps = 0; steps <= loglen / VHDX_LOG_SECTOR; steps++) {
 		uint32_t head = cur_tail;
 		uint64_t total = 0;
 		bool valid = false;
@@ -518,23 +519,53 @@ replay_log(gp_image *img, struct vhdx *v)
 			total += e.len;
 			head = (uint32_t)(((uint64_t)head + e.len) % loglen);
 		}
-		if (nseq) {
-			for (i = 0; i < nseq; i++)
-				if (seqv[i].off == seqv[nseq - 1].tail)
-					valid = true;
-		}
+		for (i = 0; i < nseq; i++)
+			if (seqv[i].off == seqv[nseq - 1].tail)
+				valid = true;
 		if (valid && (!nbest || seqv[nseq - 1].seq > best[nbest - 1].seq)) {
 			memcpy(best, seqv, nseq * sizeof(*seqv));
 			nbest = nseq;
 		}
-		if (!valid)
-			cur_tail = (cur_tail + VHDX_LOG_SECTOR) % loglen;
-		else
+		if (!valid) {
+			if ((uint64_t)cur_tail + VHDX_LOG_SECTOR >= loglen)
+				break;
+			cur_tail += VHDX_LOG_SECTOR;
+		} else {
+			if (total >= loglen || head <= cur_tail)
+				break;
 			cur_tail = head;
-		if (cur_tail < old_tail || (cur_tail == old_tail && !valid))
-			break;
-		old_tail = cur_tail;
+		}
 	}
+	return nbest;
+}
+
+static int
+replay_log(gp_image *img, struct vhdx *v)
+{
+	uint32_t loglen = v->log_len;
+	uint8_t *log = NULL, *buf = NULL;
+	struct log_entry *seqv = NULL, *best = NULL;
+	size_t nbest = 0, cap = loglen / VHDX_LOG_SECTOR + 1, i, start;
+	bool in_memory = !BLK_FILE_WRITABLE(img);
+	int ret = -1;
+
+	if (loglen == 0 || guid_is_zero(&v->log_guid))
+		return 0;
+	if (v->log_off < MiB || v->log_off % MiB || loglen % MiB ||
+	    loglen > VHDX_MAX_LOG || v->log_off > img->file_size ||
+	    loglen > img->file_size - v->log_off)
+		return corrupt(img, "VHDX log region (offset %llu, %u bytes) "
+		    "is misaligned or lies outside the file",
+		    (unsigned long long)v->log_off, loglen);
+	v->log_limit = img->file_size;
+	log = xmalloc(loglen);
+	buf = xmalloc(loglen);
+	seqv = xmalloc(cap * sizeof(*seqv));
+	best = xmalloc(cap * sizeof(*best));
+	if (blk_file_read(img, log, loglen, v->log_off) < 0)
+		goto out;
+
+	nbest = log_find_active(v, log, loglen, buf, seqv, best, cap);
 
 	if (!nbest) {
 		debug("%s: VHDX log holds no valid sequence; taken as empty",

@@ -284,6 +284,88 @@ write_log(const char *path, const char *log_guid, uint64_t data_off,
 	close(fd);
 }
 
+/*
+ * A log holding one valid entry as long as the whole log (its head comes
+ * back to its tail): the search for the active sequence must end, and the
+ * entry (one zero descriptor) is replayed.
+ */
+static void
+test_log_whole(void)
+{
+	const char *lg = "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE";
+	struct layout l = { 64 * MiB, (uint32_t)MiB, 512, false, NULL, 0, lg };
+	char *p = make_vhdx("whole.vhdx", &l);
+	uint8_t *e = xcalloc(1, MiB), junk[4096], got[4096];
+	uint64_t seq = 7;
+	struct gp_image_info info;
+	gp_image *img;
+	int fd;
+
+	memcpy(e, "loge", 4);
+	put_le32(e + 8, (uint32_t)MiB);		/* the whole log */
+	put_le32(e + 12, 0);
+	put_le64(e + 16, seq);
+	put_le32(e + 24, 1);
+	put_guid(e + 32, lg);
+	put_le64(e + 48, FILE_END);
+	put_le64(e + 56, FILE_END);
+	memcpy(e + 64, "zero", 4);
+	put_le64(e + 72, 4096);
+	put_le64(e + 80, META_OFF + 512 * 1024);
+	put_le64(e + 88, seq);
+	put_le32(e + 4, crc32c(0, e, MiB));
+	memset(junk, 0x77, sizeof(junk));
+	fd = open(p, O_RDWR);
+	if (fd < 0)
+		abort();
+	wr(fd, e, MiB, LOG_OFF);
+	wr(fd, junk, sizeof(junk), META_OFF + 512 * 1024);
+	close(fd);
+	img = gp_image_open(p, NULL);
+	CHECK(img != NULL);
+	if (img) {
+		gp_image_get_info(img, &info);
+		CHECK(info.log_replayed);
+		gp_image_close(img);
+	}
+	/* Writable: replayed into the file, the junk zeroed. */
+	img = gp_image_open(p, &(struct gp_open_opts){ .flags = GP_OPEN_RDWR });
+	CHECK(img != NULL);
+	gp_image_close(img);
+	fd = open(p, O_RDONLY);
+	CHECK(fd >= 0 && pread(fd, got, sizeof(got), META_OFF + 512 * 1024) ==
+	    (ssize_t)sizeof(got) && is_zero(got, sizeof(got)));
+	if (fd >= 0)
+		close(fd);
+	/* A zero run of 2^60 bytes is no entry to replay: the log reads as
+	 * empty, at once. */
+	put_le64(e + 72, 1ull << 60);
+	put_le32(e + 4, 0);
+	put_le32(e + 4, crc32c(0, e, MiB));
+	fd = open(p, O_RDWR);
+	if (fd < 0)
+		abort();
+	wr(fd, e, MiB, LOG_OFF);
+	close(fd);
+	free(p);
+	p = make_vhdx("zerorun.vhdx", &l);
+	fd = open(p, O_RDWR);
+	if (fd < 0)
+		abort();
+	wr(fd, e, MiB, LOG_OFF);
+	close(fd);
+	img = gp_image_open(p, &(struct gp_open_opts){ .flags = GP_OPEN_RDWR });
+	CHECK(img != NULL);
+	if (img) {
+		gp_image_get_info(img, &info);
+		CHECK(!info.log_replayed);
+		gp_image_close(img);
+	}
+	gp_error_clear();
+	free(e);
+	free(p);
+}
+
 static void
 test_log(void)
 {
@@ -442,6 +524,7 @@ main(void)
 	/* 4096-byte sectors: chunk ratio 32768 (32 GiB chunks). */
 	test_open_and_write(4096, 40ull << 30, 32768);
 	test_log();
+	test_log_whole();
 	test_refusals();
 	cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
