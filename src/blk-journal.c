@@ -11,10 +11,18 @@
  * writing, in memory otherwise.
  *
  * Layout (little-endian):
- *   0  "GPUPVJNL"   8  version (1)   12  page size (4096)
+ *   0  "GPUPVJNL"   8  version (2)   12  page size (4096)
  *  16  page count  24  file size before  32  file size after  40..63 zero
- *  64  page offsets, 8 bytes each; then the pages; then
+ *  64  page offsets, 8 bytes each; then the CRC-32C of each page as the
+ *      image held it before (4 bytes each); then the pages; then
  *      "GPUPVEND", CRC-32C of everything before it, 4 zero bytes.
+ *
+ * A journal is bound to the state it was written against, not to a name:
+ * it is applied only while every page it covers holds either what it held
+ * before (by its CRC) or what the journal holds (already applied).  An
+ * image changed since (booted in a VM, written by something else) has a
+ * stale journal, which is refused rather than pasted over newer data.
+ * Version 1 journals (no CRCs) are still completed as they are.
  */
 #include <config.h>
 
@@ -37,10 +45,16 @@
 /* Far beyond any metadata change we make; bounds what a bad file costs. */
 #define JNL_MAX_PAGES	BLK_MAX_COMMIT_PAGES
 
+/* Beside the file itself: through a symbolic link, the journal is the
+ * target's, whatever name the image was opened by. */
 char *
 blk_journal_path(const char *image)
 {
-	return xasprintf("%s%s", image, JNL_SUFFIX);
+	char *real = realpath(image, NULL);
+	char *j = xasprintf("%s%s", real ? real : image, JNL_SUFFIX);
+
+	free(real);
+	return j;
 }
 
 static int
@@ -115,6 +129,35 @@ put_offset(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 	return jw_put(arg, le, sizeof(le));
 }
 
+/* The image's own bytes at off, zeros past its end (not the overlay). */
+static int
+disk_page(gp_image *img, uint64_t off, uint8_t *buf)
+{
+	size_t n = 0;
+
+	if (off < img->phys_size)
+		n = (size_t)MIN((uint64_t)PAGE, img->phys_size - off);
+	memset(buf + n, 0, PAGE - n);
+	if (n && file_pread(img->fd, buf, n, off) < 0) {
+		error_set(errno, "%s: read at offset %llu: %s", img->path,
+		    (unsigned long long)off, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+put_before(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
+{
+	uint8_t old[PAGE], le[4];
+
+	(void)page;
+	if (disk_page(img, off, old) < 0)
+		return -1;
+	put_le32(le, crc32c(0, old, PAGE));
+	return jw_put(arg, le, sizeof(le));
+}
+
 static int
 put_page(gp_image *img, uint64_t off, const uint8_t *page, void *arg)
 {
@@ -183,7 +226,9 @@ blk_journal_commit(gp_image *img)
 	 * the journal makes anything point at it. */
 	if (blk_file_sync(img) < 0)
 		goto out;
-	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* New, never through a link someone planted beside the image. */
+	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (w.fd < 0) {
 		error_set(errno, "%s: cannot create the journal: %s", tmp,
 		    strerror(errno));
@@ -192,13 +237,14 @@ blk_journal_commit(gp_image *img)
 	w.buf = xmalloc(JBUF);
 	memset(h, 0, sizeof(h));
 	memcpy(h, JNL_MAGIC, 8);
-	put_le32(h + 8, 1);
+	put_le32(h + 8, 2);
 	put_le32(h + 12, PAGE);
 	put_le64(h + 16, n);
 	put_le64(h + 24, blk_cow_base_size(img));
 	put_le64(h + 32, final);
 	if (jw_put(&w, h, sizeof(h)) < 0 ||
 	    blk_cow_foreach(img, put_offset, &w) < 0 ||
+	    blk_cow_foreach(img, put_before, &w) < 0 ||
 	    blk_cow_foreach(img, put_page, &w) < 0)
 		goto fail;
 	memset(t, 0, sizeof(t));
@@ -245,33 +291,40 @@ out:
 }
 
 /*
- * Read and check a journal; on success *pages holds n offsets followed by
- * n pages.  Returns 1 if valid, 0 if there is none, -1 on error.
+ * Read and check a journal; on success *data holds n offsets, then n
+ * CRCs of the pages as they were (*crcs, NULL for version 1), then n
+ * pages.  Returns 1 if valid, 0 if there is none, -1 on error.
  */
 static int
 journal_load(gp_image *img, const char *jpath, uint64_t *np, uint64_t *final,
-    uint8_t **data)
+    uint8_t **data, bool *has_crcs)
 {
 	struct stat st;
 	uint8_t h[JNL_HDR], *buf = NULL;
 	uint64_t n, size;
+	uint32_t ver;
 	int fd;
 
-	fd = open(jpath, O_RDONLY | O_CLOEXEC);
+	fd = open(jpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		error_set(errno, "%s: %s", jpath, strerror(errno));
+		error_set(errno, "%s: %s%s", jpath, strerror(errno),
+		    errno == ELOOP ? " (a journal is never a symbolic link)" :
+		    "");
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < JNL_HDR + JNL_TRAILER ||
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size < JNL_HDR + JNL_TRAILER ||
 	    file_pread(fd, h, sizeof(h), 0) < 0)
 		goto bad;
 	n = get_le64(h + 16);
-	if (memcmp(h, JNL_MAGIC, 8) != 0 || get_le32(h + 8) != 1 ||
+	ver = get_le32(h + 8);
+	if (memcmp(h, JNL_MAGIC, 8) != 0 || (ver != 1 && ver != 2) ||
 	    get_le32(h + 12) != PAGE || n > JNL_MAX_PAGES)
 		goto bad;
-	size = JNL_HDR + n * (8 + PAGE) + JNL_TRAILER;
+	*has_crcs = ver == 2;
+	size = JNL_HDR + n * (8 + (*has_crcs ? 4 : 0) + PAGE) + JNL_TRAILER;
 	if ((uint64_t)st.st_size != size)
 		goto bad;
 	buf = xmalloc((size_t)size);
@@ -290,7 +343,7 @@ journal_load(gp_image *img, const char *jpath, uint64_t *np, uint64_t *final,
 		goto fail;
 	}
 	close(fd);
-	memmove(buf, buf + JNL_HDR, (size_t)(n * (8 + PAGE)));
+	memmove(buf, buf + JNL_HDR, (size_t)(size - JNL_HDR - JNL_TRAILER));
 	*np = n;
 	*data = buf;
 	return 1;
@@ -310,23 +363,25 @@ blk_journal_recover(gp_image *img)
 	char *jpath = blk_journal_path(img->path);
 	char *tmp = xasprintf("%s.tmp", jpath);
 	uint8_t *data = NULL;
+	const uint8_t *pages;
 	uint64_t n = 0, final = 0, i;
-	bool rw = BLK_FILE_WRITABLE(img);
+	bool rw = BLK_FILE_WRITABLE(img), has_crcs = false;
 	int r, ret = -1;
 
 	/* A journal never renamed into place was never committed. */
 	if (rw && unlink(tmp) == 0)
 		debug("%s: removed an uncommitted journal", tmp);
-	r = journal_load(img, jpath, &n, &final, &data);
+	r = journal_load(img, jpath, &n, &final, &data, &has_crcs);
 	if (r <= 0) {
 		ret = r;
 		goto out;
 	}
-	if (!rw)
-		blk_cow_begin(img, true);
+	pages = data + 8 * n + (has_crcs ? 4 * n : 0);
+	/* Every page holds what it held before, or the journal's: anything
+	 * else means the image changed after the interrupted run. */
 	for (i = 0; i < n; i++) {
 		uint64_t off = get_le64(data + 8 * i);
-		const uint8_t *page = data + 8 * n + i * PAGE;
+		uint8_t now[PAGE];
 
 		if (off % PAGE || off >= final) {
 			error_corrupt(img->path, "the journal %s names offset "
@@ -334,6 +389,27 @@ blk_journal_recover(gp_image *img)
 			    (unsigned long long)off);
 			goto out;
 		}
+		if (!has_crcs)
+			continue;
+		if (disk_page(img, off, now) < 0)
+			goto out;
+		if (memcmp(now, pages + i * PAGE, PAGE) != 0 &&
+		    crc32c(0, now, PAGE) != get_le32(data + 8 * n + 4 * i)) {
+			error_corrupt(img->path, "the journal %s is stale: the "
+			    "image changed after the gpupv-prep run that left "
+			    "it was interrupted (at offset %llu), perhaps in a "
+			    "VM; it is not applied.  Move the journal away to "
+			    "use the image as it is now", jpath,
+			    (unsigned long long)off);
+			goto out;
+		}
+	}
+	if (!rw)
+		blk_cow_begin(img, true);
+	for (i = 0; i < n; i++) {
+		uint64_t off = get_le64(data + 8 * i);
+		const uint8_t *page = pages + i * PAGE;
+
 		if (rw ? apply_page(img, off, page, final) < 0 :
 		    blk_cow_put(img, off, page) < 0)
 			goto out;
