@@ -97,7 +97,7 @@ mkpkg() {
       printf '[nv_disp.reg]\r\n'
       for f in $COPYTOVM; do
         case $f in *32.dll|*-x86.dll|nvapi.dll|nvEncodeAPI.dll) k=CopyToVmWhenNewerWow64 ;; *) k=CopyToVmOverwrite ;; esac
-        printf 'HKR,,%s,%%REG_MULTI_SZ%%,"%s"\r\n' "$k" "$f"
+        printf 'HKR,"%s",%s,%%REG_MULTI_SZ%%,"%s"\r\n' "$k" "${f%.dll}" "$f"
       done
       printf '\r\n[Strings]\r\nREG_MULTI_SZ = 0x00010000\r\n'
     } >"$1/nv_dispig.inf"

@@ -240,7 +240,7 @@ struct common {
 enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
-	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR,
+	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR, OPT_FORCE,
 };
 
 static void
@@ -293,6 +293,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
 		{ "child", required_argument, NULL, OPT_CHILD },
 		{ "repair", no_argument, NULL, OPT_REPAIR },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -308,10 +309,10 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	    NULL)) != -1) {
 		int64_t num;
 
-		if (ch > 2000 && !stage)
+		if (ch > 2000 && ch != OPT_FORCE && !stage)
 			return cli_usage_error(cmd, "%s takes no registry or "
 			    "guest options (--reg, --copy-key, ...)", cmd->name);
-		if ((ch == 'S' || ch > 1000) && !stage)
+		if ((ch == 'S' || (ch > 1000 && ch != OPT_FORCE)) && !stage)
 			return cli_usage_error(cmd, "%s takes no host options "
 			    "(--script, --vm-name, ...)", cmd->name);
 		switch (ch) {
@@ -347,6 +348,12 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			continue;
 		case OPT_REPAIR:
 			c->o.repair = true;
+			continue;
+		case OPT_FORCE:
+			if (!writes || (!stage && strcmp(cmd->name, "remove")))
+				return cli_usage_error(cmd, "--force: %s "
+				    "deletes nothing", cmd->name);
+			c->o.force = true;
 			continue;
 		case OPT_OUTPUT:
 			c->o.output = optarg;
@@ -600,6 +607,9 @@ const struct cmd cmd_stage = {
 	    "(0-2)\n"
 	    "  --gpu-virtualization-flags N  GraphicsDrivers\\"
 	    "GpuVirtualizationFlags\n"
+	    "  --force            an older package goes even when the guest "
+	    "added files\n"
+	    "                     to its folder (they go too)\n"
 	    "  --repair           hash the staged files of unchanged packages "
 	    "and write\n"
 	    "                     again the ones that differ or are missing\n"
@@ -623,6 +633,8 @@ const struct cmd cmd_remove = {
 	.summary = "remove packages gpupv-prep staged (all without PACKAGE)",
 	.options =
 	    "  --dry-run          show what would be removed, write nothing\n"
+	    "  --force            also delete what the guest added inside a "
+	    "staged folder\n"
 	    COMMON_OPTIONS,
 	.run = remove_main,
 };

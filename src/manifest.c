@@ -10,7 +10,9 @@
  *  "host": {"vm_name", "gpu", "gpu_name", "hardware_id", "dda",
  *           "low_mmio_mb", "high_mmio_mb", "host_build"},
  *  "registry": [{"op": "created"|"deleted"|"value", "hive", "key",
- *                "name", "old": {"type", "hex"} | null, "origin"}],
+ *                "name", "old": {"type", "hex"} | null, "origin",
+ *                "values": "recorded" (created keys whose values have
+ *                records of their own)}],
  *  "system_files": [{"dest", "package", "source", "size", "sha256",
  *                    "backup"}]}
  * "host" (optional) keeps what the sidecar script needs from the run;
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 
 #include "json.h"
+#include "ntfs.h"
 #include "package.h"
 
 #define MANIFEST_FORMAT 1
@@ -120,6 +123,56 @@ hex_decode(const char *s, struct hive_val *v)
 	return 0;
 }
 
+/*
+ * The manifest is read from the guest, so it is checked like any input
+ * before remove or an update acts on it: a relative path inside a package
+ * folder is names Windows can hold joined by '/', nothing that climbs
+ * out.
+ */
+static bool
+rel_ok(const char *rel)
+{
+	char *copy = xstrdup(rel), *c, *save = NULL;
+	bool ok = *rel && *rel != '/' && !strstr(rel, "//") &&
+	    rel[strlen(rel) - 1] != '/';
+	unsigned depth = 0;
+
+	for (c = strtok_r(copy, "/", &save); ok && c;
+	    c = strtok_r(NULL, "/", &save))
+		ok = ntfs_name_check(c) == 0 && ++depth <= 64;
+	free(copy);
+	return ok;
+}
+
+/*
+ * A System32 or SysWOW64 file gpupv-prep placed: "\ROOT\DIR\NAME" with
+ * DIR System32 or SysWOW64; its backup, when there is one, is that NAME
+ * under ...\gpupv-prep-originals\DIR\ and nowhere else.
+ */
+static bool
+copy_ok(const char *dest, const char *backup)
+{
+	const char *name = strrchr(dest, '\\'), *dir, *b;
+	size_t dl;
+
+	if (!name || dest[0] != '\\' || ntfs_name_check(name + 1) < 0)
+		return false;
+	for (dir = name - 1; dir > dest && *dir != '\\'; dir--)
+		;
+	if (dir == dest || strchr(dest + 1, '\\') != dir)
+		return false;			/* exactly \ROOT\DIR\NAME */
+	dl = (size_t)(name - dir - 1);
+	if (!((dl == 8 && !strncasecmp(dir + 1, "System32", 8)) ||
+	    (dl == 8 && !strncasecmp(dir + 1, "SysWOW64", 8))))
+		return false;
+	if (!backup)
+		return true;
+	b = strstr(backup, "\\gpupv-prep-originals\\");
+	return b && strncasecmp(b + 22, dir + 1, dl) == 0 &&
+	    b[22 + dl] == '\\' && strcmp(b + 23 + dl, name + 1) == 0 &&
+	    !strstr(backup, "..");
+}
+
 static int
 reg_parse_all(const struct jv *a, struct manifest *m)
 {
@@ -149,6 +202,8 @@ reg_parse_all(const struct jv *a, struct manifest *m)
 		r->hive = xstrdup(hv);
 		r->key = xstrdup(key);
 		r->origin = dup_or_null(jv_str(o, "origin"));
+		r->values_recorded = jv_str(o, "values") &&
+		    strcmp(jv_str(o, "values"), "recorded") == 0;
 		if (r->kind != MR_VALUE)
 			continue;
 		if (!jv_str(o, "name"))
@@ -188,6 +243,14 @@ copies_parse(const struct jv *a, struct manifest *m)
 		    !jv_str(o, "source") || !sha || strlen(sha) != 64 ||
 		    jv_int(o, "size", -1) < 0)
 			return -1;
+		if (!copy_ok(jv_str(o, "dest"), jv_str(o, "backup"))) {
+			error_setc(GP_EXIT_CORRUPT, EINVAL, "its system_files[%zu] "
+			    "names %s (backup %s), which is no System32 or "
+			    "SysWOW64 file gpupv-prep places; nothing is done "
+			    "with it", i, jv_str(o, "dest"), jv_str(o, "backup") ?
+			    jv_str(o, "backup") : "none");
+			return -1;
+		}
 		m->ncopies++;
 		c->dest = xstrdup(jv_str(o, "dest"));
 		c->package = xstrdup(jv_str(o, "package"));
@@ -217,6 +280,12 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 
 		if (!jv_str(p, "name") || !files || files->t != JV_ARR)
 			goto bad;
+		if (ntfs_name_check(jv_str(p, "name")) < 0) {
+			error_setc(GP_EXIT_CORRUPT, EINVAL, "its packages[%zu] is "
+			    "named '%s', which is no folder name", i,
+			    jv_str(p, "name"));
+			goto bad;
+		}
 		m->n++;
 		mp->name = xstrdup(jv_str(p, "name"));
 		mp->inf = dup_or_null(jv_str(p, "inf"));
@@ -229,8 +298,14 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 			const char *path = jv_str(f, "path");
 			const char *sha = jv_str(f, "sha256");
 
-			if (!path || !*path)
+			if (!path)
 				goto bad;
+			if (!rel_ok(path)) {
+				error_setc(GP_EXIT_CORRUPT, EINVAL, "package %s "
+				    "lists '%s', which is no path inside its "
+				    "folder", mp->name, path);
+				goto bad;
+			}
 			mp->nfiles++;
 			pf->rel = xstrdup(path);
 			d = jv_get(f, "dir");
@@ -373,6 +448,10 @@ manifest_format(const struct manifest *m, size_t *len)
 		}
 		json_key(&js, "origin");
 		json_str(&js, r->origin);
+		if (r->kind == MR_KEY_CREATED && r->values_recorded) {
+			json_key(&js, "values");
+			json_str(&js, "recorded");
+		}
 		json_obj_end(&js);
 	}
 	json_arr_end(&js);

@@ -111,6 +111,9 @@ struct man_reg {
 	bool had_old;			/* MR_VALUE: it existed before */
 	struct hive_val old;
 	char *origin;			/* what asked for it, for reports */
+	bool values_recorded;		/* MR_KEY_CREATED: every value set in
+					   it has its own record (older
+					   manifests did not) */
 };
 
 /* A file a CopyToVm line placed in System32 or SysWOW64. */

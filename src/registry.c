@@ -82,7 +82,9 @@ remember(struct regs *s, enum reg_hive hv, const char *key, const char *name,
 {
 	struct man_reg *m;
 
-	if (created_by_us(s, hv, key) || value_recorded(s, hv, key, name)) {
+	/* Values in keys gpupv-prep created are recorded too (as new), so
+	 * that undo can tell them from what the guest adds later. */
+	if (value_recorded(s, hv, key, name)) {
 		hive_val_free(old);
 		return;
 	}
@@ -112,7 +114,8 @@ mkkey(struct regs *s, enum reg_hive hv, const char *key, const char *origin)
 		return -1;
 	if (created) {
 		if (!created_by_us(s, hv, created))
-			record(s, MR_KEY_CREATED, hv, created, origin);
+			record(s, MR_KEY_CREATED, hv, created,
+			    origin)->values_recorded = true;
 		s->keys_created++;
 		s->dirty[hv] = true;
 		free(created);
@@ -422,6 +425,66 @@ regs_copy_tree(struct regs *s, enum reg_hive hv, const char *dst_key,
 	    &budget);
 }
 
+/*
+ * Whether the subtree at key holds any value (1), none (0), or could not
+ * be walked within the caps (-1 with nothing recorded: taken as "holds").
+ */
+static int
+subtree_has_values(hive *h, const char *key, unsigned depth, size_t *budget)
+{
+	char **sub, **names;
+	struct hive_val *vals;
+	size_t nsub, nval, i;
+	int r;
+
+	if (depth > 512 || !*budget)
+		return -1;
+	(*budget)--;
+	r = hive_list(h, key, &sub, &nsub, &names, &vals, &nval);
+	if (r <= 0)
+		return r < 0 ? -1 : 0;
+	r = nval ? 1 : 0;
+	for (i = 0; i < nsub && r == 0; i++) {
+		char *k = xasprintf("%s\\%s", key, sub[i]);
+
+		r = subtree_has_values(h, k, depth + 1, budget);
+		free(k);
+	}
+	hive_strv_free(sub, nsub);
+	hive_strv_free(names, nval);
+	for (i = 0; i < nval; i++)
+		hive_val_free(&vals[i]);
+	free(vals);
+	return r;
+}
+
+/*
+ * A key the manifest says gpupv-prep created (with the parents it made on
+ * the way) goes only while no value is left below it: newer records,
+ * undone first, took away the values gpupv-prep set, so a value still
+ * there is the guest's own, or the record lies (the manifest is read from
+ * the guest).  Such a key stays, with a warning naming it.
+ */
+static int
+undo_created(hive *h, const struct man_reg *rec)
+{
+	size_t budget = 100000;
+	int r;
+
+	/* A record from before values had records of their own: the key
+	 * goes with what is in it, as it always did. */
+	if (!rec->values_recorded)
+		return hive_delete_key(h, rec->key);
+	r = subtree_has_values(h, rec->key, 0, &budget);
+	gp_error_clear();
+	if (r != 0) {
+		warn_add("%s\\%s holds values gpupv-prep did not write; it is "
+		    "left in place", rec->hive, rec->key);
+		return 0;
+	}
+	return hive_delete_key(h, rec->key);
+}
+
 int
 regs_undo(struct regs *s)
 {
@@ -440,7 +503,7 @@ regs_undo(struct regs *s)
 			return -1;
 		switch (rec->kind) {
 		case MR_KEY_CREATED:
-			r = hive_delete_key(h, rec->key);
+			r = undo_created(h, rec);
 			break;
 		case MR_KEY_DELETED:
 			r = hive_mkkey(h, rec->key, &created);

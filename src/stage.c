@@ -154,6 +154,10 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 	    &len) == 0) {
 		if (manifest_parse(text, len, &g->man) < 0) {
 			free(text);
+			if (error_pending()) {
+				error_prefix("%s: %s", image, g->manifest_path);
+				return -1;
+			}
 			error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s is not a "
 			    "manifest this version understands; remove it in "
 			    "the guest to start over", image, g->manifest_path);
@@ -212,8 +216,89 @@ same_package(struct guest *g, const struct man_pkg *mp, const struct pkg *p)
 }
 
 /* Remove what the manifest lists for mp: contents first, then the folder. */
+struct extras {
+	char **names;
+	size_t n;
+};
+
 static int
-remove_package(struct guest *g, const struct man_pkg *mp)
+collect_extra(void *ctx, const char *name, const struct gp_stat *st)
+{
+	struct extras *e = ctx;
+
+	(void)st;
+	if (e->n < 1000) {
+		e->names = xrealloc(e->names, (e->n + 1) * sizeof(char *));
+		e->names[e->n++] = xstrdup(name);
+	}
+	return 0;
+}
+
+/*
+ * A staged folder that is not empty once gpupv-prep's own files are gone
+ * holds what the guest put there (desktop.ini, a log).  Without --force
+ * that stops the run, naming them; with it they go too (depth-limited).
+ */
+static int
+remove_folder(struct guest *g, const char *path, bool force, int depth)
+{
+	struct extras e = { 0 };
+	size_t i;
+	int r;
+
+	if (gp_volume_remove(g->vol, path) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		gp_error_clear();
+		return 0;
+	}
+	if (errno != ENOTEMPTY)
+		return -1;
+	gp_error_clear();
+	if (gp_volume_list(g->vol, path, collect_extra, &e) < 0)
+		return -1;
+	if (!force || depth > 64) {
+		char *list = xstrdup("");
+
+		for (i = 0; i < e.n && i < 3; i++) {
+			char *t = xasprintf("%s%s%s", list, i ? ", " : "",
+			    e.names[i]);
+
+			free(list);
+			list = t;
+		}
+		error_set(ENOTEMPTY, "%s holds %s%s that gpupv-prep did not "
+		    "stage; remove %s in the guest, or run with --force", path,
+		    list, e.n > 3 ? ", ..." : "", e.n == 1 ? "it" : "them");
+		free(list);
+		r = -1;
+		goto out;
+	}
+	for (i = 0; i < e.n; i++) {
+		char *sub = xasprintf("%s\\%s", path, e.names[i]);
+		struct gp_stat st;
+
+		r = gp_volume_stat(g->vol, sub, &st);
+		if (r == 0)
+			r = st.is_dir ? remove_folder(g, sub, force, depth + 1) :
+			    gp_volume_remove(g->vol, sub);
+		if (r == 0)
+			warn_add("%s: deleted (not staged by gpupv-prep; "
+			    "--force)", sub);
+		free(sub);
+		if (r < 0)
+			goto out;
+	}
+	r = gp_volume_remove(g->vol, path);
+out:
+	for (i = 0; i < e.n; i++)
+		free(e.names[i]);
+	free(e.names);
+	return r;
+}
+
+static int
+remove_package(struct guest *g, const struct man_pkg *mp, bool force)
 {
 	size_t i = mp->nfiles;
 	char *path;
@@ -221,7 +306,8 @@ remove_package(struct guest *g, const struct man_pkg *mp)
 
 	while (i-- > 0) {
 		path = guest_path(g, mp->name, mp->files[i].rel);
-		r = gp_volume_remove(g->vol, path);
+		r = mp->files[i].is_dir ? remove_folder(g, path, force, 0) :
+		    gp_volume_remove(g->vol, path);
 		free(path);
 		if (r < 0) {
 			if (errno != ENOENT)
@@ -230,12 +316,9 @@ remove_package(struct guest *g, const struct man_pkg *mp)
 		}
 	}
 	path = guest_path(g, mp->name, NULL);
-	r = gp_volume_remove(g->vol, path);
+	r = remove_folder(g, path, force, 0);
 	free(path);
-	if (r < 0 && errno != ENOENT)
-		return -1;
-	gp_error_clear();
-	return 0;
+	return r;
 }
 
 static void
@@ -1420,8 +1503,29 @@ undo_copy(struct guest *g, struct man_copy *rec)
 {
 	void *data = NULL;
 	size_t len = 0;
+	struct hasher h;
+	uint8_t d[32];
+	char hex[65];
 	int r;
 
+	/* Only the file gpupv-prep placed: one the guest changed since (a
+	 * driver update in the guest) stays, and so does the original kept
+	 * for it. */
+	sha256_init(&h.sha);
+	if (gp_volume_read_cb(g->vol, rec->dest, hash_cb, &h) == 0) {
+		sha256_final(&h.sha, d);
+		sha256_hex(d, hex);
+		if (strcmp(hex, rec->sha256) != 0) {
+			warn_add("%s changed since gpupv-prep placed it (its "
+			    "SHA-256 differs); it is left as it is%s%s",
+			    rec->dest, rec->backup ? ", and so is " : "",
+			    rec->backup ? rec->backup : "");
+			return 0;
+		}
+	} else if (errno != ENOENT) {
+		return -1;
+	}
+	gp_error_clear();
 	if (gp_volume_remove(g->vol, rec->dest) < 0) {
 		if (errno != ENOENT)
 			return -1;
@@ -1873,7 +1977,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		if (r->v[i].action != ACT_REMOVE && r->v[i].action != ACT_REPLACE)
 			continue;
 		mp = manifest_find(&g.man, r->v[i].name);
-		if (mp && remove_package(&g, mp) < 0)
+		if (mp && remove_package(&g, mp, o->force) < 0)
 			goto fail;
 		manifest_drop(&g.man, r->v[i].name);
 	}
@@ -1988,7 +2092,7 @@ stage_remove(const char *image, char **names, size_t n,
 	for (i = 0; i < r->n; i++) {
 		struct man_pkg *mp = manifest_find(&g.man, r->v[i].name);
 
-		if (mp && remove_package(&g, mp) < 0)
+		if (mp && remove_package(&g, mp, o->force) < 0)
 			goto fail;
 		manifest_drop(&g.man, r->v[i].name);
 	}

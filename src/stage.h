@@ -30,6 +30,8 @@ struct stage_opts {
 	int64_t virt_flags;		/* GpuVirtualizationFlags, -1 unset */
 	bool disable_fast_startup;
 	bool repair;			/* rewrite damaged staged files */
+	bool force;			/* delete what the guest added inside
+					   a staged folder */
 	/* Leave the image untouched and write the result to a new file: */
 	const char *output;		/* --output NEW: a full image */
 	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */
