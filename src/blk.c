@@ -413,8 +413,10 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 	img->path = xstrdup(path);
 	img->flags = opts->flags;
 	img->depth = depth;
+	/* O_NONBLOCK: a FIFO (or a parent locator naming one) must not hang
+	 * the open; it is refused below, and the flag cleared for files. */
 	img->fd = open(path, (BLK_FILE_WRITABLE(img) ? O_RDWR : O_RDONLY) |
-	    O_CLOEXEC);
+	    O_CLOEXEC | O_NONBLOCK);
 	if (img->fd < 0) {
 		error_set(errno, "%s: %s", path, strerror(errno));
 		goto fail;
@@ -438,7 +440,12 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 	} else if (S_ISREG(st.st_mode)) {
 		img->file_size = img->phys_size = (uint64_t)st.st_size;
 	} else {
-		error_set(EINVAL, "%s: not a regular file or block device", path);
+		error_set(EINVAL, "%s: not a regular file or block device (a "
+		    "FIFO, socket or character device is no disk image)", path);
+		goto fail;
+	}
+	if (fcntl(img->fd, F_SETFL, fcntl(img->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (lock_image(img) < 0)

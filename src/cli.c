@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -39,6 +40,54 @@ static const char exit_codes[] =
     "  8  image in use by another process\n"
     "  9  differencing parent missing or not matching\n";
 
+/*
+ * Text for a terminal: names, labels and messages come from images,
+ * packages and hives, so control characters (escape sequences), C1
+ * controls and bytes that are not UTF-8 are shown as \xNN; only the line
+ * breaks and tabs of our own formats pass.
+ */
+static void
+tty_write(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int len;
+
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len);
+
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
+		    (c >= 0x80 && c < 0xa0) || (c == 0xfffd && len == 1)) {
+			int i;
+
+			for (i = 0; i < len; i++)
+				fprintf(f, "\\x%02x", p[i]);
+		} else {
+			fwrite(p, 1, (size_t)len, f);
+		}
+	}
+}
+
+static void
+tty_vprintf(FILE *f, const char *fmt, va_list ap)
+{
+	char *s = NULL;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	tty_write(f, s);
+	free(s);
+}
+
+void
+cli_printf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tty_vprintf(stdout, fmt, ap);
+	va_end(ap);
+}
+
 void
 cli_msg(const struct cmd *cmd, const char *fmt, ...)
 {
@@ -47,9 +96,29 @@ cli_msg(const struct cmd *cmd, const char *fmt, ...)
 	fprintf(stderr, "gpupv-prep: %s%s", cmd ? cmd->name : "",
 	    cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	tty_vprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* Whether two paths name one file, or would once the first is written. */
+bool
+cli_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	char *ra, *rb;
+	bool same;
+
+	if (!a || !b)
+		return false;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	ra = path_canonical(a);
+	rb = path_canonical(b);
+	same = ra && rb && strcmp(ra, rb) == 0;
+	free(ra);
+	free(rb);
+	return same;
 }
 
 void

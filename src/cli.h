@@ -58,6 +58,9 @@ int	host_write(const struct cmd *cmd, const struct host_opts *h,
 	"  --nanabox FILE     also write a NanaBox .7b configuration\n" \
 	"  --cpus N, --memory SIZE   processors and memory in the NanaBox file\n"
 
+/* printf to stdout for a person: control characters and bytes that are
+ * not UTF-8 in the data are shown as \xNN (see cli.c). */
+void	cli_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "gpupv-prep: CMD: message" on stderr, with the recorded error. */
 int	cli_fail(const struct cmd *cmd);
 void	cli_msg(const struct cmd *cmd, const char *fmt, ...)
@@ -68,6 +71,8 @@ void	cli_print_warnings(const struct cmd *cmd);
 void	cli_help(const struct cmd *cmd, FILE *f);
 /* --partition N into *out; a usage error (its exit status) otherwise. */
 int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
+/* Whether two paths name one file (or will, once the first is made). */
+bool	cli_same_file(const char *a, const char *b);
 /* Parse a non-negative decimal; -1 on garbage. */
 long	cli_parse_uint(const char *s);
 /* "64.0 GiB" style; returns buf. */

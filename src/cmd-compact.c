@@ -159,14 +159,14 @@ compact_main(const struct cmd *cmd, int argc, char **argv)
 		print_json(&r);
 	} else {
 		cli_print_warnings(cmd);
-		printf("%s: %u NTFS volume(s), %s unused", r.image, r.volumes,
+		cli_printf("%s: %u NTFS volume(s), %s unused", r.image, r.volumes,
 		    cli_size(r.unused_bytes, b1));
 		if (r.block_size)
-			printf(", %llu block(s) of %s %sdropped",
+			cli_printf(", %llu block(s) of %s %sdropped",
 			    (unsigned long long)r.blocks_dropped,
 			    cli_size(r.block_size, b2), r.dry_run ?
 			    "would be " : "");
-		printf("\n%s: file %s -> %s%s\n", r.image,
+		cli_printf("\n%s: file %s -> %s%s\n", r.image,
 		    cli_size(r.size_before, b1), cli_size(r.size_after, b2),
 		    r.dry_run ? " (dry run: nothing written)" : "");
 	}

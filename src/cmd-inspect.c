@@ -288,55 +288,55 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 	const gp_image *par;
 	size_t i;
 
-	printf("image:       %s\n", info->path);
-	printf("format:      %s%s%s, %s virtual (%llu bytes), %u-byte "
+	cli_printf("image:       %s\n", info->path);
+	cli_printf("format:      %s%s%s, %s virtual (%llu bytes), %u-byte "
 	    "sectors", info->format, info->subformat ? " " : "",
 	    info->subformat ? info->subformat : "",
 	    cli_size(info->virtual_size, b1),
 	    (unsigned long long)info->virtual_size, info->logical_sector_size);
 	if (info->block_size)
-		printf(", %s blocks", cli_size(info->block_size, b2));
-	printf("\n");
+		cli_printf(", %s blocks", cli_size(info->block_size, b2));
+	cli_printf("\n");
 	if (info->log_replayed)
-		printf("log:         replayed in memory (the file was not "
+		cli_printf("log:         replayed in memory (the file was not "
 		    "changed)\n");
 	if (info->journal_replayed)
-		printf("journal:     an interrupted commit, completed in memory; "
+		cli_printf("journal:     an interrupted commit, completed in memory; "
 		    "the next writable run completes it in the file\n");
 	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
 		struct gp_image_info pi;
 
 		gp_image_get_info(par, &pi);
-		printf("parent:      %s (%s%s%s)\n", pi.path, pi.format,
+		cli_printf("parent:      %s (%s%s%s)\n", pi.path, pi.format,
 		    pi.subformat ? " " : "", pi.subformat ? pi.subformat : "");
 	}
-	printf("partitions:  %s, %u\n", scheme_name(pt->scheme), pt->count);
+	cli_printf("partitions:  %s, %u\n", scheme_name(pt->scheme), pt->count);
 	for (i = 0; i < pt->count; i++) {
 		const struct gp_partition *p = &pt->parts[i];
 
-		printf("  %2u  at %-10s %-10s  %-22s %-9s %s\n", p->index,
+		cli_printf("  %2u  at %-10s %-10s  %-22s %-9s %s\n", p->index,
 		    cli_size(p->start, b1), cli_size(p->size, b2),
 		    p->type_name ? p->type_name : p->type, p->filesystem,
 		    p->label[0] ? p->label : p->name);
 	}
 	if (have_windows) {
-		printf("windows:     partition %u, %s, build %s, volume %s\n",
+		cli_printf("windows:     partition %u, %s, build %s, volume %s\n",
 		    w->partition, w->system_root ? w->system_root : "?",
 		    w->build ? w->build : "unknown",
 		    gp_volume_state_name(w->state));
 		if (w->product)
-			printf("             %s\n", w->product);
+			cli_printf("             %s\n", w->product);
 	} else {
-		printf("windows:     none found\n");
+		cli_printf("windows:     none found\n");
 	}
 	if (!pk->n) {
-		printf("host driver store: empty\n");
+		cli_printf("host driver store: empty\n");
 		return;
 	}
-	printf("host driver store: %zu package%s\n", pk->n,
+	cli_printf("host driver store: %zu package%s\n", pk->n,
 	    pk->n == 1 ? "" : "s");
 	for (i = 0; i < pk->n; i++)
-		printf("  %-56s %6llu files  %s%s%s%s%s%s\n", pk->v[i].name,
+		cli_printf("  %-56s %6llu files  %s%s%s%s%s%s\n", pk->v[i].name,
 		    (unsigned long long)pk->v[i].files,
 		    cli_size(pk->v[i].bytes, b1),
 		    pk->v[i].driver_ver ? "  DriverVer " : "",

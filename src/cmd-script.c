@@ -171,6 +171,10 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	if (!h.script && !h.nanabox)
 		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
 		    "FILE)");
+	if (cli_same_file(h.script, argv[optind]) ||
+	    cli_same_file(h.nanabox, argv[optind]))
+		return cli_usage_error(cmd, "-o/--nanabox names the image (%s); "
+		    "name another file", argv[optind]);
 	if (stage_manifest(argv[optind], &o, &m) < 0)
 		return cli_fail(cmd);
 	r = host_write(cmd, &h, argv[optind], &m);

@@ -184,7 +184,7 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 	for (i = 0; i < r->n; i++) {
 		const struct stage_item *it = &r->v[i];
 
-		printf("%-13s %s (%llu files, %s%s%s)\n",
+		cli_printf("%-13s %s (%llu files, %s%s%s)\n",
 		    strcmp(cmd->name, "verify") == 0 ? "checked" :
 		    (r->dry_run ? would : verb)[it->action], it->name,
 		    (unsigned long long)it->files, cli_size(it->bytes, b1),
@@ -192,14 +192,14 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    it->driver_ver ? it->driver_ver : "");
 	}
 	for (i = 0; i < r->nsysfiles; i++)
-		printf("%-13s %s\n", r->dry_run ? "would copy" : "copied",
+		cli_printf("%-13s %s\n", r->dry_run ? "would copy" : "copied",
 		    r->sysfiles[i]);
 	if (r->sysfiles_kept)
-		printf("kept          %llu newer file%s the guest already had "
+		cli_printf("kept          %llu newer file%s the guest already had "
 		    "(CopyToVmWhenNewer)\n", (unsigned long long)r->sysfiles_kept,
 		    r->sysfiles_kept == 1 ? "" : "s");
 	for (i = 0; i < r->nhives_written; i++)
-		printf("%-13s %s (%llu values set, %llu deleted, %llu keys "
+		cli_printf("%-13s %s (%llu values set, %llu deleted, %llu keys "
 		    "created, %llu deleted)\n", r->dry_run ? "would edit" :
 		    "edited", r->hives_written[i],
 		    (unsigned long long)r->reg_values_set,
@@ -208,23 +208,23 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    (unsigned long long)r->reg_keys_deleted);
 	if (strcmp(cmd->name, "verify") == 0) {
 		for (i = 0; i < r->nproblems; i++)
-			printf("BAD           %s\n", r->problems[i]);
-		printf("%llu files checked through %s's reader: %s\n",
+			cli_printf("BAD           %s\n", r->problems[i]);
+		cli_printf("%llu files checked through %s's reader: %s\n",
 		    (unsigned long long)r->files_checked, r->reader,
 		    r->bad ? "MISMATCH" : "all match the manifest");
 	} else if (strcmp(cmd->name, "remove") == 0) {
-		printf("%s: %s%zu package%s removed from %s\n", r->image,
+		cli_printf("%s: %s%zu package%s removed from %s\n", r->image,
 		    r->dry_run ? "dry run, would have " : "", r->n,
 		    r->n == 1 ? "" : "s", r->repo);
 	} else if (!r->changed) {
-		printf("nothing to do: %s already holds these packages\n",
+		cli_printf("nothing to do: %s already holds these packages\n",
 		    r->image);
 	} else if (r->dry_run) {
-		printf("dry run: %s in the session and read back; nothing "
+		cli_printf("dry run: %s in the session and read back; nothing "
 		    "was written to %s\n", r->verified ? "staged" : "planned",
 		    r->image);
 	} else {
-		printf("%s: %llu files, %s written into %s\n", r->image,
+		cli_printf("%s: %llu files, %s written into %s\n", r->image,
 		    (unsigned long long)r->files_written,
 		    cli_size(r->bytes_written, b1), r->repo);
 	}
@@ -483,6 +483,24 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 		free(c.o.copy_keys);
 		return cli_usage_error(cmd, "missing PACKAGE (or --reg, "
 		    "--copy-key, a guest setting)");
+	}
+	/* A sidecar file never replaces the image, NEW or a package. */
+	for (i = optind; i < argc; i++) {
+		const char *what = NULL;
+
+		if (cli_same_file(c.host.script, argv[i]) ||
+		    cli_same_file(c.host.nanabox, argv[i]))
+			what = i == optind ? "the image" : "a package";
+		else if (cli_same_file(c.host.script, c.o.output ? c.o.output :
+		    c.o.child) || cli_same_file(c.host.nanabox, c.o.output ?
+		    c.o.output : c.o.child))
+			what = "the new image";
+		if (what) {
+			free(c.o.reg_files);
+			free(c.o.copy_keys);
+			return cli_usage_error(cmd, "--script/--nanabox names %s "
+			    "(%s); name another file", what, argv[i]);
+		}
 	}
 	for (i = optind + 1; i < argc; i++)
 		if (pkg_collect(&set, argv[i]) < 0) {

@@ -34,6 +34,24 @@ format_for(const char *out, const char *given)
 	return NULL;
 }
 
+/*
+ * tmp becomes out only if out does not exist (it may have appeared while
+ * the run went on): renameat2(RENAME_NOREPLACE), or link and unlink where
+ * the file system lacks it.
+ */
+static int
+rename_new(const char *tmp, const char *out)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(tmp, out) < 0)
+		return -1;
+	unlink(tmp);
+	return 0;
+}
+
 static int
 sync_dir(const char *path)
 {
@@ -201,7 +219,7 @@ derive_new_image(gp_image *in, const char *out, const char *fmt_given,
 	if (create_like(in, tmp, fmt) < 0 || copy_image(in, tmp, fmt, dc) < 0)
 		goto drop;
 	fault_point("derive-copied");
-	if (rename(tmp, out) < 0) {
+	if (rename_new(tmp, out) < 0) {
 		error_set(errno, "%s: cannot rename %s into place: %s", out, tmp,
 		    strerror(errno));
 		goto drop;
@@ -299,7 +317,7 @@ stage_derive(const char *image, struct pkg_set *set,
 	ret = stage_run(tmp, set, &so, r);
 	if (ret < 0)
 		goto drop;
-	if (rename(tmp, out) < 0) {
+	if (rename_new(tmp, out) < 0) {
 		error_set(errno, "%s: cannot rename %s into place: %s", out, tmp,
 		    strerror(errno));
 		ret = -1;

@@ -776,3 +776,16 @@ utf8_decode(const unsigned char *s, int *len)
 	*len = n;
 	return c;
 }
+
+char *
+path_canonical(const char *path)
+{
+	char *dir = path_dirname(path), *real, *out = NULL;
+
+	real = realpath(*dir ? dir : ".", NULL);
+	if (real)
+		out = xasprintf("%s/%s", real, path_basename(path));
+	free(real);
+	free(dir);
+	return out;
+}

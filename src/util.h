@@ -216,6 +216,9 @@ int	file_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Directory of path (new string), and joining. */
 char	*path_dirname(const char *path);
+/* The path with its folder resolved (symbolic links, ..), the last
+ * component as given; NULL when the folder does not exist. */
+char	*path_canonical(const char *path);
 char	*path_join(const char *dir, const char *rel);
 const char *path_basename(const char *path);
 

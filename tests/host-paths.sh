@@ -1,0 +1,47 @@
+#!/bin/sh
+# Paths and text that meet the host: a FIFO as the image or as a parent
+# is refused without blocking; a sidecar file named like the image, the
+# new image or a package is refused before anything is written; text from
+# the image (a GPT partition name with an escape sequence) reaches the
+# terminal escaped.
+. "$(dirname "$0")/functions.sh"
+requires qemu-img sgdisk mkntfs hivexregedit zip timeout
+
+mkfifo "$TMP/fifo"
+run 1 timeout 20 "$GPUPV_PREP" inspect "$TMP/fifo"
+grep -q "FIFO, socket or character device is no disk image" "$TMP/err" ||
+  fail "FIFO: $(cat "$TMP/err")"
+mkgpt_windows "$TMP/g.raw"
+qemu-img convert -f raw -O vhdx "$TMP/g.raw" "$TMP/p.vhdx"
+run 0 "$GPUPV_PREP" stage "$TMP/p.vhdx" --disable-fast-startup --child "$TMP/c.avhdx"
+run 1 timeout 20 "$GPUPV_PREP" inspect --parent "$TMP/fifo" "$TMP/c.avhdx"
+grep -q "no disk image" "$TMP/err" || fail "FIFO parent: $(cat "$TMP/err")"
+pass "a FIFO as the image or the parent is refused at once"
+
+PKG=$TMP/src/nv_h.inf_amd64_1111111111111111
+mkdir -p "$PKG"
+printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$PKG/nv_h.inf"
+echo x >"$PKG/a.dll"
+(cd "$TMP/src" && zip -q -r ../pkg.zip nv_h.inf_amd64_1111111111111111)
+before=$(sha "$TMP/g.raw")
+run 2 "$GPUPV_PREP" stage "$TMP/g.raw" "$PKG" --script "$TMP/g.raw"
+grep -q "names the image" "$TMP/err" || fail "--script IMAGE: $(cat "$TMP/err")"
+run 2 "$GPUPV_PREP" stage "$TMP/g.raw" "$TMP/pkg.zip" --nanabox "$TMP/../$(basename "$TMP")/pkg.zip"
+grep -q "names a package" "$TMP/err" || fail "--nanabox PACKAGE: $(cat "$TMP/err")"
+run 2 "$GPUPV_PREP" stage "$TMP/g.raw" "$PKG" --output "$TMP/new.vhdx" --script "$TMP/new.vhdx"
+grep -q "names the new image" "$TMP/err" || fail "--script NEW: $(cat "$TMP/err")"
+ln -s g.raw "$TMP/alias.raw"
+run 0 "$GPUPV_PREP" stage "$TMP/g.raw" "$PKG"
+before=$(sha "$TMP/g.raw")
+run 2 "$GPUPV_PREP" script "$TMP/g.raw" -o "$TMP/alias.raw"
+expect_eq "$(sha "$TMP/g.raw")" "$before" "the image after refused sidecars"
+[ ! -e "$TMP/new.vhdx" ] || fail "a new image was written"
+pass "sidecar files never replace the image, the new image or a package"
+
+# An escape sequence in a GPT partition name reaches the terminal escaped.
+ESC=$(printf '\033')
+sgdisk -c 2:"evil${ESC}[2Jname" "$TMP/g.raw" >/dev/null
+run 0 "$GPUPV_PREP" inspect "$TMP/g.raw"
+grep -q 'evil\\x1b\[2Jname' "$TMP/out" || fail "the name is not escaped: $(grep evil "$TMP/out")"
+! grep -q "$ESC" "$TMP/out" || fail "a raw escape character reached the output"
+pass "text from the image is escaped for the terminal"
