@@ -1023,6 +1023,24 @@ fill_stat(ntfs_inode *ni, struct gp_stat *st)
 	}
 }
 
+/*
+ * A data size read from the volume, checked before anything loops over it
+ * or allocates by it: not negative, and no larger than the volume (a
+ * sparse file claiming 2^62 bytes would read zeros for ever).
+ */
+static int
+size_ok(gp_volume *v, const ntfs_attr *na, const char *path)
+{
+	uint64_t vol = (uint64_t)v->vol->nr_clusters * v->vol->cluster_size;
+
+	if (na->data_size >= 0 && (uint64_t)na->data_size <= vol)
+		return 0;
+	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s claims %lld bytes, more "
+	    "than the volume holds; the file system is corrupt", v->where,
+	    path, (long long)na->data_size);
+	return -1;
+}
+
 int
 gp_volume_stat(gp_volume *v, const char *path, struct gp_stat *st)
 {
@@ -1214,6 +1232,8 @@ gp_volume_extract(gp_volume *v, const char *path, const char *host_path)
 		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file data");
 		goto out;
 	}
+	if (size_ok(v, na, path) < 0)
+		goto out;
 	fd = open(host_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		error_set(errno, "%s: %s", host_path, strerror(errno));
@@ -1259,10 +1279,18 @@ ntfs_name_check(const char *name)
 	    "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
 	    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7",
 	    "LPT8", "LPT9" };
-	size_t n = strlen(name), i, stem;
+	size_t n = strlen(name), i, stem, units = 0;
 	const char *p;
+	int len;
 
-	if (n == 0 || n > 255 * 3)
+	if (n == 0)
+		return -1;
+	/* NTFS holds 255 UTF-16 units in a name (a longer one would be cut
+	 * to its length modulo 256 on the way down). */
+	for (p = name; *p; p += len)
+		units += utf8_decode((const unsigned char *)p, &len) >= 0x10000 ?
+		    2 : 1;
+	if (units > 255)
 		return -1;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -1;
@@ -1906,7 +1934,9 @@ gp_volume_read(gp_volume *v, const char *path, size_t max, void **data,
 		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file "
 		    "data");
 	}
-	if (na->data_size > (s64)max) {
+	if (size_ok(v, na, path) < 0)
+		goto fail;
+	if ((uint64_t)na->data_size > max) {
 		error_set(EFBIG, "%s: %s is larger than %zu bytes", v->where,
 		    path, max);
 		goto fail;
@@ -1998,6 +2028,11 @@ gp_volume_read_cb(gp_volume *v, const char *path,
 		ntfs_inode_close(ni);
 		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file data");
 		error_prefix("%s", path);
+		return -1;
+	}
+	if (size_ok(v, na, path) < 0) {
+		ntfs_attr_close(na);
+		ntfs_inode_close(ni);
 		return -1;
 	}
 	buf = xmalloc(NTFS_IO_CHUNK);

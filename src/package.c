@@ -452,7 +452,11 @@ unpack(const char *arch, const char *dest)
 					goto out;
 				}
 			}
-			if (ftruncate(fd, (off_t)archive_entry_size(e)) < 0)
+			/* A size the header does not give (a zip written as a
+			 * stream keeps sizes in data descriptors) leaves the
+			 * file as long as the data written. */
+			if (archive_entry_size_is_set(e) &&
+			    ftruncate(fd, (off_t)archive_entry_size(e)) < 0)
 				debug("%s: %s", full, strerror(errno));
 			ts[0].tv_sec = ts[1].tv_sec = archive_entry_mtime(e);
 			ts[0].tv_nsec = ts[1].tv_nsec =

@@ -1350,6 +1350,15 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 				    cv[k].src, p->name);
 				continue;
 			}
+			if (ntfs_name_check(cv[k].dest) < 0) {
+				error_set(EINVAL, "%s: CopyToVm destination "
+				    "'%.80s%s' is not a name Windows can hold "
+				    "(reserved, forbidden characters, or over "
+				    "255 UTF-16 units)", p->inf, cv[k].dest,
+				    strlen(cv[k].dest) > 80 ? "..." : "");
+				copytovm_free(cv, ncv);
+				goto fail;
+			}
 			if (cv[k].wow64 && !have_wow) {
 				warn_add("%s: the guest has no SysWOW64 (a 32-bit "
 				    "Windows?); %s is not copied", p->name,

@@ -106,6 +106,13 @@ printf '{"format": 1, "gpus": [{"name": "g"}], "reg": ["../../etc/x.reg"]}' >"$T
 bad 1 "reg entry 0 is not a file name in the bundle" stage "$IMG" "$TMP/a/bundle"
 printf '{"format": 2}' >"$TMP/a/bundle/gpupv-bundle.json"
 bad 1 "not a format 1 bundle description" stage "$IMG" "$TMP/a/bundle"
+# A CopyToVm destination longer than NTFS holds (255 UTF-16 units).
+mkdir -p "$TMP/a/longcv/nv_lc.inf_amd64_1"
+long=$(head -c 300 /dev/zero | tr '\0' 'n')
+printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n[r]\r\nHKR,"CopyToVmOverwrite",x,%%REG_MULTI_SZ%%,"a.dll","%s.dll"\r\n[Strings]\r\nREG_MULTI_SZ = 0x00010000\r\n' "$long" \
+  >"$TMP/a/longcv/nv_lc.inf_amd64_1/nv_lc.inf"
+echo x >"$TMP/a/longcv/nv_lc.inf_amd64_1/a.dll"
+bad 1 "CopyToVm destination 'nnnn.*is not a name Windows can hold" stage "$IMG" "$TMP/a/longcv/nv_lc.inf_amd64_1"
 pass "registry, INF and bundle input"
 
 # Volumes and hives that must not be written.
