@@ -1381,6 +1381,17 @@ walk_dirs(gp_volume *v, char **comp, size_t n, bool create)
 				    "directory", v->where, comp[i]);
 				return NULL;
 			}
+			/* A junction or a link: what is written into its own
+			 * index is where Windows never looks. */
+			if (next && (next->flags & FILE_ATTR_REPARSE_POINT)) {
+				ntfs_inode_close(next);
+				ntfs_inode_close(ni);
+				error_setc(GP_EXIT_CORRUPT, ELOOP, "%s: '%s' is a "
+				    "reparse point (a junction or a link); "
+				    "gpupv-prep does not write through it",
+				    v->where, comp[i]);
+				return NULL;
+			}
 		} else if (error_pending()) {
 			next = NULL;
 		} else if (create) {

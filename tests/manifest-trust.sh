@@ -6,7 +6,7 @@
 # stays; what the guest added inside a staged folder is named, and goes
 # only with --force.
 . "$(dirname "$0")/functions.sh"
-requires qemu-img sgdisk mkntfs hivexregedit jq fls icat
+requires qemu-img sgdisk mkntfs hivexregedit jq fls icat fsstat sfdisk od
 
 IMG=$TMP/img.raw
 mkgpt_windows "$IMG"
@@ -82,3 +82,28 @@ jqv '.warnings[]' | grep -q 'desktop.ini: deleted' || fail "--force does not say
 run 0 "$GPUPV_PREP" inspect --json "$IMG"
 expect_eq "$(jqv '.host_driver_store | length')" 0 "folders after remove --force"
 pass "files the guest added are named, and go with --force"
+
+# FileRepository made a reparse point (a junction): nothing is written
+# through it.  The flag is set in the folder's $STANDARD_INFORMATION, found
+# with sleuthkit (fls, fsstat), away from the record's fixup bytes.
+cp "$TMP/staged.raw" "$IMG"
+start=$(sfdisk -J "$IMG" 2>/dev/null | jq '.partitiontable.partitions[2].start')
+inode=$(fls -r -p -D -o "$start" "$IMG" | awk -F'\t' 'tolower($2) == "windows/system32/hostdriverstore/filerepository" {
+  split($1, a, " "); sub(/-.*/, "", a[2]); sub(/:$/, "", a[2]); print a[2]; exit }')
+[ -n "$inode" ] || fail "FileRepository not found by fls"
+mft=$(fsstat -o "$start" "$IMG" | sed -n 's/^First Cluster of MFT: *\([0-9]*\).*/\1/p')
+cs=$(fsstat -o "$start" "$IMG" | sed -n 's/^Cluster Size: *\([0-9]*\).*/\1/p')
+rec=$((start * 512 + mft * cs + inode * 1024))
+u16() { od -An -tu2 -j "$1" -N2 "$IMG" | tr -d ' '; }
+u32() { od -An -tu4 -j "$1" -N4 "$IMG" | tr -d ' '; }
+a=$((rec + $(u16 $((rec + 20)))))
+expect_eq "$(u32 "$a")" 16 "the first attribute is \$STANDARD_INFORMATION"
+fl=$((a + $(u16 $((a + 20))) + 32))
+"$IMGTOOL" poke "$IMG" "$fl" u32 $(( $(u32 "$fl") | 1024 ))
+PKG2=$TMP/src2/nv_r.inf_amd64_2222222222222222
+mkdir -p "$PKG2"
+printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$PKG2/nv_r.inf"
+echo r >"$PKG2/r.dll"
+refused "'FileRepository' is a reparse point" stage "$IMG" "$PKG2"
+refused "'FileRepository' is a reparse point" remove "$IMG"
+pass "nothing is written through a reparse point"
