@@ -78,6 +78,7 @@ vhdi_open(gp_image *img, const struct gp_open_opts *opts)
 	struct vhdi *h = xcalloc(1, sizeof(*h));
 	libvhdi_error_t *err = NULL;
 	size64_t size = 0;
+	uint32_t bps = 0;
 	char *path = xstrdup(img->path);
 
 	img->priv = h;
@@ -124,8 +125,12 @@ vhdi_open(gp_image *img, const struct gp_open_opts *opts)
 		return vhdi_fail(img, "media size", err);
 	img->info.virtual_size = size;
 	img->info.subformat = "libvhdi";
-	img->info.logical_sector_size = 512;
-	img->info.physical_sector_size = 512;
+	/* The image's own sector size: a GPT is found at its LBA 1. */
+	if (libvhdi_file_get_bytes_per_sector(h->files[0], &bps, &err) != 1 ||
+	    (bps != 512 && bps != 4096))
+		return vhdi_fail(img, "sector size", err);
+	img->info.logical_sector_size = bps;
+	img->info.physical_sector_size = bps;
 	return 0;
 }
 

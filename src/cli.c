@@ -247,6 +247,7 @@ int
 main(int argc, char **argv)
 {
 	const struct cmd *cmd;
+	int rc;
 
 	/* A file size limit (ulimit -f) then fails a write with EFBIG, which
 	 * the session turns into a clean stop, instead of killing us
@@ -285,5 +286,11 @@ main(int argc, char **argv)
 	if (!cmd)
 		return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
 	optind = 0;	/* GNU getopt: start afresh, permuting arguments */
-	return cmd->run(cmd, argc - 1, argv + 1);
+	signals_catch();
+	rc = cmd->run(cmd, argc - 1, argv + 1);
+	/* Stopped by a signal: everything is cleaned up; report it as the
+	 * signal would have. */
+	if (signal_caught() && rc != 0)
+		return 128 + signal_caught();
+	return rc;
 }

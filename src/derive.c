@@ -102,6 +102,8 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 	for (off = 0; off < size;) {
 		uint64_t n = MIN((uint64_t)COPY_CHUNK, size - off);
 
+		if (check_interrupt() < 0)
+			goto out;
 		/* Past skip ranges that end here; into one that covers off. */
 		while (dc && sk < dc->nskip &&
 		    dc->skip[sk].off + dc->skip[sk].len <= off)

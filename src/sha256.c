@@ -217,7 +217,7 @@ lane_ready(struct lane *l, struct sha256_job *jobs, size_t n, size_t *next,
 		l->have = l->pos = 0;
 		l->eof = false;
 		sha256_init(&l->ctx);
-		l->fd = open(l->job->path, O_RDONLY | O_CLOEXEC);
+		l->fd = open(l->job->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (l->fd < 0)
 			lane_end(l, errno);
 	}

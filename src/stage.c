@@ -305,6 +305,8 @@ remove_package(struct guest *g, const struct man_pkg *mp, bool force)
 	int r;
 
 	while (i-- > 0) {
+		if (check_interrupt() < 0)
+			return -1;
 		path = guest_path(g, mp->name, mp->files[i].rel);
 		r = mp->files[i].is_dir ? remove_folder(g, path, force, 0) :
 		    gp_volume_remove(g->vol, path);
@@ -349,6 +351,8 @@ copy_fill(void *ctx, void *buf, size_t len)
 	struct copy *c = ctx;
 	size_t got = 0;
 
+	if (check_interrupt() < 0)
+		return -1;
 	while (got < len) {
 		ssize_t r = read(c->fd, (uint8_t *)buf + got, len - got);
 
@@ -553,8 +557,12 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 		m.mtime_ns = f->mtime_ns;
 		m.crtime_ns = f->crtime_ns;
 		m.readonly = !f->is_dir;	/* folders: after their contents */
+		if (check_interrupt() < 0) {
+			free(gp);
+			goto out;
+		}
 		if (!f->is_dir) {
-			c.fd = open(f->src, O_RDONLY | O_CLOEXEC);
+			c.fd = open(f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (c.fd < 0) {
 				error_set(errno, "%s: %s", f->src,
 				    strerror(errno));
@@ -1634,7 +1642,7 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			return -1;
 		}
 		gp_error_clear();
-		c.fd = open(cp->f->src, O_RDONLY | O_CLOEXEC);
+		c.fd = open(cp->f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (c.fd < 0) {
 			error_set(errno, "%s: %s", cp->f->src, strerror(errno));
 			free(backup);
@@ -1735,7 +1743,7 @@ repair_package(struct guest *g, const struct pkg *p, const bool *bad,
 		}
 		if (rc == 0 && !f->is_dir) {
 			c.src = f->src;
-			c.fd = open(f->src, O_RDONLY | O_CLOEXEC);
+			c.fd = open(f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (c.fd < 0) {
 				error_set(errno, "%s: %s", f->src,
 				    strerror(errno));

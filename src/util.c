@@ -789,3 +789,44 @@ path_canonical(const char *path)
 	free(dir);
 	return out;
 }
+
+/* ---- stopping on a signal -------------------------------------------- */
+
+static volatile sig_atomic_t caught_signal;
+
+static void
+on_signal(int sig)
+{
+	caught_signal = sig;
+}
+
+void
+signals_catch(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+int
+signal_caught(void)
+{
+	return caught_signal;
+}
+
+int
+check_interrupt(void)
+{
+	if (!caught_signal)
+		return 0;
+	error_set(EINTR, "stopped by signal %d (%s); the image keeps its old "
+	    "state", caught_signal, strsignal(caught_signal));
+	return -1;
+}

@@ -59,6 +59,16 @@ double	mono_ms(void);		/* a monotonic clock, for debug timings */
  */
 void	fault_point(const char *name);
 
+/*
+ * SIGINT, SIGTERM and SIGHUP only set a flag (signals_catch); long loops
+ * call check_interrupt(), which records an error once one came, so the run
+ * stops through its ordinary failure path: temporaries removed, the image
+ * left in its old state.  A run past its commit point finishes.
+ */
+void	signals_catch(void);
+int	signal_caught(void);	/* the signal number, or 0 */
+int	check_interrupt(void);	/* -1 with an error after a signal */
+
 /* Warnings collected for the CLI to show (non-fatal). */
 void	warn_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
