@@ -211,10 +211,15 @@ void
 fault_point(const char *name)
 {
 	const char *f = getenv("GPUPV_PREP_FAULT");
+	const char *sig = getenv("GPUPV_PREP_FAULT_SIGNAL");
 
 	if (f && strcmp(f, name) == 0) {
-		debug("fault point %s: killing the process", name);
-		raise(SIGKILL);
+		/* GPUPV_PREP_FAULT_SIGNAL=TERM: the signal a user or a CI
+		 * timeout sends, which the run must handle. */
+		debug("fault point %s: %s", name, sig ? "a signal" : "killing "
+		    "the process");
+		raise(sig && strcmp(sig, "TERM") == 0 ? SIGTERM :
+		    sig && strcmp(sig, "INT") == 0 ? SIGINT : SIGKILL);
 	}
 }
 

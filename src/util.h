@@ -55,7 +55,8 @@ void	debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double	mono_ms(void);		/* a monotonic clock, for debug timings */
 /*
  * Crash-test hook: when GPUPV_PREP_FAULT names this point, the process
- * kills itself there (SIGKILL, as a power cut or a CI timeout would).
+ * kills itself there (SIGKILL, as a power cut or a CI timeout would; or
+ * the signal GPUPV_PREP_FAULT_SIGNAL names, TERM or INT).
  */
 void	fault_point(const char *name);
 

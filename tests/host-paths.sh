@@ -45,3 +45,25 @@ run 0 "$GPUPV_PREP" inspect "$TMP/g.raw"
 grep -q 'evil\\x1b\[2Jname' "$TMP/out" || fail "the name is not escaped: $(grep evil "$TMP/out")"
 ! grep -q "$ESC" "$TMP/out" || fail "a raw escape character reached the output"
 pass "text from the image is escaped for the terminal"
+
+# SIGTERM or SIGINT in the middle of a run (from an archive, so there is an
+# unpacked copy; with a registry edit, so there is a hive copy): the old
+# state, no temporary left, exit 128 + the signal.
+mkdir -p "$TMP/t"
+(cd "$TMP/src" && tar -cf ../pkg.tar nv_h.inf_amd64_1111111111111111)
+for s in TERM:143 INT:130; do
+  sig=${s%:*} want=${s#*:}
+  cp "$TMP/p.vhdx" "$TMP/s.vhdx"
+  mkdir -p "$TMP/big/nv_big.inf_amd64_3333333333333333"
+  printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$TMP/big/nv_big.inf_amd64_3333333333333333/nv_big.inf"
+  for i in 1 2 3; do echo "$i" >"$TMP/big/nv_big.inf_amd64_3333333333333333/f$i.dll"; done
+  TMPDIR=$TMP/t GPUPV_PREP_FAULT=stage-file-2 GPUPV_PREP_FAULT_SIGNAL=$sig \
+    run "$want" "$GPUPV_PREP" stage "$TMP/s.vhdx" "$TMP/pkg.tar" \
+    "$TMP/big/nv_big.inf_amd64_3333333333333333" --disable-fast-startup
+  grep -q "stopped by signal" "$TMP/err" || fail "$sig: $(cat "$TMP/err")"
+  [ -z "$(ls -A "$TMP/t")" ] || fail "$sig: temporaries left: $(ls -A "$TMP/t")"
+  run 0 "$GPUPV_PREP" inspect --json "$TMP/s.vhdx"
+  expect_eq "$(jqv '.host_driver_store | length')" 0 "$sig: packages after the signal"
+  qemu-img check -q "$TMP/s.vhdx" || fail "$sig: qemu-img check"
+done
+pass "SIGTERM and SIGINT leave the old state and no temporaries"
