@@ -38,7 +38,9 @@ static const char exit_codes[] =
     "  6  NTFS journal unclean or volume marked dirty\n"
     "  7  volume encrypted with BitLocker\n"
     "  8  image in use by another process\n"
-    "  9  differencing parent missing or not matching\n";
+    "  9  differencing parent missing or not matching\n"
+    "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); the image "
+    "keeps its old state\n";
 
 /*
  * Text for a terminal: names, labels and messages come from images,
