@@ -1886,6 +1886,40 @@ vhdx_trim(gp_image *img)
 	return reclaim_tail(img, img->priv);
 }
 
+/*
+ * A dry run over a file whose log was replayed in memory: the replayed
+ * pages become the bottom of the session's overlay, so that the session's
+ * own writes land on top of them (pasting the log over every read would
+ * undo them).
+ */
+static int
+vhdx_session_start(gp_image *img)
+{
+	struct vhdx *v = img->priv;
+	uint8_t page[4096];
+	size_t i;
+
+	if (!v->npatches || !img->cow)
+		return 0;
+	for (i = 0; i < v->npatches; i++) {
+		uint64_t o = v->patches[i].off / 4096 * 4096;
+		uint64_t end = v->patches[i].off + v->patches[i].len;
+
+		for (; o < end; o += 4096)
+			if (vhdx_fread(img, page, sizeof(page), o) < 0 ||
+			    blk_cow_put(img, o, page) < 0)
+				return -1;
+	}
+	if (v->vfile_size > img->file_size)
+		img->file_size = v->vfile_size;
+	for (i = 0; i < v->npatches; i++)
+		free(v->patches[i].data);
+	free(v->patches);
+	v->patches = NULL;
+	v->npatches = 0;
+	return 0;
+}
+
 /* Fully and partially present blocks are in the file (2.5.1). */
 static int
 vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
@@ -1911,6 +1945,7 @@ vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 const struct blk_driver blk_vhdx_driver = {
 	.name = "vhdx",
 	.block_status = vhdx_block_status,
+	.session_start = vhdx_session_start,
 	.discard = vhdx_discard,
 	.pack = vhdx_pack,
 	.trim = vhdx_trim,

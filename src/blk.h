@@ -56,6 +56,8 @@ struct blk_driver {
 	 * are punched out of the file at the same offsets (raw, fixed VHD).
 	 */
 	int (*discard)(gp_image *img, uint64_t off, uint64_t len);
+	/* Optional: a session's overlay was made (txn.c). */
+	int (*session_start)(gp_image *img);
 	int (*pack)(gp_image *img);
 	int (*trim)(gp_image *img);
 };

@@ -71,6 +71,10 @@ gp_image_open(const char *path, const struct gp_open_opts *opts)
 	img->txn = xcalloc(1, sizeof(*img->txn));
 	img->txn->dry_run = o.flags & GP_OPEN_DRY_RUN;
 	blk_cow_begin(img, img->txn->dry_run);
+	if (img->drv->session_start && img->drv->session_start(img) < 0) {
+		gp_image_close(img);
+		return NULL;
+	}
 	return img;
 }
 

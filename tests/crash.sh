@@ -113,3 +113,15 @@ expect_eq "$(jqv .verified)" true "verify with a pending log"
 jqv '.warnings[]' | grep -q "VHDX log is not applied yet" || fail "pending log not said"
 expect_eq "$(sha "$TMP/logged.vhdx")" "$before" "verify changed a file with a pending log"
 pass "verify with a pending VHDX log reads the new state"
+
+# A dry run over the pending log does what the real run will: its own
+# writes land on the replayed state and read back.
+mkdir -p "$TMP/dry/nv_dry.inf_amd64_4444444444444444"
+printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$TMP/dry/nv_dry.inf_amd64_4444444444444444/nv_dry.inf"
+head -c 200000 /dev/urandom >"$TMP/dry/nv_dry.inf_amd64_4444444444444444/d.bin"
+run 0 "$GPUPV_PREP" stage --dry-run --json "$TMP/logged.vhdx" "$TMP/dry/nv_dry.inf_amd64_4444444444444444"
+expect_eq "$(jqv .verified)" true "dry run over a pending log: read back"
+expect_eq "$(sha "$TMP/logged.vhdx")" "$before" "a dry run changed a file with a pending log"
+run 0 "$GPUPV_PREP" stage --json "$TMP/logged.vhdx" "$TMP/dry/nv_dry.inf_amd64_4444444444444444"
+run 0 "$GPUPV_PREP" verify "$TMP/logged.vhdx"
+pass "a dry run over a pending VHDX log agrees with the real run"
