@@ -470,6 +470,7 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	struct stage_report r;
 	struct progress pg = { 0 };
 	const char *image;
+	bool side;
 	int rc, i;
 
 	rc = parse(cmd, argc, argv, &c, true);
@@ -547,13 +548,13 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	host_cfg_free(&want);
 	/* The sidecar files follow a run that committed (or had nothing to
 	 * do); a dry run writes nothing anywhere. */
-	if (rc == 0 && !c.o.dry_run && host_write(cmd, &c.host,
+	/* A sidecar that cannot be written does not hide what the run did
+	 * to the image: the report is printed all the same. */
+	side = rc == 0 && !c.o.dry_run && host_write(cmd, &c.host,
 	    c.o.output ? c.o.output : c.o.child ? c.o.child : image,
-	    &r.man) != 0) {
-		stage_report_free(&r);
-		return GP_EXIT_FAILURE;
-	}
-	return finish(cmd, &c, &r, rc);
+	    &r.man) != 0;
+	rc = finish(cmd, &c, &r, rc);
+	return side ? GP_EXIT_FAILURE : rc;
 }
 
 static int

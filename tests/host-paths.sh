@@ -67,3 +67,11 @@ for s in TERM:143 INT:130; do
   qemu-img check -q "$TMP/s.vhdx" || fail "$sig: qemu-img check"
 done
 pass "SIGTERM and SIGINT leave the old state and no temporaries"
+
+# A sidecar that cannot be written after the commit: exit 1, and the
+# report still says what the run did to the image.
+cp "$TMP/p.vhdx" "$TMP/r.vhdx"
+run 1 "$GPUPV_PREP" stage "$TMP/r.vhdx" "$PKG" --script "$TMP/no/such/dir/x.ps1"
+grep -q "^staged .*nv_h.inf_amd64_1111111111111111" "$TMP/out" || fail "no report: $(cat "$TMP/out")"
+grep -q "x.ps1" "$TMP/err" || fail "the sidecar error is not named"
+pass "a sidecar failing after the commit still gets the report printed"
