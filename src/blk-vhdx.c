@@ -2145,10 +2145,17 @@ blk_vhdx_create(const char *path, const struct blk_vhdx_new *n)
 		for (i = 0; i < nblocks; i++, at += bs)
 			put_le64(bat + 8 * (i + i / chunk),
 			    at | PAYLOAD_FULLY_PRESENT);
+		int e = 0;
+
 		if (file_pwrite(fd, bat, (size_t)bat_len, NEW_BAT_OFF) < 0 ||
-		    ftruncate(fd, (off_t)at) < 0 ||
-		    posix_fallocate(fd, (off_t)fsize, (off_t)(at - fsize)) != 0) {
-			error_set(errno, "%s: %s", path, strerror(errno));
+		    ftruncate(fd, (off_t)at) < 0)
+			e = errno;
+		/* posix_fallocate returns its error; errno is not set. */
+		else
+			e = posix_fallocate(fd, (off_t)fsize, (off_t)(at - fsize));
+		if (e) {
+			error_set(e, "%s: %s%s", path, strerror(e), e == ENOSPC ?
+			    " (host file system full)" : "");
 			free(bat);
 			goto out;
 		}

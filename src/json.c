@@ -413,9 +413,12 @@ jp_value(struct jp *s, struct jv *v)
 		if (s->p >= s->end || *s->p < '0' || *s->p > '9')
 			return -1;
 		while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
-			if (x > (UINT64_C(1) << 62))
+			uint64_t d = (uint64_t)(*s->p++ - '0');
+
+			/* Past INT64_MAX is no number we wrote. */
+			if (x > ((uint64_t)INT64_MAX - d) / 10)
 				return -1;
-			x = x * 10 + (uint64_t)(*s->p++ - '0');
+			x = x * 10 + d;
 		}
 		if (s->p < s->end && (*s->p == '.' || *s->p == 'e' ||
 		    *s->p == 'E'))
