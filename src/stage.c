@@ -2195,6 +2195,7 @@ stage_verify(const char *image, const struct stage_opts *o,
 {
 	struct stage_opts vo = *o;
 	struct guest g;
+	char *parent = NULL;
 	size_t i;
 	long bad;
 
@@ -2219,6 +2220,11 @@ stage_verify(const char *image, const struct stage_opts *o,
 			    "VHDX log" : "sidecar journal");
 		else if (strcmp(info.format, "raw") != 0)
 			vo.format = "vhdi";
+		/* libvhdi finds a parent only beside the child: give it the
+		 * one our reader found (another folder, an absolute path). */
+		if (!vo.parent && info.parent)
+			parent = xstrdup(info.parent);
+		vo.parent = vo.parent ? vo.parent : parent;
 		gp_image_close(img);
 	}
 	r->reader = vo.format && !strcmp(vo.format, "vhdi") ? "libvhdi" :
@@ -2254,9 +2260,11 @@ stage_verify(const char *image, const struct stage_opts *o,
 	}
 	r->verified = r->bad == 0;
 	guest_close(&g);
+	free(parent);
 	return 0;
 fail:
 	guest_close(&g);
+	free(parent);
 	return -1;
 }
 

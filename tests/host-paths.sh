@@ -75,3 +75,12 @@ run 1 "$GPUPV_PREP" stage "$TMP/r.vhdx" "$PKG" --script "$TMP/no/such/dir/x.ps1"
 grep -q "^staged .*nv_h.inf_amd64_1111111111111111" "$TMP/out" || fail "no report: $(cat "$TMP/out")"
 grep -q "x.ps1" "$TMP/err" || fail "the sidecar error is not named"
 pass "a sidecar failing after the commit still gets the report printed"
+
+# verify reads a child whose parent lives in another folder, as inspect
+# does (libvhdi alone looks beside the child).
+mkdir -p "$TMP/A" "$TMP/B"
+cp "$TMP/p.vhdx" "$TMP/A/base.vhdx"
+run 0 "$GPUPV_PREP" stage "$TMP/A/base.vhdx" "$PKG" --child "$TMP/B/kid.avhdx"
+run 0 "$GPUPV_PREP" verify --json "$TMP/B/kid.avhdx"
+expect_eq "$(jqv .reader) $(jqv .verified)" "libvhdi true" "verify of a child in another folder"
+pass "verify finds a parent in another folder"
