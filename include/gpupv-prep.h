@@ -252,6 +252,9 @@ int	gp_volume_set_meta(gp_volume *vol, const char *path,
 int	gp_volume_remove(gp_volume *vol, const char *path);
 /* Cluster size and free space. */
 int	gp_volume_space(gp_volume *vol, uint64_t *cluster, uint64_t *free_bytes);
+/* Free bytes of the volume that the image file already stores (data put
+ * there does not grow a dynamic image); 0 when unknown. */
+uint64_t gp_volume_stored_free(gp_volume *vol);
 /* Each run of free clusters, as bytes from the volume's start. */
 int	gp_volume_free_runs(gp_volume *vol, int (*fn)(void *ctx, uint64_t off,
 	    uint64_t len), void *ctx);

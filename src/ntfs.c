@@ -2009,6 +2009,16 @@ gp_volume_short_names(gp_volume *v, const char *dir_path, int mode)
 	return seen;
 }
 
+uint64_t
+gp_volume_stored_free(gp_volume *v)
+{
+	if (!v->place && place_build(v) < 0) {
+		gp_error_clear();
+		return 0;
+	}
+	return (uint64_t)place_stored(v->place) * v->vol->cluster_size;
+}
+
 int
 gp_volume_space(gp_volume *v, uint64_t *cluster, uint64_t *free_bytes)
 {

@@ -71,6 +71,17 @@ place_available(const struct place *p)
 	return p ? p->avail : 0;
 }
 
+int64_t
+place_stored(const struct place *p)
+{
+	int64_t n = 0;
+	size_t i;
+
+	for (i = 0; p && i < p->l[L_STORED].n; i++)
+		n += p->l[L_STORED].v[i].len;
+	return n;
+}
+
 /* Insert in LCN order, merging with a neighbour that touches. */
 static void
 list_insert(struct list *l, int64_t lcn, int64_t len)

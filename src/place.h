@@ -49,7 +49,8 @@ int	place_add_free(struct place *p, int64_t lcn, int64_t len);
  */
 int	place_alloc(struct place *p, int64_t n, struct place_run *runs,
 	    size_t max_runs, size_t *nruns);
-/* Clusters still available to place_alloc. */
+/* Clusters still available to place_alloc; of them, in stored space. */
 int64_t	place_available(const struct place *p);
+int64_t	place_stored(const struct place *p);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 
 #include "inf.h"
 #include "ntfs.h"
@@ -1983,6 +1984,39 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		    human(need, b1), human(need_pkgs, b3),
 		    human(r->free_before, b2));
 		goto fail;
+	}
+
+	/*
+	 * The host file system must hold what the image file may grow by:
+	 * what does not fit in free space the file already stores, a block
+	 * of rounding, and the log or journal of the commit.  Checked here,
+	 * a full host disk is a refusal that leaves the file as it was.
+	 */
+	{
+		struct gp_image_info info;
+		uint64_t stored = gp_volume_stored_free(g.vol), grow, avail;
+		struct statvfs sv;
+		char *dir = path_dirname(image);
+
+		gp_image_get_info(g.img, &info);
+		grow = (need > stored ? need - stored : 0) + info.block_size +
+		    (need_meta + need_hives) * 2 + 4 * 1024 * 1024;
+		if (!o->dry_run && statvfs(*dir ? dir : ".", &sv) == 0) {
+			const char *t = getenv("GPUPV_PREP_HOST_FREE_MB");
+
+			/* The tests stand a small host disk in with it. */
+			avail = t && *t ? strtoull(t, NULL, 10) << 20 :
+			    (uint64_t)sv.f_bavail * sv.f_frsize;
+			if (grow > avail) {
+				error_set(ENOSPC, "%s: the image file may grow by "
+				    "about %s, and the host file system holding "
+				    "it has %s free; nothing was written", image,
+				    human(grow, b1), human(avail, b2));
+				free(dir);
+				goto fail;
+			}
+		}
+		free(dir);
 	}
 
 	/* The execution. */

@@ -226,4 +226,6 @@ printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$A/nv_alias.inf"
 echo a >"$A/aaaaaaaaaa.dll"
 echo b >"$A/aaaaaa~1.dll"
 refuse "8.3 alias clash" "8.3 alias" "$A" --short-names on
+# The host file system too small for what the image file may grow by.
+GPUPV_PREP_HOST_FREE_MB=1 refuse "host file system full" "host file system holding it has" "$V2"
 pass "refusals leave the image byte-identical and its child valid"
