@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "json.h"
 
 static const struct cmd *const commands[] = {
 	&cmd_inspect,
@@ -101,6 +102,22 @@ cli_msg(const struct cmd *cmd, const char *fmt, ...)
 	tty_vprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void
+cli_json_finish(struct json *j)
+{
+	const char *const *w;
+	size_t n = gp_warnings(&w), i;
+
+	json_key(j, "warnings");
+	json_arr_begin(j);
+	for (i = 0; i < n; i++)
+		json_str(j, w[i]);
+	json_arr_end(j);
+	json_obj_end(j);
+	json_end(j);
+	gp_warnings_clear();
 }
 
 /* Whether two paths name one file, or would once the first is written. */

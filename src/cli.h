@@ -71,6 +71,9 @@ void	cli_print_warnings(const struct cmd *cmd);
 void	cli_help(const struct cmd *cmd, FILE *f);
 /* --partition N into *out; a usage error (its exit status) otherwise. */
 int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
+/* The end of a --json report: its "warnings" (then cleared), closed. */
+struct json;
+void	cli_json_finish(struct json *j);
 /* Whether two paths name one file (or will, once the first is made). */
 bool	cli_same_file(const char *a, const char *b);
 /* Parse a non-negative decimal; -1 on garbage. */

@@ -45,8 +45,6 @@ static void
 print_json(const struct compact_report *r)
 {
 	struct json j;
-	const char *const *w;
-	size_t nw = gp_warnings(&w), i;
 
 	json_init(&j, stdout);
 	json_obj_begin(&j);
@@ -78,14 +76,7 @@ print_json(const struct compact_report *r)
 		json_null(&j);
 	else
 		json_u64(&j, r->alloc_after);
-	json_key(&j, "warnings");
-	json_arr_begin(&j);
-	for (i = 0; i < nw; i++)
-		json_str(&j, w[i]);
-	json_arr_end(&j);
-	json_obj_end(&j);
-	json_end(&j);
-	gp_warnings_clear();
+	cli_json_finish(&j);
 }
 
 static int

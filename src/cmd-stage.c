@@ -69,8 +69,7 @@ static void
 print_json(const char *command, const struct stage_report *r)
 {
 	struct json j;
-	const char *const *w;
-	size_t nw = gp_warnings(&w), i;
+	size_t i;
 
 	json_init(&j, stdout);
 	json_obj_begin(&j);
@@ -160,14 +159,7 @@ print_json(const char *command, const struct stage_report *r)
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
-	json_key(&j, "warnings");
-	json_arr_begin(&j);
-	for (i = 0; i < nw; i++)
-		json_str(&j, w[i]);
-	json_arr_end(&j);
-	json_obj_end(&j);
-	json_end(&j);
-	gp_warnings_clear();
+	cli_json_finish(&j);
 }
 
 static void
