@@ -107,3 +107,27 @@ echo r >"$PKG2/r.dll"
 refused "'FileRepository' is a reparse point" stage "$IMG" "$PKG2"
 refused "'FileRepository' is a reparse point" remove "$IMG"
 pass "nothing is written through a reparse point"
+
+# A staged file whose $DATA claims 2^62 bytes, then a negative size: verify
+# and remove stop at once with the file named (they used to read zeros for
+# ever, or abort in malloc).
+for claim in 4611686018427387904 18446744073709551615; do
+  cp "$TMP/staged.raw" "$IMG"
+  inode=$(fls -r -p -o "$start" "$IMG" | awk -F'\t' -v p="FileRepository/$(basename "$PKG")/nvapi64.dll" '
+    index(tolower($2), tolower(p)) { split($1, a, " "); sub(/-.*/, "", a[2]); sub(/:$/, "", a[2]); print a[2]; exit }')
+  [ -n "$inode" ] || fail "nvapi64.dll not found by fls"
+  rec=$((start * 512 + mft * cs + inode * 1024))
+  a=$((rec + $(u16 $((rec + 20)))))
+  while [ "$(u32 "$a")" != 128 ]; do
+    len=$(u32 $((a + 4)))
+    [ "$len" -gt 0 ] && [ $((a + len - rec)) -lt 1024 ] || fail "no \$DATA attribute"
+    a=$((a + len))
+  done
+  off=$((a + 48 - rec))
+  [ $((off % 512)) -lt 504 ] || fail "data_size lies on a fixup"
+  "$IMGTOOL" poke "$IMG" $((a + 48)) u64 "$claim"
+  run 3 timeout 60 "$GPUPV_PREP" verify "$IMG"
+  grep -q "nvapi64.dll claims .* bytes, more than the volume holds" "$TMP/err" ||
+    fail "verify of a $claim-byte claim: $(cat "$TMP/err")"
+done
+pass "sizes larger than the volume, or negative, are refused at once"
