@@ -294,6 +294,10 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
+		if (strcmp(argv[2], "help") == 0) {
+			usage(stdout);
+			return 0;
+		}
 		cmd = find(argv[2]);
 		if (!cmd)
 			return cli_usage_error(NULL, "unknown command '%s'",
