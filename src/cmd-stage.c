@@ -357,9 +357,19 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 				    "vhdx, vhdx-fixed, vhd or raw");
 			c->o.output_format = optarg;
 			continue;
-		case OPT_CHILD:
+		case OPT_CHILD: {
+			const char *ext = strrchr(path_basename(optarg), '.');
+
+			/* A differencing VHDX under another name would be
+			 * taken for what the name says. */
+			if (!ext || (strcasecmp(ext, ".avhdx") &&
+			    strcasecmp(ext, ".vhdx")))
+				return cli_usage_error(cmd, "--child %s: the new "
+				    "child is a differencing VHDX; name it "
+				    ".avhdx or .vhdx", optarg);
 			c->o.child = optarg;
 			continue;
+		}
 		default:
 			break;
 		}

@@ -84,3 +84,9 @@ run 0 "$GPUPV_PREP" stage "$TMP/A/base.vhdx" "$PKG" --child "$TMP/B/kid.avhdx"
 run 0 "$GPUPV_PREP" verify --json "$TMP/B/kid.avhdx"
 expect_eq "$(jqv .reader) $(jqv .verified)" "libvhdi true" "verify of a child in another folder"
 pass "verify finds a parent in another folder"
+
+# --child writes a differencing VHDX: any other name is refused.
+run 2 "$GPUPV_PREP" stage "$TMP/p.vhdx" "$PKG" --child "$TMP/kid.vhd"
+grep -q "name it .avhdx or .vhdx" "$TMP/err" || fail "--child NAME.vhd: $(cat "$TMP/err")"
+[ ! -e "$TMP/kid.vhd" ] || fail "a child was written under a .vhd name"
+pass "--child refuses a name that is not .avhdx or .vhdx"
