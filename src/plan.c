@@ -22,42 +22,37 @@ fold(const char *s)
 {
 	static locale_t loc;
 	static bool tried;
-	size_t n = strlen(s), o = 0;
-	char *out = xmalloc(n * 4 + 1);
+	size_t o = 0;
+	char *out = xmalloc(strlen(s) * 3 + 1);
 	const unsigned char *p = (const unsigned char *)s;
+	int len;
 
 	if (!tried) {
 		tried = true;
 		loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	}
-	while (*p) {
-		uint32_t c = *p;
-		int len = 1, i;
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len), u = c;
 
-		if (c >= 0xc0 && c < 0xe0 && (p[1] & 0xc0) == 0x80) {
-			c = (c & 0x1f) << 6 | (p[1] & 0x3f);
-			len = 2;
-		} else if (c >= 0xe0 && c < 0xf0 && (p[1] & 0xc0) == 0x80 &&
-		    (p[2] & 0xc0) == 0x80) {
-			c = (c & 0x0f) << 12 | (p[1] & 0x3f) << 6 | (p[2] & 0x3f);
-			len = 3;
-		}
+		/* NTFS upper-cases the BMP (its $UpCase); anything else, and
+		 * bytes that are not UTF-8, compare as they are. */
 		if (c < 0x80)
-			c = (uint32_t)((c >= 'a' && c <= 'z') ? c - 32 : c);
-		else if (len > 1 && loc)
-			c = (uint32_t)towupper_l((wint_t)c, loc);
-		if (c < 0x80 || len == 1) {
-			out[o++] = (char)(len == 1 ? (c < 0x80 ? c : *p) : c);
-		} else if (c < 0x800) {
-			out[o++] = (char)(0xc0 | c >> 6);
-			out[o++] = (char)(0x80 | (c & 0x3f));
+			u = c >= 'a' && c <= 'z' ? c - 32 : c;
+		else if (len > 1 && c < 0x10000 && loc)
+			u = (uint32_t)towupper_l((wint_t)c, loc);
+		if (u >= 0x10000 || (c == 0xfffd && len == 1)) {
+			memcpy(out + o, p, (size_t)len);
+			o += (size_t)len;
+		} else if (u < 0x80) {
+			out[o++] = (char)u;
+		} else if (u < 0x800) {
+			out[o++] = (char)(0xc0 | u >> 6);
+			out[o++] = (char)(0x80 | (u & 0x3f));
 		} else {
-			out[o++] = (char)(0xe0 | c >> 12);
-			out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
-			out[o++] = (char)(0x80 | (c & 0x3f));
+			out[o++] = (char)(0xe0 | u >> 12);
+			out[o++] = (char)(0x80 | ((u >> 6) & 0x3f));
+			out[o++] = (char)(0x80 | (u & 0x3f));
 		}
-		for (i = 0; i < len; i++)
-			p++;
 	}
 	out[o] = '\0';
 	return out;
