@@ -1012,8 +1012,10 @@ fill_stat(ntfs_inode *ni, struct gp_stat *st)
 	memset(st, 0, sizeof(*st));
 	st->is_dir = ni->mrec->flags & MFT_RECORD_IS_DIRECTORY;
 	st->attributes = le32_to_cpu(ni->flags);
-	st->mtime = (int64_t)((sle64_to_cpu(ni->last_data_change_time) -
-	    GP_NTFS_EPOCH_DELTA) / 10000000);
+	/* Any 64-bit value a record holds; divided first, so none
+	 * overflows. */
+	st->mtime = (int64_t)((uint64_t)sle64_to_cpu(ni->last_data_change_time)
+	    / 10000000) - GP_NTFS_EPOCH_DELTA / 10000000;
 	if (!st->is_dir) {
 		na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
 		if (na) {

@@ -16,6 +16,13 @@ for kind in reg inf json hivelog; do
     n=$((n + 1))
   done
 done
+# NTFS volumes (kept gzipped: they are mostly zeros).
+for f in "$R/ntfs"/*.gz; do
+  [ -e "$f" ] || continue
+  gzip -dc "$f" >"$TMP/ntfs"
+  "$B/replay-ntfs" "$TMP/ntfs" || fail "replay-ntfs crashed on $(basename "$f")"
+  n=$((n + 1))
+done
 # Images: real ones cut short, with their headers and tables swapped
 # about, and anything kept under regress/image.
 truncate -s 8M "$TMP/d.raw"

@@ -3,7 +3,8 @@
 # FUZZ_TIME seconds (default 60) on a corpus seeded from test data made
 # here.  Usage: tests/fuzz/run.sh BUILDDIR [HARNESS...]
 # Findings land in BUILDDIR/fuzz/findings/; each becomes a regression
-# input under tests/fuzz/regress/ (replayed by tests/fuzz-regress.sh).
+# input under tests/fuzz/regress/ (replayed by tests/fuzz-replay.sh; NTFS
+# volumes gzipped).
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:?usage: run.sh BUILDDIR [HARNESS...]}" && pwd)
@@ -40,6 +41,7 @@ link fuzz-reg fuzz-reg.c
 link fuzz-inf fuzz-inf.c
 link fuzz-json fuzz-json.c
 link fuzz-hivelog fuzz-hivelog.c
+link fuzz-ntfs fuzz-ntfs.c -DFUZZ_MUTATOR
 
 # Seeds, made with outside tools where possible.
 seeds=$out/seeds
@@ -91,6 +93,25 @@ if [ ! -d "$seeds" ]; then
   rm -rf "$t"
 fi
 
+# A small NTFS volume laid out as a guest: the folders stage writes, a
+# manifest, and enough names in System32 for index blocks.
+if [ ! -e "$seeds/ntfs/guest" ]; then
+  mkdir -p "$seeds/ntfs"
+  t=$(mktemp -d) p="$build/tests/imgtool"
+  truncate -s 2M "$t/v"
+  mkntfs -F -Q -q "$t/v" >/dev/null 2>&1
+  "$p" mkdir "$t/v" 0 \
+    Windows/System32/HostDriverStore/FileRepository/a.inf_amd64_0123456789abcdef
+  printf '{"format": 1}' >"$t/f"
+  "$p" put "$t/v" 0 Windows/System32/HostDriverStore/gpupv-prep.json "$t/f"
+  for i in $(seq 1 40); do
+    "$p" put "$t/v" 0 "Windows/System32/file-with-long-name-$i.dll" "$t/f"
+  done
+  "$p" put "$t/v" 0 Windows/System32/old.dll "$t/f"
+  cp "$t/v" "$seeds/ntfs/guest"
+  rm -rf "$t"
+fi
+
 run_one() {  # NAME SEEDDIR MAXLEN
   mkdir -p "$out/corpus/$1" "$out/findings/$1"
   "$out/$1" -max_total_time="$time" -max_len="$3" -rss_limit_mb=2048 \
@@ -99,7 +120,7 @@ run_one() {  # NAME SEEDDIR MAXLEN
   grep -E "INITED|DONE|stat::number_of_executed_units|ERROR" "$out/$1.log" |
     sed "s|^|$1: |"
 }
-want=${*:-"fuzz-vhdx fuzz-vhd fuzz-part fuzz-reg fuzz-inf fuzz-json fuzz-hivelog"}
+want=${*:-"fuzz-vhdx fuzz-vhd fuzz-part fuzz-reg fuzz-inf fuzz-json fuzz-hivelog fuzz-ntfs"}
 # FUZZ_JOBS at a time: each batch is waited for before the next.
 n=0
 for h in $want; do
@@ -111,6 +132,7 @@ for h in $want; do
     fuzz-inf) run_one $h inf 65536 ;;
     fuzz-json) run_one $h json 16384 ;;
     fuzz-hivelog) run_one $h hivelog 65536 ;;
+    fuzz-ntfs) run_one $h ntfs 2097152 ;;
   esac &
   n=$((n + 1))
   if [ "$n" -ge "$jobs" ]; then
