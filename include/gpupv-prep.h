@@ -31,6 +31,7 @@ enum gp_exit {
 	GP_EXIT_BITLOCKER = 7,	/* BitLocker-encrypted volume */
 	GP_EXIT_BUSY = 8,	/* image in use by another process */
 	GP_EXIT_PARENT = 9,	/* differencing parent missing or mismatched */
+	GP_EXIT_INPUT = 10,	/* bad input file: package, INF, .reg, bundle */
 };
 
 const char *gp_error_message(void);	/* last recorded message, or "" */

@@ -36,10 +36,13 @@ static const char exit_codes[] =
     "  3  image or on-disk structure corrupt or unsupported\n"
     "  4  no Windows volume found\n"
     "  5  NTFS volume hibernated (Windows Fast Startup or hibernation)\n"
-    "  6  NTFS journal unclean or volume marked dirty\n"
+    "  6  NTFS journal unclean or volume marked dirty; a registry hive "
+    "dirty\n     without logs to replay\n"
     "  7  volume encrypted with BitLocker\n"
     "  8  image in use by another process\n"
     "  9  differencing parent missing or not matching\n"
+    "  10 bad input file: a package, INF, .reg file or host bundle that "
+    "is not\n     what it must be (a missing or unreadable one is 1)\n"
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); the image "
     "keeps its old state\n";
 
@@ -175,6 +178,20 @@ cli_usage_error(const struct cmd *cmd, const char *fmt, ...)
 	fprintf(stderr, "Try 'gpupv-prep %s%s--help' for more information.\n",
 	    cmd ? cmd->name : "", cmd ? " " : "");
 	return GP_EXIT_USAGE;
+}
+
+int
+cli_bad_option(const struct cmd *cmd, int ch, char **argv)
+{
+	const char *a = argv[optind - 1];
+
+	if (ch == ':')
+		return cli_usage_error(cmd, "option '%s' needs a value",
+		    optopt && optopt < 256 && a[1] != '-' ?
+		    (char[]){ '-', (char)optopt, 0 } : a);
+	if (optopt && optopt < 256)
+		return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+	return cli_usage_error(cmd, "unknown option '%s'", a);
 }
 
 void

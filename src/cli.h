@@ -36,6 +36,9 @@ struct host_opts {
  * not, -1 after a usage error was printed. */
 int	host_opt(const struct cmd *cmd, int ch, const char *arg,
 	    struct host_opts *h);
+/* Options that do not go together, or give a VM the script would
+ * refuse: 0, or the usage error's exit status after printing it. */
+int	host_check(const struct cmd *cmd, const struct host_opts *h);
 /* Write the sidecar files h asks for, from the manifest m. */
 int	host_write(const struct cmd *cmd, const struct host_opts *h,
 	    const char *image, const struct manifest *m);
@@ -69,6 +72,9 @@ int	cli_usage_error(const struct cmd *cmd, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	cli_print_warnings(const struct cmd *cmd);
 void	cli_help(const struct cmd *cmd, FILE *f);
+/* The usage error for getopt's '?' or ':' (option strings start with ':'
+ * so that getopt itself prints nothing). */
+int	cli_bad_option(const struct cmd *cmd, int ch, char **argv);
 /* --partition N into *out; a usage error (its exit status) otherwise. */
 int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
 /* The end of a --json report: its "warnings" (then cleared), closed. */

@@ -123,12 +123,8 @@ compact_main(const struct cmd *cmd, int argc, char **argv)
 		case 'h':
 			cli_help(cmd, stdout);
 			return 0;
-		case ':':
-			return cli_usage_error(cmd, "option %s needs a value",
-			    argv[optind - 1]);
 		default:
-			return cli_usage_error(cmd, "unknown option %s",
-			    argv[optind - 1]);
+			return cli_bad_option(cmd, ch, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -367,7 +367,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	int c, ret = GP_EXIT_FAILURE;
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, "jp:P:f:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jp:P:f:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
@@ -388,7 +388,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 			cli_help(cmd, stdout);
 			return 0;
 		default:
-			return cli_usage_error(cmd, "unknown option");
+			return cli_bad_option(cmd, c, argv);
 		}
 	}
 	if (optind >= argc)

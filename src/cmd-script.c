@@ -14,12 +14,18 @@
 #include "sidecar.h"
 #include "stage.h"
 
-/* "1G", "1024M", "33280MB", "3GiB" or plain MiB; 0 on garbage. */
+/*
+ * "1G", "1024M", "33280MB", "3GiB", "1T": a size in MiB between lo and
+ * hi MiB; 0 on garbage, a missing unit or a size out of bounds.  A bare
+ * number is refused: qemu-img reads it as bytes, Set-VM as bytes, and
+ * the NanaBox file as MiB, so it would mean something else to each.
+ */
 static uint64_t
-parse_mib(const char *s)
+parse_mib(const char *s, uint64_t lo, uint64_t hi)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift;
 
 	if (*s < '0' || *s > '9')
 		return 0;
@@ -27,22 +33,29 @@ parse_mib(const char *s)
 	v = strtoull(s, &end, 10);
 	if (errno || v == 0)
 		return 0;
-	if (*end == 'G' || *end == 'g') {
-		if (v > (1ull << 30))
-			return 0;
-		v <<= 10;
-		end++;
-	} else if (*end == 'M' || *end == 'm') {
-		end++;
-	} else if (*end) {
-		return 0;
+	switch (*end) {
+	case 'M': case 'm': shift = 0; break;
+	case 'G': case 'g': shift = 10; break;
+	case 'T': case 't': shift = 20; break;
+	default: return 0;
 	}
+	end++;
 	if (*end == 'i' || *end == 'I')
 		end++;
 	if (*end == 'B' || *end == 'b')
 		end++;
-	return *end || v > (1ull << 40) ? 0 : v;
+	if (*end || v > (hi >> shift))
+		return 0;
+	v <<= shift;
+	return v < lo ? 0 : v;
 }
+
+/* Bounds, in MiB.  The low MMIO window lies below 4 GB (with the VM's
+ * memory and firmware); the high one above all memory. */
+#define LOW_MMIO_MIN	128
+#define LOW_MMIO_MAX	3584
+#define HIGH_MMIO_MAX	(16ull << 20)
+#define MMIO_NEEDED	8192		/* what the Hyper-V script checks */
 
 int
 host_opt(const struct cmd *cmd, int ch, const char *arg, struct host_opts *h)
@@ -59,13 +72,15 @@ host_opt(const struct cmd *cmd, int ch, const char *arg, struct host_opts *h)
 		h->cfg.gpu = (char *)arg;	/* "": Hyper-V's choice */
 		return 1;
 	case 1003:
+		if (!(h->cfg.low_mmio_mb = parse_mib(arg, LOW_MMIO_MIN,
+		    LOW_MMIO_MAX)))
+			return cli_usage_error(cmd, "--low-mmio: '%s' is not a "
+			    "size from 128M to 3584M, such as 1G", arg), -1;
+		return 1;
 	case 1004:
-		if (!parse_mib(arg))
-			return cli_usage_error(cmd, "--%s-mmio: '%s' is not a "
-			    "size such as 1G or 33280M", ch == 1003 ? "low" :
-			    "high", arg), -1;
-		*(ch == 1003 ? &h->cfg.low_mmio_mb : &h->cfg.high_mmio_mb) =
-		    parse_mib(arg);
+		if (!(h->cfg.high_mmio_mb = parse_mib(arg, 1, HIGH_MMIO_MAX)))
+			return cli_usage_error(cmd, "--high-mmio: '%s' is not a "
+			    "size up to 16T, such as 32G or 33280M", arg), -1;
 		return 1;
 	case 1005:
 		if (!*arg)
@@ -78,15 +93,48 @@ host_opt(const struct cmd *cmd, int ch, const char *arg, struct host_opts *h)
 	case 1007:
 		n = cli_parse_uint(arg);
 		if (n < 1 || n > 1024)
-			return cli_usage_error(cmd, "--cpus: '%s'", arg), -1;
+			return cli_usage_error(cmd, "--cpus: '%s' is not a count "
+			    "of processors from 1 to 1024", arg), -1;
 		h->cpus = (unsigned)n;
 		return 1;
 	case 1008:
-		if (!(h->memory_mb = parse_mib(arg)))
+		if (!(h->memory_mb = parse_mib(arg, 32, 16ull << 20)))
 			return cli_usage_error(cmd, "--memory: '%s' is not a "
-			    "size such as 8G", arg), -1;
+			    "size from 32M to 16T, such as 8G", arg), -1;
 		return 1;
 	}
+	return 0;
+}
+
+int
+host_check(const struct cmd *cmd, const struct host_opts *h)
+{
+	bool dda = h->cfg.dda && *h->cfg.dda;
+	uint64_t low = h->cfg.low_mmio_mb ? h->cfg.low_mmio_mb :
+	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB;
+	uint64_t high = h->cfg.high_mmio_mb ? h->cfg.high_mmio_mb :
+	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB;
+
+	if (h->script && h->nanabox && strcmp(h->script, "-") == 0 &&
+	    strcmp(h->nanabox, "-") == 0)
+		return cli_usage_error(cmd, "only one of the script and the "
+		    "NanaBox file can go to standard output (-)");
+	if (dda && h->cfg.gpu)
+		return cli_usage_error(cmd, "--dda and --gpu exclude each "
+		    "other: --dda assigns the whole device, --gpu chooses a "
+		    "GPU-PV partition");
+	if (dda && h->nanabox)
+		return cli_usage_error(cmd, "--nanabox writes a GPU-PV "
+		    "configuration; it does not take --dda");
+	if ((h->cpus || h->memory_mb) && !h->nanabox)
+		return cli_usage_error(cmd, "--cpus and --memory go into the "
+		    "NanaBox file; give --nanabox FILE as well (the Hyper-V "
+		    "script keeps the VM's own)");
+	if (low + high < MMIO_NEEDED)
+		return cli_usage_error(cmd, "--low-mmio and --high-mmio give "
+		    "%llu MiB of memory-mapped IO in all; the GPU needs at "
+		    "least 8G (the Hyper-V script refuses less)",
+		    (unsigned long long)(low + high));
 	return 0;
 }
 
@@ -128,6 +176,7 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "script", required_argument, NULL, 'o' },
 		{ "partition", required_argument, NULL, 'p' },
 		{ "parent", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
@@ -139,7 +188,7 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	struct manifest m;
 	int ch, r;
 
-	while ((ch = getopt_long(argc, argv, "o:p:P:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:p:P:h", longopts, NULL)) != -1) {
 		if ((r = host_opt(cmd, ch, optarg, &h)) != 0) {
 			if (r < 0)
 				return GP_EXIT_USAGE;
@@ -160,7 +209,7 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 			cli_help(cmd, stdout);
 			return 0;
 		default:
-			return cli_usage_error(cmd, "unknown option");
+			return cli_bad_option(cmd, ch, argv);
 		}
 	}
 	if (optind >= argc)
@@ -171,6 +220,8 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	if (!h.script && !h.nanabox)
 		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
 		    "FILE)");
+	if ((r = host_check(cmd, &h)) != 0)
+		return r;
 	if (cli_same_file(h.script, argv[optind]) ||
 	    cli_same_file(h.nanabox, argv[optind]))
 		return cli_usage_error(cmd, "-o/--nanabox names the image (%s); "
@@ -193,7 +244,7 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 	const char *out = NULL, *text = sidecar_host_script();
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'o':
 			out = optarg;
@@ -202,7 +253,7 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 			cli_help(cmd, stdout);
 			return 0;
 		default:
-			return cli_usage_error(cmd, "unknown option");
+			return cli_bad_option(cmd, ch, argv);
 		}
 	}
 	if (optind < argc)
@@ -210,13 +261,6 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 		    argv[optind]);
 	if (!out)
 		return cli_usage_error(cmd, "missing -o FILE");
-	if (strcmp(out, "-") == 0) {
-		if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
-			cli_msg(cmd, "write error on standard output");
-			return GP_EXIT_FAILURE;
-		}
-		return 0;
-	}
 	if (sidecar_write(out, text, strlen(text)) < 0)
 		return cli_fail(cmd);
 	return 0;
@@ -231,7 +275,8 @@ const struct cmd cmd_script = {
 	    "The PowerShell script (5.1 and 7) checks the host, then sets up "
 	    "the VM;\n-WhatIf shows what it would change.  Defaults come from "
 	    "the staging run.\n"
-	    "  -o, --output FILE  the script to write\n"
+	    "  -o, --output FILE  the script to write (- for standard output);\n"
+	    "                     --script FILE is the same, as in stage\n"
 	    "  --partition N      use partition N as the Windows volume\n"
 	    "  --parent FILE      parent of a differencing image\n"
 	    HOST_OPTIONS_HELP,

@@ -297,7 +297,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	c->o.short_names = -1;
 	c->o.copy_mode = -1;
 	c->o.virt_flags = -1;
-	while ((ch = getopt_long(argc, argv, "jnp:P:f:s:h", longopts,
+	while ((ch = getopt_long(argc, argv, ":jnp:P:f:s:h", longopts,
 	    NULL)) != -1) {
 		int64_t num;
 
@@ -416,7 +416,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			cli_help(cmd, stdout);
 			return -2;
 		default:
-			return cli_usage_error(cmd, "unknown option");
+			return cli_bad_option(cmd, ch, argv);
 		}
 	}
 	if (optind >= argc)
@@ -426,6 +426,13 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		    "other");
 	if (c->o.output_format && !c->o.output)
 		return cli_usage_error(cmd, "--output-format needs --output");
+	if (stage && ((c->host.script && strcmp(c->host.script, "-") == 0) ||
+	    (c->host.nanabox && strcmp(c->host.nanabox, "-") == 0)))
+		return cli_usage_error(cmd, "--script/--nanabox: stage prints "
+		    "its report on standard output; name a file (or use "
+		    "`gpupv-prep script IMAGE -o -` afterwards)");
+	if (stage && (r = host_check(cmd, &c->host)) != 0)
+		return r;
 	return 0;
 }
 

@@ -30,15 +30,15 @@ hive_name(const hive *h)
 }
 
 hive *
-hive_open(const char *path, const char *name, bool writable)
+hive_open(const char *path, const char *name, int how)
 {
 	hive *h;
-	hive_h *x = hivex_open(path, writable ? HIVEX_OPEN_WRITE : 0);
+	hive_h *x = hivex_open(path, how & HIVE_WRITE ? HIVEX_OPEN_WRITE : 0);
 	int e;
 
 	if (!x) {
 		e = errno;
-		error_setc(GP_EXIT_CORRUPT, e, "%s: not a registry hive hivex "
+		error_setc(how & HIVE_HOST ? GP_EXIT_INPUT : GP_EXIT_CORRUPT, e, "%s: not a registry hive hivex "
 		    "can read: %s", name, strerror(e));
 		return NULL;
 	}
@@ -467,7 +467,7 @@ hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
 char *
 gp_hive_get_string(const char *hive_path, const char *key, const char *value)
 {
-	hive *h = hive_open(hive_path, hive_path, false);
+	hive *h = hive_open(hive_path, hive_path, HIVE_READ);
 	hive_node_h node;
 	hive_value_h val;
 	char *out = NULL;

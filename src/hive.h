@@ -52,8 +52,11 @@ struct hive_val {
 enum { REG_NONE_ = 0, REG_SZ_ = 1, REG_EXPAND_SZ_ = 2, REG_BINARY_ = 3,
 	REG_DWORD_ = 4, REG_MULTI_SZ_ = 7, REG_QWORD_ = 11 };
 
-/* Open a hive file on the host; name is used in messages. */
-hive	*hive_open(const char *path, const char *name, bool writable);
+/* Open a hive file; name is used in messages.  A guest's hive (writable or not) is part of the image: a file hivex
+ * cannot read is a corrupt image.  A hive from the host (HIVE_HOST) is
+ * an input file: then it is bad input. */
+enum { HIVE_READ = 0, HIVE_WRITE = 1, HIVE_HOST = 2 };
+hive	*hive_open(const char *path, const char *name, int how);
 void	hive_close(hive *h);
 /* Write the edited hive to path (a new file). */
 int	hive_commit(hive *h, const char *path);

@@ -168,7 +168,7 @@ perr(const char *path, unsigned line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	error_setc(GP_EXIT_CORRUPT, EINVAL, "%s:%u: %s", path, line, msg);
+	error_input(EINVAL, "%s:%u: %s", path, line, msg);
 	return -1;
 }
 
@@ -460,7 +460,7 @@ driver_ver_of(struct inf *inf, const char *path)
 
 	inf_free(inf);
 	if (!ver)
-		error_set(ENOENT, "%s: no DriverVer in [Version]", path);
+		error_input(ENOENT, "%s: no DriverVer in [Version]", path);
 	return ver;
 }
 
@@ -588,7 +588,7 @@ inf_copytovm(const struct inf *inf, const char *section,
 		const struct inf_section *s = inf_section(inf, section);
 
 		if (!s) {
-			error_set(ENOENT, "%s: no install section [%s]",
+			error_input(ENOENT, "%s: no install section [%s]",
 			    inf->path, section);
 			return -1;
 		}

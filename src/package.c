@@ -129,7 +129,7 @@ walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
 	int ret = 0;
 
 	if (depth > PKG_MAX_DEPTH) {
-		error_set(ELOOP, "package %s: %s: nested deeper than %d folders",
+		error_input(ELOOP, "package %s: %s: nested deeper than %d folders",
 		    w->p->name, rel, PKG_MAX_DEPTH);
 		return -1;
 	}
@@ -143,11 +143,11 @@ walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
 		struct stat st;
 
 		if (++w->entries > PKG_MAX_ENTRIES) {
-			error_set(E2BIG, "package %s: more than %u entries",
+			error_input(E2BIG, "package %s: more than %u entries",
 			    w->p->name, PKG_MAX_ENTRIES);
 			ret = -1;
 		} else if (ntfs_name_check(names[i]) < 0) {
-			error_set(EINVAL, "package %s: '%s' is not a name Windows "
+			error_input(EINVAL, "package %s: '%s' is not a name Windows "
 			    "can hold (reserved device name, a character among "
 			    "<>:\"\\|?*, or a trailing dot or space)",
 			    w->p->name, r);
@@ -162,7 +162,7 @@ walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
 
 			if (!t || strncmp(t, w->root, rl) != 0 || t[rl] != '/' ||
 			    stat(t, &st) < 0 || !S_ISREG(st.st_mode)) {
-				error_set(EXDEV, "package %s: '%s' is a link that "
+				error_input(EXDEV, "package %s: '%s' is a link that "
 				    "points out of the package folder (or not to "
 				    "a file); refused", w->p->name, r);
 				ret = -1;
@@ -176,7 +176,7 @@ walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
 		} else if (S_ISREG(st.st_mode)) {
 			add_file(w->p, r, full, false, &st);
 		} else {
-			error_set(EINVAL, "package %s: '%s' is not a regular "
+			error_input(EINVAL, "package %s: '%s' is not a regular "
 			    "file or folder", w->p->name, r);
 			ret = -1;
 		}
@@ -242,12 +242,12 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 	p->inf = inf;
 	for (i = 0; i < set->n - 1; i++)
 		if (strcasecmp(set->v[i].name, p->name) == 0) {
-			error_set(EEXIST, "package %s is given twice", p->name);
+			error_input(EEXIST, "package %s is given twice", p->name);
 			free(root);
 			return -1;
 		}
 	if (ntfs_name_check(p->name) < 0) {
-		error_set(EINVAL, "package folder '%s' is not a name Windows can "
+		error_input(EINVAL, "package folder '%s' is not a name Windows can "
 		    "hold", p->name);
 		free(root);
 		return -1;
@@ -343,7 +343,7 @@ unpack(const char *arch, const char *dest)
 	archive_read_support_format_gnutar(a);
 	archive_read_support_format_7zip(a);
 	if (archive_read_open_filename(a, arch, 64 * 1024) != ARCHIVE_OK) {
-		error_set(EINVAL, "%s: not a package folder or an archive that "
+		error_input(EINVAL, "%s: not a package folder or an archive that "
 		    "can be read (zip, cab, tar, tar.gz): %s", arch,
 		    archive_error_string(a));
 		goto out;
@@ -355,7 +355,7 @@ unpack(const char *arch, const char *dest)
 		bool bad = false;
 
 		if (++count > PKG_MAX_ENTRIES) {
-			error_set(E2BIG, "%s: more than %u entries", arch,
+			error_input(E2BIG, "%s: more than %u entries", arch,
 			    PKG_MAX_ENTRIES);
 			goto out;
 		}
@@ -376,7 +376,7 @@ unpack(const char *arch, const char *dest)
 		}
 		if (bad || archive_entry_hardlink(e) || archive_entry_symlink(e) ||
 		    type == AE_IFLNK) {
-			error_set(EXDEV, "%s: entry '%s' %s; refused", arch, name,
+			error_input(EXDEV, "%s: entry '%s' %s; refused", arch, name,
 			    bad ? "leaves the archive's root" : "is a link");
 			free(rel);
 			goto out;
@@ -413,7 +413,7 @@ unpack(const char *arch, const char *dest)
 				if (total > PKG_MAX_UNPACKED ||
 				    (total > PKG_RATIO_AFTER &&
 				    total / PKG_MAX_RATIO > packed)) {
-					error_set(E2BIG, "%s: entry '%s': the "
+					error_input(E2BIG, "%s: entry '%s': the "
 					    "archive expands to more than %s; "
 					    "refused as a zip bomb", arch, name,
 					    total > PKG_MAX_UNPACKED ? "16 GiB" :
@@ -431,7 +431,7 @@ unpack(const char *arch, const char *dest)
 				}
 			}
 			if (r != ARCHIVE_EOF) {
-				error_set(EIO, "%s: entry '%s': %s", arch, name,
+				error_input(EIO, "%s: entry '%s': %s", arch, name,
 				    archive_error_string(a));
 				close(fd);
 				free(full);
@@ -444,7 +444,7 @@ unpack(const char *arch, const char *dest)
 
 				if (sz > PKG_MAX_UNPACKED ||
 				    total + sz > 2 * PKG_MAX_UNPACKED) {
-					error_set(E2BIG, "%s: entry '%s' claims "
+					error_input(E2BIG, "%s: entry '%s' claims "
 					    "%llu bytes; refused", arch, name,
 					    (unsigned long long)sz);
 					close(fd);
@@ -465,7 +465,7 @@ unpack(const char *arch, const char *dest)
 				futimens(fd, ts);
 			close(fd);
 		} else {
-			error_set(EINVAL, "%s: entry '%s' is not a file or "
+			error_input(EINVAL, "%s: entry '%s' is not a file or "
 			    "folder; refused", arch, name);
 			free(full);
 			goto out;
@@ -473,7 +473,7 @@ unpack(const char *arch, const char *dest)
 		free(full);
 	}
 	if (r != ARCHIVE_EOF) {
-		error_set(EIO, "%s: %s", arch, archive_error_string(a));
+		error_input(EIO, "%s: %s", arch, archive_error_string(a));
 		goto out;
 	}
 	ret = 0;
@@ -509,14 +509,14 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 
 	root = jv_parse(text, len);
 	if (!root || root->t != JV_OBJ || jv_int(root, "format", 0) != 1) {
-		error_set(EINVAL, "%s: %s is not a format 1 bundle description",
+		error_input(EINVAL, "%s: %s is not a format 1 bundle description",
 		    arg, BUNDLE_JSON);
 		goto out;
 	}
 	gpus = jv_get(root, "gpus");
 	if (!gpus || gpus->t != JV_ARR || gpus->n == 0 ||
 	    gpus->n > BUNDLE_MAX_GPUS || (g = &gpus->v[0])->t != JV_OBJ) {
-		error_set(EINVAL, "%s: %s lists no GPU (or more than %d)", arg,
+		error_input(EINVAL, "%s: %s lists no GPU (or more than %d)", arg,
 		    BUNDLE_JSON, BUNDLE_MAX_GPUS);
 		goto out;
 	}
@@ -532,7 +532,7 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 	reg = jv_get(root, "reg");
 	if (reg && reg->t == JV_ARR) {
 		if (reg->n > BUNDLE_MAX_REG) {
-			error_set(EINVAL, "%s: %s names more than %d .reg files",
+			error_input(EINVAL, "%s: %s names more than %d .reg files",
 			    arg, BUNDLE_JSON, BUNDLE_MAX_REG);
 			goto out;
 		}
@@ -543,7 +543,7 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 
 			if (!r || !*r || strchr(r, '/') || strchr(r, '\\') ||
 			    strcmp(r, "..") == 0) {
-				error_set(EINVAL, "%s: %s: reg entry %zu is not a "
+				error_input(EINVAL, "%s: %s: reg entry %zu is not a "
 				    "file name in the bundle", arg, BUNDLE_JSON,
 				    i);
 				goto out;
@@ -551,7 +551,7 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 			rp = xasprintf("%s/%s", dir, r);
 			b->reg[b->nreg++] = rp;
 			if (lstat(rp, &st) < 0 || !S_ISREG(st.st_mode)) {
-				error_set(ENOENT, "%s: %s names %s, which the "
+				error_input(ENOENT, "%s: %s names %s, which the "
 				    "bundle does not hold", arg, BUNDLE_JSON, r);
 				goto out;
 			}
@@ -577,12 +577,13 @@ read_bundle(struct pkg_set *set, const char *arg, const char *dir)
 		return 0;
 	}
 	if (b->present) {
-		error_set(EINVAL, "%s: a second host bundle; give one per run",
+		error_setc(GP_EXIT_USAGE, EINVAL, "%s: a second host bundle; "
+		    "give one per run",
 		    arg);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > BUNDLE_JSON_MAX) {
-		error_set(EINVAL, "%s: %s is not a file of at most %d bytes",
+		error_input(EINVAL, "%s: %s is not a file of at most %d bytes",
 		    arg, BUNDLE_JSON, BUNDLE_JSON_MAX);
 		goto out;
 	}
@@ -652,7 +653,7 @@ pkg_collect(struct pkg_set *set, const char *arg)
 		return -1;
 	}
 	if (!found) {
-		error_set(ENOENT, "%s: no driver package in it (a package is a "
+		error_input(ENOENT, "%s: no driver package in it (a package is a "
 		    "folder with an .inf file, as in DriverStore\\FileRepository)",
 		    arg);
 		return -1;
@@ -679,7 +680,7 @@ pkg_inf(const struct pkg *cp)
 	if (p->parsed)
 		return p->parsed;
 	if (!p->inf_path) {
-		error_set(ENOENT, "package %s has no INF", p->name);
+		error_input(ENOENT, "package %s has no INF", p->name);
 		return NULL;
 	}
 	inf = xcalloc(1, sizeof(*inf));

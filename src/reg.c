@@ -127,7 +127,7 @@ perr(struct parser *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	error_setc(GP_EXIT_USAGE, EINVAL, "%s:%u: %s", p->path, p->line, msg);
+	error_input(EINVAL, "%s:%u: %s", p->path, p->line, msg);
 	return -1;
 }
 

@@ -689,8 +689,18 @@ sidecar_default_vm_name(const char *image)
 int
 sidecar_write(const char *path, const char *text, size_t len)
 {
-	char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-	int fd = mkstemp(tmp), e;
+	char *tmp;
+	int fd, e;
+
+	if (strcmp(path, "-") == 0) {
+		if (fwrite(text, 1, len, stdout) != len || fflush(stdout)) {
+			error_set(EIO, "write error on standard output");
+			return -1;
+		}
+		return 0;
+	}
+	tmp = xasprintf("%s.tmp.XXXXXX", path);
+	fd = mkstemp(tmp);
 
 	if (fd < 0)
 		goto fail;

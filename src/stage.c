@@ -891,7 +891,7 @@ load_hive(struct guest *g, struct guest_reg *gr, enum reg_hive hv,
 	gr->tmp[hv] = xasprintf("%s/%s", gr->tmpdir, name);
 	if (write_host_file(gr->tmp[hv], buf, len) < 0)
 		goto out;
-	gr->s.h[hv] = hive_open(gr->tmp[hv], where, true);
+	gr->s.h[hv] = hive_open(gr->tmp[hv], where, HIVE_WRITE);
 	if (!gr->s.h[hv])
 		goto out;
 	ret = 0;
@@ -1164,15 +1164,16 @@ copy_key(struct guest *g, struct guest_reg *gr, const char *spec,
 	close(fd);
 	if (got < (ssize_t)sizeof(head) ||
 	    hive_header(head, sizeof(head), &hh) < 0) {
-		error_corrupt(file, "not a registry hive (no regf base block)");
+		error_input(EINVAL, "%s: not a registry hive (no regf base "
+		    "block)", file);
 		goto out;
 	}
 	if (hive_dirty(&hh)) {
-		error_setc(GP_EXIT_UNCLEAN, EINVAL, "%s: the hive is dirty; save "
+		error_input(EINVAL, "%s: the hive is dirty; save "
 		    "it again on the host (reg save HKLM\\SYSTEM FILE)", file);
 		goto out;
 	}
-	if (!(src = hive_open(file, file, false)))
+	if (!(src = hive_open(file, file, HIVE_HOST)))
 		goto out;
 	if (load_hive(g, gr, hv, image) < 0)
 		goto out;
@@ -1338,7 +1339,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 		sect = o->inf_section;
 		if (sect && !inf_section(inf, sect)) {
 			if (!o->inf_section_soft) {
-				error_set(ENOENT, "%s: no install section [%s] "
+				error_setc(GP_EXIT_USAGE, ENOENT, "%s: no install section [%s] "
 				    "(--inf-section)", p->inf_path, sect);
 				goto fail;
 			}
@@ -1360,7 +1361,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 				continue;
 			}
 			if (ntfs_name_check(cv[k].dest) < 0) {
-				error_set(EINVAL, "%s: CopyToVm destination "
+				error_input(EINVAL, "%s: CopyToVm destination "
 				    "'%.80s%s' is not a name Windows can hold "
 				    "(reserved, forbidden characters, or over "
 				    "255 UTF-16 units)", p->inf, cv[k].dest,

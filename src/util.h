@@ -39,6 +39,8 @@
 void	error_setc(int code, int err, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 #define error_set(err, ...) error_setc(GP_EXIT_FAILURE, (err), __VA_ARGS__)
+/* A host input file (package, INF, .reg, bundle) is not what it must be. */
+#define error_input(err, ...) error_setc(GP_EXIT_INPUT, (err), __VA_ARGS__)
 /* Prepend "context: " to the recorded message (keeps errno). */
 void	error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	error_clear(void);

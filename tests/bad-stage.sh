@@ -30,23 +30,23 @@ bad() {
 mkdir -p "$TMP/a/evil/x.inf_amd64_1"
 printf '[Version]\r\n' >"$TMP/a/evil/x.inf_amd64_1/x.inf"
 (cd "$TMP/a/evil" && tar -cf ../trav.tar --transform 's|^x|../../x|' x.inf_amd64_1)
-bad 1 "trav.tar: entry '../../x.inf_amd64_1.*leaves the archive's root" stage "$IMG" "$TMP/a/trav.tar"
+bad 10 "trav.tar: entry '../../x.inf_amd64_1.*leaves the archive's root" stage "$IMG" "$TMP/a/trav.tar"
 (cd "$TMP/a/evil" && tar -cPf ../abs.tar --transform 's|^x|/tmp/x|' x.inf_amd64_1)
-bad 1 "abs.tar: entry '/tmp/x.*leaves the archive's root" stage "$IMG" "$TMP/a/abs.tar"
+bad 10 "abs.tar: entry '/tmp/x.*leaves the archive's root" stage "$IMG" "$TMP/a/abs.tar"
 ln -s /etc/passwd "$TMP/a/evil/x.inf_amd64_1/passwd"
 (cd "$TMP/a/evil" && tar -cf ../link.tar x.inf_amd64_1)
-bad 1 "link.tar: entry 'x.inf_amd64_1/passwd' is a link" stage "$IMG" "$TMP/a/link.tar"
+bad 10 "link.tar: entry 'x.inf_amd64_1/passwd' is a link" stage "$IMG" "$TMP/a/link.tar"
 rm "$TMP/a/evil/x.inf_amd64_1/passwd"
 ln "$TMP/a/evil/x.inf_amd64_1/x.inf" "$TMP/a/evil/x.inf_amd64_1/hard.inf"
 (cd "$TMP/a/evil" && tar -cf ../hard.tar x.inf_amd64_1)
-bad 1 "hard.tar: entry 'x.inf_amd64_1/hard.inf' is a link" stage "$IMG" "$TMP/a/hard.tar"
+bad 10 "hard.tar: entry 'x.inf_amd64_1/hard.inf' is a link" stage "$IMG" "$TMP/a/hard.tar"
 rm "$TMP/a/evil/x.inf_amd64_1/hard.inf"
 # zip keeps a "../" it is given.
 (cd "$TMP/a/evil/x.inf_amd64_1" && zip -q ../../trav.zip ../x.inf_amd64_1/x.inf)
-bad 1 "trav.zip: entry '../x.inf_amd64_1/x.inf' leaves the archive's root" stage "$IMG" "$TMP/a/trav.zip"
+bad 10 "trav.zip: entry '../x.inf_amd64_1/x.inf' leaves the archive's root" stage "$IMG" "$TMP/a/trav.zip"
 mkfifo "$TMP/a/evil/x.inf_amd64_1/fifo"
 (cd "$TMP/a/evil" && tar -cf ../fifo.tar x.inf_amd64_1)
-bad 1 "fifo.tar: entry 'x.inf_amd64_1/fifo' is not a file or folder" stage "$IMG" "$TMP/a/fifo.tar"
+bad 10 "fifo.tar: entry 'x.inf_amd64_1/fifo' is not a file or folder" stage "$IMG" "$TMP/a/fifo.tar"
 rm "$TMP/a/evil/x.inf_amd64_1/fifo"
 # A zip bomb: 300 MiB of zeros packed into a few hundred KiB.
 mkdir -p "$TMP/a/bomb/b.inf_amd64_1"
@@ -54,65 +54,65 @@ printf '[Version]\r\n' >"$TMP/a/bomb/b.inf_amd64_1/b.inf"
 head -c 300M /dev/zero >"$TMP/a/bomb/b.inf_amd64_1/zeros.bin"
 (cd "$TMP/a/bomb" && tar -czf ../bomb.tar.gz b.inf_amd64_1)
 rm -rf "$TMP/a/bomb"
-bad 1 "bomb.tar.gz: entry 'b.inf_amd64_1/zeros.bin': the archive expands to more than 200 times its size" \
+bad 10 "bomb.tar.gz: entry 'b.inf_amd64_1/zeros.bin': the archive expands to more than 200 times its size" \
   stage "$IMG" "$TMP/a/bomb.tar.gz"
 ls "${TMPDIR:-/tmp}" | grep -q "gpupv-prep-pkg.*$$" && fail "the bomb's unpacked files were left"
 head -c 100000 /dev/urandom >"$TMP/a/noise.zip"
-bad 1 "noise.zip: not a package folder or an archive" stage "$IMG" "$TMP/a/noise.zip"
+bad 10 "noise.zip: not a package folder or an archive" stage "$IMG" "$TMP/a/noise.zip"
 bad 1 "$TMP/a/missing" stage "$IMG" "$TMP/a/missing"
 mkdir -p "$TMP/a/noinf"
 echo x >"$TMP/a/noinf/file"
-bad 1 "noinf: no driver package in it" stage "$IMG" "$TMP/a/noinf"
+bad 10 "noinf: no driver package in it" stage "$IMG" "$TMP/a/noinf"
 mkdir -p "$TMP/a/con/CON.inf_amd64_1"
 printf '[Version]\r\n' >"$TMP/a/con/CON.inf_amd64_1/CON.inf"
 printf 'x' >"$TMP/a/con/CON.inf_amd64_1/aux.dll"
-bad 1 "package folder 'CON.inf_amd64_1' is not a name Windows can hold" \
+bad 10 "package folder 'CON.inf_amd64_1' is not a name Windows can hold" \
   stage "$IMG" "$TMP/a/con/CON.inf_amd64_1"
 mkdir -p "$TMP/a/aux/x.inf_amd64_1"
 printf '[Version]\r\n' >"$TMP/a/aux/x.inf_amd64_1/x.inf"
 printf 'x' >"$TMP/a/aux/x.inf_amd64_1/aux.dll"
-bad 1 "aux.dll" stage "$IMG" "$TMP/a/aux/x.inf_amd64_1"
+bad 10 "aux.dll" stage "$IMG" "$TMP/a/aux/x.inf_amd64_1"
 mkdir -p "$TMP/a/colon/c.inf_amd64_1"
 printf '[Version]\r\n' >"$TMP/a/colon/c.inf_amd64_1/c.inf"
 printf 'x' >"$TMP/a/colon/c.inf_amd64_1/a:b.dll"
-bad 1 "a:b.dll" stage "$IMG" "$TMP/a/colon/c.inf_amd64_1"
+bad 10 "a:b.dll" stage "$IMG" "$TMP/a/colon/c.inf_amd64_1"
 mkdir -p "$TMP/twice"
 cp -r "$PKG" "$TMP/twice/"
-bad 1 "package nv_dispig.inf_amd64_677da8a9230cea15 is given twice" stage "$IMG" "$PKG" "$TMP/twice"
+bad 10 "package nv_dispig.inf_amd64_677da8a9230cea15 is given twice" stage "$IMG" "$PKG" "$TMP/twice"
 pass "hostile packages and archives"
 
 # Registry and INF input.
 printf 'REGEDIT9\r\n' >"$TMP/bad.reg"
-bad 2 "bad.reg:1: not a .reg file" stage "$IMG" --reg "$TMP/bad.reg"
+bad 10 "bad.reg:1: not a .reg file" stage "$IMG" --reg "$TMP/bad.reg"
 printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_USERS\\x]\r\n' >"$TMP/hku.reg"
-bad 2 "hku.reg:3: HKEY_USERS is not a root" stage "$IMG" --reg "$TMP/hku.reg"
+bad 10 "hku.reg:3: HKEY_USERS is not a root" stage "$IMG" --reg "$TMP/hku.reg"
 printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\x]\r\n"a"=hex(123456789):00\r\n' >"$TMP/type.reg"
-bad 2 "type.reg:4: hex(N): N must be 1 to 8 hex digits" stage "$IMG" --reg "$TMP/type.reg"
+bad 10 "type.reg:4: hex(N): N must be 1 to 8 hex digits" stage "$IMG" --reg "$TMP/type.reg"
 big=$(head -c 40000 /dev/zero | od -An -v -tx1 | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
 printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\x]\r\n"big"=hex:%s\r\n' "$big" >"$TMP/big.reg"
 bad 1 "ControlSet001\\\\x\\\\big holds 40000 bytes" stage "$IMG" --reg "$TMP/big.reg"
 bad 1 "absent.reg: No such file" stage "$IMG" --reg "$TMP/absent.reg"
 bad 2 "expected HIVEFILE:KEYPATH" stage "$IMG" --copy-key "$TMP/nohive"
 echo 'not a hive' >"$TMP/nothive"
-bad 3 "nothive: not a registry hive" stage "$IMG" --copy-key "$TMP/nothive:HKLM\\SYSTEM\\x"
+bad 10 "nothive: not a registry hive" stage "$IMG" --copy-key "$TMP/nothive:HKLM\\SYSTEM\\x"
 mkdir -p "$TMP/a/badinf/b.inf_amd64_1"
 printf 'DriverVer = x\r\n[Version]\r\n' >"$TMP/a/badinf/b.inf_amd64_1/b.inf"
-bad 3 "b.inf:1: a line before any \[section\]" stage "$IMG" "$TMP/a/badinf/b.inf_amd64_1"
-bad 1 "no install section \[Nope\]" stage "$IMG" "$PKG" --inf-section Nope
+bad 10 "b.inf:1: a line before any \[section\]" stage "$IMG" "$TMP/a/badinf/b.inf_amd64_1"
+bad 2 "no install section \[Nope\]" stage "$IMG" "$PKG" --inf-section Nope
 bad 2 "driver-store-copy-mode: a number from 0 to 2" stage "$IMG" --driver-store-copy-mode 3
 mkdir -p "$TMP/a/bundle"
 cp -r "$PKG" "$TMP/a/bundle/"
 printf '{"format": 1, "gpus": [{"name": "g"}], "reg": ["../../etc/x.reg"]}' >"$TMP/a/bundle/gpupv-bundle.json"
-bad 1 "reg entry 0 is not a file name in the bundle" stage "$IMG" "$TMP/a/bundle"
+bad 10 "reg entry 0 is not a file name in the bundle" stage "$IMG" "$TMP/a/bundle"
 printf '{"format": 2}' >"$TMP/a/bundle/gpupv-bundle.json"
-bad 1 "not a format 1 bundle description" stage "$IMG" "$TMP/a/bundle"
+bad 10 "not a format 1 bundle description" stage "$IMG" "$TMP/a/bundle"
 # A CopyToVm destination longer than NTFS holds (255 UTF-16 units).
 mkdir -p "$TMP/a/longcv/nv_lc.inf_amd64_1"
 long=$(head -c 300 /dev/zero | tr '\0' 'n')
 printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n[r]\r\nHKR,"CopyToVmOverwrite",x,%%REG_MULTI_SZ%%,"a.dll","%s.dll"\r\n[Strings]\r\nREG_MULTI_SZ = 0x00010000\r\n' "$long" \
   >"$TMP/a/longcv/nv_lc.inf_amd64_1/nv_lc.inf"
 echo x >"$TMP/a/longcv/nv_lc.inf_amd64_1/a.dll"
-bad 1 "CopyToVm destination 'nnnn.*is not a name Windows can hold" stage "$IMG" "$TMP/a/longcv/nv_lc.inf_amd64_1"
+bad 10 "CopyToVm destination 'nnnn.*is not a name Windows can hold" stage "$IMG" "$TMP/a/longcv/nv_lc.inf_amd64_1"
 pass "registry, INF and bundle input"
 
 # Volumes and hives that must not be written.

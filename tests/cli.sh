@@ -35,4 +35,34 @@ run 0 "$GPUPV_PREP" inspect "$TMP/blank.img" --json
 expect_eq "$(jqv .image.format)" raw "format of a blank file"
 expect_eq "$(jqv .windows)" null "windows of a blank file"
 run 0 "$GPUPV_PREP" inspect --json "$TMP/blank.img"
+
+# Usage errors: one line with our prefix (getopt's own silenced), then
+# the hint; each conflicting or out-of-range option refused before
+# anything is read (x.img does not exist).
+usage() {  # PATTERN ARGS...
+  upat=$1; shift
+  run 2 "$GPUPV_PREP" "$@"
+  grep -q -- "^gpupv-prep: $1: .*$upat" "$TMP/err" ||
+    fail "$*: expected '$upat' in: $(cat "$TMP/err")"
+  expect_eq "$(grep -vc '^Try ' "$TMP/err")" 1 "$*: more than one line"
+}
+usage "unknown option '--bogus'" stage x.img --bogus
+usage "unknown option '-Z'" inspect -jZ x.img
+usage "option '--reg' needs a value" stage x.img --reg
+usage "option '-o' needs a value" script x.img -o
+usage "--dda and --gpu exclude each other" stage x.img --dda L --gpu G
+usage "--dda and --gpu exclude each other" script x.img -o s.ps1 --dda L --gpu G
+usage "--nanabox writes a GPU-PV configuration" script x.img --dda L --nanabox n.7b
+usage "--cpus and --memory go into the NanaBox file" stage x.img --cpus 4
+usage "--cpus and --memory go into the NanaBox file" script x.img -o s.ps1 --memory 8G
+usage "--cpus: '0' is not a count" script x.img --nanabox n.7b --cpus 0
+usage "--high-mmio: '32' is not a size" stage x.img --high-mmio 32
+usage "--low-mmio: '4G' is not a size from 128M to 3584M" stage x.img --low-mmio 4G
+usage "give 4608 MiB of memory-mapped IO in all" stage x.img --low-mmio 512M --high-mmio 4G
+usage "--memory: '8' is not a size" script x.img --nanabox n.7b --memory 8
+usage "only one of the script and the NanaBox file" script x.img -o - --nanabox -
+usage "stage prints its report on standard output" stage x.img --script -
+usage "--output and --child exclude each other" stage x.img --output a.vhdx --child b.avhdx
+usage "--dry-run: verify writes nothing anyway" verify x.img --dry-run
+[ ! -e s.ps1 ] && [ ! -e n.7b ] || fail "a refused run wrote a sidecar file"
 pass cli

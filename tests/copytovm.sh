@@ -113,7 +113,7 @@ for case in 'before:Signature = x\r\n[Version]\r\n:1: a line before any [section
   mkdir -p "$BAD"
   printf "$text" >"$BAD/$name.inf"
   before=$(sha "$IMG")
-  run 3 "$GPUPV_PREP" stage "$IMG" "$BAD"
+  run 10 "$GPUPV_PREP" stage "$IMG" "$BAD"
   grep -q -F "$name.inf$iwant" "$TMP/err" || fail "$name: $(cat "$TMP/err")"
   expect_eq "$(sha "$IMG")" "$before" "$name: the image changed"
 done

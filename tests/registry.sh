@@ -165,30 +165,30 @@ bad() {
     fail "$bname: expected '$bwant' in: $(cat "$TMP/err")"
   expect_eq "$(sha "$IMG")" "$before" "$bname: the image changed"
 }
-bad badhex 2 "badhex.reg:4: bad hex byte" <<'EOF'
+bad badhex 10 "badhex.reg:4: bad hex byte" <<'EOF'
 [HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services\x]
 "a"=hex:zz
 EOF
-bad hkcu 2 "hkcu.reg:3: HKEY_CURRENT_USER is not a root" <<'EOF'
+bad hkcu 10 "hkcu.reg:3: HKEY_CURRENT_USER is not a root" <<'EOF'
 [HKEY_CURRENT_USER\Software\x]
 EOF
-bad sam 2 "sam.reg:3: HKEY_LOCAL_MACHINE\\SAM is not a hive" <<'EOF'
+bad sam 10 "sam.reg:3: HKEY_LOCAL_MACHINE\\SAM is not a hive" <<'EOF'
 [HKEY_LOCAL_MACHINE\SAM\x]
 EOF
-bad quote 2 "quote.reg:4: string without its closing quote" <<'EOF'
+bad quote 10 "quote.reg:4: string without its closing quote" <<'EOF'
 [HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services\x]
 "a"="open
 EOF
-bad dword 2 "dword.reg:5: dword: needs 1 to 8 hex digits" <<'EOF'
+bad dword 10 "dword.reg:5: dword: needs 1 to 8 hex digits" <<'EOF'
 [HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services\x]
 "ok"=dword:1
 "a"=dword:123456789
 EOF
-bad orphan 2 "orphan.reg:3: a value before any [KEY] line" <<'EOF'
+bad orphan 10 "orphan.reg:3: a value before any [KEY] line" <<'EOF'
 "a"="b"
 EOF
 printf 'REGEDIT5\r\n' >"$TMP/hdr.reg"
-run 2 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/hdr.reg"
+run 10 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/hdr.reg"
 grep -q "hdr.reg:1: not a .reg file" "$TMP/err" || fail "header: $(cat "$TMP/err")"
 big=$(head -c 20000 /dev/zero | od -An -v -tx1 | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
 bad bigvalue 1 "hivex would store it as one cell" <<EOF

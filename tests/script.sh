@@ -66,6 +66,9 @@ pass "NanaBox: BOM, valid JSON, required fields, the instance path selected"
 before=$(sha g.vhdx)
 run 0 "$GPUPV_PREP" script g.vhdx -o again.ps1
 cmp -s gpupv.ps1 again.ps1 || fail "script from the manifest differs from stage --script"
+run 0 "$GPUPV_PREP" script g.vhdx -o -
+cmp -s gpupv.ps1 "$TMP/out" || fail "script -o - is not the script on standard output"
+[ ! -e ./- ] || fail "script -o - wrote a file named -"
 expect_eq "$(sha g.vhdx)" "$before" "script changed the image"
 pass "script IMAGE: defaults come from the staging run; image untouched"
 
@@ -164,11 +167,11 @@ mkdir -p bad1 bad2
 cp -r "$PKG" bad1/ && cp -r "$PKG" bad2/
 printf '{"format": 1, "gpus": [' >bad1/gpupv-bundle.json
 sed 's|"reg": \["nvlddmkm.reg"\]|"reg": ["../nvlddmkm.reg"]|' bundle/gpupv-bundle.json >bad2/gpupv-bundle.json
-run 1 "$GPUPV_PREP" stage b.vhdx bad1
+run 10 "$GPUPV_PREP" stage b.vhdx bad1
 grep -q 'gpupv-bundle.json is not a format 1 bundle' "$TMP/err" || fail "bad JSON: $(cat "$TMP/err")"
-run 1 "$GPUPV_PREP" stage b.vhdx bad2
+run 10 "$GPUPV_PREP" stage b.vhdx bad2
 grep -q 'reg entry 0 is not a file name in the bundle' "$TMP/err" || fail "bad reg: $(cat "$TMP/err")"
-run 1 "$GPUPV_PREP" stage b.vhdx bundle bundle.zip
+run 2 "$GPUPV_PREP" stage b.vhdx bundle bundle.zip
 grep -q 'a second host bundle' "$TMP/err" || fail "two bundles: $(cat "$TMP/err")"
 expect_eq "$(sha b.vhdx)" "$before" "a refused bundle changed the image"
 pass "broken bundles are refused by name; the image is unchanged"

@@ -112,16 +112,16 @@ pass "replacement and foreign folders"
 for bad in 'a:b.dll' 'CON.dll' 'trail.' 'pipe|x'; do
   B="$TMP/bad/x.inf_amd64_0"; rm -rf "$TMP/bad"; mkdir -p "$B"
   echo '[Version]' >"$B/x.inf"; echo 1 >"$B/$bad"
-  run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
+  run 10 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
   grep -q -F "$bad" "$TMP/err" || fail "bad name '$bad' not named"
 done
 rm -rf "$TMP/bad"; mkdir -p "$B"; echo '[Version]' >"$B/x.inf"
 ln -s /etc/passwd "$B/evil.dll"
-run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
+run 10 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$B"
 grep -q "evil.dll" "$TMP/err" || fail "link out of the package not named"
 mkdir -p "$TMP/esc/pkg.inf_x"; echo '[Version]' >"$TMP/esc/pkg.inf_x/pkg.inf"
 tar cf "$TMP/esc.tar" -C "$TMP/esc" pkg.inf_x --transform 's|^pkg.inf_x/pkg.inf|../../escape.inf|'
-run 1 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$TMP/esc.tar"
+run 10 "$GPUPV_PREP" stage "$TMP/dyn.vhdx" "$TMP/esc.tar"
 grep -q "escape.inf" "$TMP/err" || fail "archive escape not named"
 pass "bad names, links and archive escapes refused"
 
