@@ -107,6 +107,62 @@ cli_msg(const struct cmd *cmd, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* --json was given: errors go to stdout as a JSON object too, unless a
+ * report was begun (it then carries the error itself). */
+static bool json_mode, json_begun;
+
+void
+cli_json_begin(struct json *j, const struct cmd *cmd)
+{
+	json_begun = true;
+	json_init(j, stdout);
+	json_obj_begin(j);
+	json_key(j, "version");
+	json_u64(j, CLI_JSON_VERSION);
+	json_key(j, "command");
+	json_str(j, cmd ? cmd->name : NULL);
+}
+
+static const char *
+exit_class(int code)
+{
+	static const char *const names[] = { "ok", "failure", "usage",
+	    "corrupt", "no-windows", "hibernated", "unclean", "bitlocker",
+	    "busy", "parent", "bad-input" };
+
+	return code >= 0 && (size_t)code < ARRAY_SIZE(names) ? names[code] :
+	    "failure";
+}
+
+void
+cli_json_error(struct json *j, int code, const char *message)
+{
+	json_key(j, "error");
+	json_obj_begin(j);
+	json_key(j, "class");
+	json_str(j, signal_caught() ? "signal" : exit_class(code));
+	json_key(j, "exit_code");
+	json_u64(j, signal_caught() ? 128 + (unsigned)signal_caught() :
+	    (unsigned)code);
+	json_key(j, "message");
+	json_str(j, message);
+	json_obj_end(j);
+}
+
+/* The whole --json answer of a run that failed before its report. */
+static void
+json_failure(const struct cmd *cmd, int code, const char *message)
+{
+	struct json j;
+
+	if (!json_mode || json_begun)
+		return;
+	cli_json_begin(&j, cmd);
+	cli_json_error(&j, code, message);
+	cli_json_finish(&j);
+	fflush(stdout);
+}
+
 void
 cli_json_finish(struct json *j)
 {
@@ -159,10 +215,15 @@ cli_fail(const struct cmd *cmd)
 {
 	const char *m = gp_error_message();
 	int code = gp_error_code();
+	char *msg = xstrdup(*m ? m : strerror(errno ? errno : EIO));
 
+	if (code == GP_EXIT_OK)
+		code = GP_EXIT_FAILURE;
+	json_failure(cmd, code, msg);	/* its warnings, before they go */
 	cli_print_warnings(cmd);
-	cli_msg(cmd, "%s", *m ? m : strerror(errno ? errno : EIO));
-	return code == GP_EXIT_OK ? GP_EXIT_FAILURE : code;
+	cli_msg(cmd, "%s", msg);
+	free(msg);
+	return code;
 }
 
 int
@@ -174,6 +235,7 @@ cli_usage_error(const struct cmd *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	json_failure(cmd, GP_EXIT_USAGE, buf);
 	cli_msg(cmd, "%s", buf);
 	fprintf(stderr, "Try 'gpupv-prep %s%s--help' for more information.\n",
 	    cmd ? cmd->name : "", cmd ? " " : "");
@@ -283,7 +345,7 @@ int
 main(int argc, char **argv)
 {
 	const struct cmd *cmd;
-	int rc;
+	int rc, i;
 
 	/* A file size limit (ulimit -f) then fails a write with EFBIG, which
 	 * the session turns into a clean stop, instead of killing us
@@ -322,6 +384,11 @@ main(int argc, char **argv)
 		cli_help(cmd, stdout);
 		return 0;
 	}
+	/* --json anywhere among the options: failures answer in JSON too,
+	 * usage errors included. */
+	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
+			json_mode = true;
 	cmd = find(argv[1]);
 	if (!cmd)
 		return cli_usage_error(NULL, "unknown command '%s'", argv[1]);

@@ -39,9 +39,10 @@ int	host_opt(const struct cmd *cmd, int ch, const char *arg,
 /* Options that do not go together, or give a VM the script would
  * refuse: 0, or the usage error's exit status after printing it. */
 int	host_check(const struct cmd *cmd, const struct host_opts *h);
-/* Write the sidecar files h asks for, from the manifest m. */
-int	host_write(const struct cmd *cmd, const struct host_opts *h,
-	    const char *image, const struct manifest *m);
+/* Write the sidecar files h asks for, from the manifest m; -1 with the
+ * error recorded. */
+int	host_write(const struct host_opts *h, const char *image,
+	    const struct manifest *m);
 #define HOST_LONGOPTS \
 	{ "vm-name", required_argument, NULL, 1001 }, \
 	{ "gpu", required_argument, NULL, 1002 }, \
@@ -77,8 +78,18 @@ void	cli_help(const struct cmd *cmd, FILE *f);
 int	cli_bad_option(const struct cmd *cmd, int ch, char **argv);
 /* --partition N into *out; a usage error (its exit status) otherwise. */
 int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
-/* The end of a --json report: its "warnings" (then cleared), closed. */
+/*
+ * --json reports: every one is an object that begins with "version" (of
+ * the report formats, CLI_JSON_VERSION; raised when a field changes
+ * meaning or goes away, not when one is added) and "command", and ends
+ * with "warnings".  A run that fails answers with "error": {"class",
+ * "exit_code", "message"}, in its report or in an object of its own.
+ */
+#define CLI_JSON_VERSION 1
 struct json;
+void	cli_json_begin(struct json *j, const struct cmd *cmd);
+void	cli_json_error(struct json *j, int code, const char *message);
+/* The end of a --json report: its "warnings" (then cleared), closed. */
 void	cli_json_finish(struct json *j);
 /* Whether two paths name one file (or will, once the first is made). */
 bool	cli_same_file(const char *a, const char *b);

@@ -46,10 +46,7 @@ print_json(const struct compact_report *r)
 {
 	struct json j;
 
-	json_init(&j, stdout);
-	json_obj_begin(&j);
-	json_key(&j, "command");
-	json_str(&j, "compact");
+	cli_json_begin(&j, &cmd_compact);
 	json_key(&j, "image");
 	json_str(&j, r->image);
 	json_key(&j, "dry_run");

@@ -154,11 +154,9 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 {
 	struct json j;
 	const gp_image *par;
-	const char *const *warn;
-	size_t nwarn = gp_warnings(&warn), i;
+	size_t i;
 
-	json_init(&j, stdout);
-	json_obj_begin(&j);
+	cli_json_begin(&j, &cmd_inspect);
 	json_key(&j, "image");
 	json_obj_begin(&j);
 	json_key(&j, "path");
@@ -270,13 +268,7 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
-	json_key(&j, "warnings");
-	json_arr_begin(&j);
-	for (i = 0; i < nwarn; i++)
-		json_str(&j, warn[i]);
-	json_arr_end(&j);
-	json_obj_end(&j);
-	json_end(&j);
+	cli_json_finish(&j);
 }
 
 static void

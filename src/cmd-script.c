@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "json.h"
 #include "sidecar.h"
 #include "stage.h"
 
@@ -139,8 +140,8 @@ host_check(const struct cmd *cmd, const struct host_opts *h)
 }
 
 int
-host_write(const struct cmd *cmd, const struct host_opts *h,
-    const char *image, const struct manifest *m)
+host_write(const struct host_opts *h, const char *image,
+    const struct manifest *m)
 {
 	struct host_cfg cfg = { 0 };
 	struct sidecar s = { .image = image, .man = m, .host = &cfg,
@@ -166,8 +167,50 @@ host_write(const struct cmd *cmd, const struct host_opts *h,
 		free(text);
 	}
 	host_cfg_free(&cfg);
-	if (rc < 0)
-		return cli_fail(cmd);
+	return rc;
+}
+
+/* The --json report of script and host-script: the files written. */
+static void
+written_json(const struct cmd *cmd, const char *image, const char *script,
+    const char *script_kind, const char *nanabox)
+{
+	struct json j;
+
+	cli_json_begin(&j, cmd);
+	if (image) {
+		json_key(&j, "image");
+		json_str(&j, image);
+	}
+	json_key(&j, "written");
+	json_arr_begin(&j);
+	if (script) {
+		json_obj_begin(&j);
+		json_key(&j, "kind");
+		json_str(&j, script_kind);
+		json_key(&j, "path");
+		json_str(&j, script);
+		json_obj_end(&j);
+	}
+	if (nanabox) {
+		json_obj_begin(&j);
+		json_key(&j, "kind");
+		json_str(&j, "nanabox");
+		json_key(&j, "path");
+		json_str(&j, nanabox);
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	cli_json_finish(&j);
+}
+
+/* --json and "-" as an output would both use standard output. */
+static int
+json_stdout(const struct cmd *cmd, bool json, const char *a, const char *b)
+{
+	if (json && ((a && strcmp(a, "-") == 0) || (b && strcmp(b, "-") == 0)))
+		return cli_usage_error(cmd, "--json and - (standard output) "
+		    "exclude each other");
 	return 0;
 }
 
@@ -179,6 +222,7 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 		{ "script", required_argument, NULL, 'o' },
 		{ "partition", required_argument, NULL, 'p' },
 		{ "parent", required_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -186,9 +230,11 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	struct stage_opts o = { .partition = -1, .short_names = -1 };
 	struct host_opts h = { 0 };
 	struct manifest m;
+	bool json = false;
 	int ch, r;
 
-	while ((ch = getopt_long(argc, argv, ":o:p:P:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:p:P:jh", longopts,
+	    NULL)) != -1) {
 		if ((r = host_opt(cmd, ch, optarg, &h)) != 0) {
 			if (r < 0)
 				return GP_EXIT_USAGE;
@@ -205,6 +251,9 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 		case 'P':
 			o.parent = optarg;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
 			cli_help(cmd, stdout);
 			return 0;
@@ -220,7 +269,8 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	if (!h.script && !h.nanabox)
 		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
 		    "FILE)");
-	if ((r = host_check(cmd, &h)) != 0)
+	if ((r = host_check(cmd, &h)) != 0 ||
+	    (r = json_stdout(cmd, json, h.script, h.nanabox)) != 0)
 		return r;
 	if (cli_same_file(h.script, argv[optind]) ||
 	    cli_same_file(h.nanabox, argv[optind]))
@@ -228,9 +278,14 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 		    "name another file", argv[optind]);
 	if (stage_manifest(argv[optind], &o, &m) < 0)
 		return cli_fail(cmd);
-	r = host_write(cmd, &h, argv[optind], &m);
+	r = host_write(&h, argv[optind], &m);
 	manifest_free(&m);
-	return r;
+	if (r < 0)
+		return cli_fail(cmd);
+	if (json)
+		written_json(cmd, argv[optind], h.script, "hyper-v-script",
+		    h.nanabox);
+	return 0;
 }
 
 static int
@@ -238,16 +293,21 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL, *text = sidecar_host_script();
-	int ch;
+	bool json = false;
+	int ch, r;
 
-	while ((ch = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:jh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'o':
 			out = optarg;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'h':
 			cli_help(cmd, stdout);
@@ -261,8 +321,12 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 		    argv[optind]);
 	if (!out)
 		return cli_usage_error(cmd, "missing -o FILE");
+	if ((r = json_stdout(cmd, json, out, NULL)) != 0)
+		return r;
 	if (sidecar_write(out, text, strlen(text)) < 0)
 		return cli_fail(cmd);
+	if (json)
+		written_json(cmd, NULL, out, "host-script", NULL);
 	return 0;
 }
 
@@ -279,6 +343,7 @@ const struct cmd cmd_script = {
 	    "                     --script FILE is the same, as in stage\n"
 	    "  --partition N      use partition N as the Windows volume\n"
 	    "  --parent FILE      parent of a differencing image\n"
+	    "  --json             report the files written as JSON\n"
 	    HOST_OPTIONS_HELP,
 	.run = script_main,
 };
@@ -289,6 +354,7 @@ const struct cmd cmd_host_script = {
 	.summary = "write the collector to run on the Windows host: it zips "
 	    "the GPU's driver package for `stage`",
 	.options =
-	    "  -o, --output FILE  the script to write (- for standard output)\n",
+	    "  -o, --output FILE  the script to write (- for standard output)\n"
+	    "  --json             report the file written as JSON\n",
 	.run = host_script_main,
 };

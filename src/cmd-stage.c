@@ -66,32 +66,34 @@ progress_end(struct progress *p)
 }
 
 static void
-print_json(const char *command, const struct stage_report *r)
+print_json(const struct cmd *cmd, const struct stage_report *r,
+    int err_code, const char *err)
 {
+	bool verify = strcmp(cmd->name, "verify") == 0;
+	bool stage = strcmp(cmd->name, "stage") == 0;
 	struct json j;
 	size_t i;
 
-	json_init(&j, stdout);
-	json_obj_begin(&j);
-	json_key(&j, "command");
-	json_str(&j, command);
+	cli_json_begin(&j, cmd);
 	json_key(&j, "image");
 	json_str(&j, r->image);
 	json_key(&j, "partition");
 	json_u64(&j, r->partition);
 	json_key(&j, "repository");
 	json_str(&j, r->repo);
-	json_key(&j, "dry_run");
-	json_bool(&j, r->dry_run);
-	json_key(&j, "changed");
-	json_bool(&j, r->changed);
+	if (!verify) {
+		json_key(&j, "dry_run");
+		json_bool(&j, r->dry_run);
+		json_key(&j, "changed");
+		json_bool(&j, r->changed);
+		json_key(&j, "files_written");
+		json_u64(&j, r->files_written);
+		json_key(&j, "bytes_written");
+		json_u64(&j, r->bytes_written);
+	}
 	json_key(&j, "verified");
 	json_bool(&j, r->verified);
-	json_key(&j, "files_written");
-	json_u64(&j, r->files_written);
-	json_key(&j, "bytes_written");
-	json_u64(&j, r->bytes_written);
-	if (strcmp(command, "stage") == 0) {
+	if (stage) {
 		json_key(&j, "space");
 		json_obj_begin(&j);
 		json_key(&j, "free");
@@ -100,7 +102,7 @@ print_json(const char *command, const struct stage_report *r)
 		json_u64(&j, r->space_needed);
 		json_obj_end(&j);
 	}
-	if (strcmp(command, "verify") == 0) {
+	if (verify) {
 		json_key(&j, "files_checked");
 		json_u64(&j, r->files_checked);
 		json_key(&j, "reader");
@@ -110,8 +112,7 @@ print_json(const char *command, const struct stage_report *r)
 		for (i = 0; i < r->nproblems; i++)
 			json_str(&j, r->problems[i]);
 		json_arr_end(&j);
-	}
-	if (strcmp(command, "verify") != 0) {
+	} else {
 		json_key(&j, "registry");
 		json_obj_begin(&j);
 		json_key(&j, "values_set");
@@ -130,8 +131,19 @@ print_json(const char *command, const struct stage_report *r)
 		json_obj_end(&j);
 		json_key(&j, "system_files");
 		json_arr_begin(&j);
-		for (i = 0; i < r->nsysfiles; i++)
-			json_str(&j, r->sysfiles[i]);
+		for (i = 0; i < r->nsysfiles; i++) {
+			const struct stage_sysfile *f = &r->sysfiles[i];
+
+			json_obj_begin(&j);
+			json_key(&j, "path");
+			json_str(&j, f->dest);
+			json_key(&j, "action");
+			json_str(&j, f->source ? "copied" : f->restored ?
+			    "restored" : "removed");
+			json_key(&j, "source");
+			json_str(&j, f->source);
+			json_obj_end(&j);
+		}
 		json_arr_end(&j);
 		json_key(&j, "system_files_kept");
 		json_u64(&j, r->sysfiles_kept);
@@ -149,7 +161,7 @@ print_json(const char *command, const struct stage_report *r)
 		json_key(&j, "driver_ver");
 		json_str(&j, it->driver_ver);
 		json_key(&j, "action");
-		json_str(&j, stage_action_name(it->action));
+		json_str(&j, verify ? "check" : stage_action_name(it->action));
 		json_key(&j, "replaces");
 		json_str(&j, it->replaces);
 		json_key(&j, "files");
@@ -159,7 +171,15 @@ print_json(const char *command, const struct stage_report *r)
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
+	if (err)
+		cli_json_error(&j, err_code, err);
 	cli_json_finish(&j);
+}
+
+static const char *
+plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
 }
 
 static void
@@ -169,6 +189,9 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 	    "removed", "repaired" };
 	static const char *const would[] = { "would stage", "would replace",
 	    "unchanged", "would remove", "would repair" };
+	bool remove = strcmp(cmd->name, "remove") == 0;
+	uint64_t restored = 0, regs = r->reg_values_set +
+	    r->reg_values_deleted + r->reg_keys_created + r->reg_keys_deleted;
 	char b1[32];
 	size_t i;
 
@@ -183,43 +206,68 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    it->driver_ver ? ", DriverVer " : "",
 		    it->driver_ver ? it->driver_ver : "");
 	}
-	for (i = 0; i < r->nsysfiles; i++)
-		cli_printf("%-13s %s\n", r->dry_run ? "would copy" : "copied",
-		    r->sysfiles[i]);
+	for (i = 0; i < r->nsysfiles; i++) {
+		const struct stage_sysfile *f = &r->sysfiles[i];
+
+		restored += f->restored;
+		if (f->source)
+			cli_printf("%-13s %s <- %s\n", r->dry_run ?
+			    "would copy" : "copied", f->dest, f->source);
+		else
+			cli_printf("%-13s %s%s\n", r->dry_run ? "would delete" :
+			    "deleted", f->dest, f->restored ?
+			    " (the guest's original put back)" : "");
+	}
 	if (r->sysfiles_kept)
 		cli_printf("kept          %llu newer file%s the guest already had "
 		    "(CopyToVmWhenNewer)\n", (unsigned long long)r->sysfiles_kept,
 		    r->sysfiles_kept == 1 ? "" : "s");
 	for (i = 0; i < r->nhives_written; i++)
-		cli_printf("%-13s %s (%llu values set, %llu deleted, %llu keys "
-		    "created, %llu deleted)\n", r->dry_run ? "would edit" :
-		    "edited", r->hives_written[i],
-		    (unsigned long long)r->reg_values_set,
-		    (unsigned long long)r->reg_values_deleted,
-		    (unsigned long long)r->reg_keys_created,
-		    (unsigned long long)r->reg_keys_deleted);
+		cli_printf("%-13s %s\n", r->dry_run ? "would edit" : "edited",
+		    r->hives_written[i]);
 	if (strcmp(cmd->name, "verify") == 0) {
 		for (i = 0; i < r->nproblems; i++)
 			cli_printf("BAD           %s\n", r->problems[i]);
 		cli_printf("%llu files checked through %s's reader: %s\n",
 		    (unsigned long long)r->files_checked, r->reader,
 		    r->bad ? "MISMATCH" : "all match the manifest");
-	} else if (strcmp(cmd->name, "remove") == 0) {
-		cli_printf("%s: %s%zu package%s removed from %s\n", r->image,
-		    r->dry_run ? "dry run, would have " : "", r->n,
-		    r->n == 1 ? "" : "s", r->repo);
-	} else if (!r->changed) {
-		cli_printf("nothing to do: %s already holds these packages\n",
-		    r->image);
-	} else if (r->dry_run) {
-		cli_printf("dry run: %s in the session and read back; nothing "
-		    "was written to %s\n", r->verified ? "staged" : "planned",
-		    r->image);
-	} else {
-		cli_printf("%s: %llu files, %s written into %s\n", r->image,
-		    (unsigned long long)r->files_written,
-		    cli_size(r->bytes_written, b1), r->repo);
+		return;
 	}
+	if (!r->changed) {
+		cli_printf("nothing to do: %s already holds what was asked\n",
+		    r->image);
+		return;
+	}
+	/* One line of totals, each kind counted apart. */
+	cli_printf("%s: %s", r->image, r->dry_run ? "dry run, would have " :
+	    "");
+	if (remove)
+		cli_printf("removed %zu package%s from %s", r->n,
+		    plural(r->n, "", "s"), r->repo);
+	else
+		cli_printf("written %llu file%s (%s) into %s",
+		    (unsigned long long)r->files_written,
+		    plural(r->files_written, "", "s"),
+		    cli_size(r->bytes_written, b1), r->repo);
+	if (r->nsysfiles && remove)
+		cli_printf("; deleted %zu System32/SysWOW64 file%s (%llu "
+		    "original%s put back)", r->nsysfiles,
+		    plural(r->nsysfiles, "", "s"), (unsigned long long)restored,
+		    plural(restored, "", "s"));
+	else if (r->nsysfiles)
+		cli_printf("; copied %zu System32/SysWOW64 file%s (%s)",
+		    r->nsysfiles, plural(r->nsysfiles, "", "s"),
+		    cli_size(r->sysfile_bytes, b1));
+	if (regs)
+		cli_printf("; registry: %llu value%s set, %llu deleted, %llu "
+		    "key%s created, %llu deleted",
+		    (unsigned long long)r->reg_values_set,
+		    plural(r->reg_values_set, "", "s"),
+		    (unsigned long long)r->reg_values_deleted,
+		    (unsigned long long)r->reg_keys_created,
+		    plural(r->reg_keys_created, "", "s"),
+		    (unsigned long long)r->reg_keys_deleted);
+	cli_printf("%s\n", r->dry_run ? "; nothing was written" : "");
 }
 
 struct common {
@@ -436,19 +484,30 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	return 0;
 }
 
+/*
+ * The report of a run.  A failure after the commit (side_fail: a sidecar
+ * file that could not be written) still reports what the run did, with
+ * the error in it.
+ */
 static int
 finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
-    int rc)
+    int rc, bool side_fail)
 {
-	int ret = 0;
+	int ret = 0, code = gp_error_code() ? gp_error_code() :
+	    GP_EXIT_FAILURE;
+	char *err = side_fail ? xstrdup(gp_error_message()) : NULL;
 
 	if (rc < 0) {
 		ret = cli_fail(cmd);
 	} else {
 		if (c->json)
-			print_json(cmd->name, r);
+			print_json(cmd, r, code, err);
 		else
 			print_human(cmd, r);
+		if (err) {
+			cli_msg(cmd, "%s", err);
+			ret = code;
+		}
 		if (r->bad)
 			ret = GP_EXIT_FAILURE;
 		if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -457,6 +516,7 @@ finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
 		}
 	}
 	stage_report_free(r);
+	free(err);
 	return ret;
 }
 
@@ -559,11 +619,10 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	 * do); a dry run writes nothing anywhere. */
 	/* A sidecar that cannot be written does not hide what the run did
 	 * to the image: the report is printed all the same. */
-	side = rc == 0 && !c.o.dry_run && host_write(cmd, &c.host,
+	side = rc == 0 && !c.o.dry_run && host_write(&c.host,
 	    c.o.output ? c.o.output : c.o.child ? c.o.child : image,
-	    &r.man) != 0;
-	rc = finish(cmd, &c, &r, rc);
-	return side ? GP_EXIT_FAILURE : rc;
+	    &r.man) < 0;
+	return finish(cmd, &c, &r, rc, side);
 }
 
 static int
@@ -578,7 +637,7 @@ remove_main(const struct cmd *cmd, int argc, char **argv)
 		return rc == -2 ? 0 : rc;
 	rc = stage_remove(argv[optind], argv + optind + 1,
 	    (size_t)(argc - optind - 1), &c.o, &r);
-	return finish(cmd, &c, &r, rc);
+	return finish(cmd, &c, &r, rc, false);
 }
 
 static int
@@ -595,7 +654,7 @@ verify_main(const struct cmd *cmd, int argc, char **argv)
 		return cli_usage_error(cmd, "unexpected argument '%s'",
 		    argv[optind + 1]);
 	rc = stage_verify(argv[optind], &c.o, &r);
-	return finish(cmd, &c, &r, rc);
+	return finish(cmd, &c, &r, rc, false);
 }
 
 #define COMMON_OPTIONS \

@@ -1673,11 +1673,11 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		rec->size = cp->f->size;
 		memcpy(rec->sha256, pkg_sha(g, cp->p, cp->f), 65);
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
-		    sizeof(char *));
-		r->sysfiles[r->nsysfiles++] = xasprintf("%s <- %s\\%s",
-		    cp->dest, cp->p->name, cp->f->rel);
-		r->files_written++;
-		r->bytes_written += cp->f->size;
+		    sizeof(*r->sysfiles));
+		r->sysfiles[r->nsysfiles++] = (struct stage_sysfile){
+			.dest = xstrdup(cp->dest),
+			.source = xasprintf("%s\\%s", cp->p->name, cp->f->rel) };
+		r->sysfile_bytes += cp->f->size;
 	}
 	/* Copies of packages no longer staged go, originals come back. */
 	for (i = g->man.ncopies; i-- > 0;)
@@ -2158,9 +2158,9 @@ stage_remove(const char *image, char **names, size_t n,
 		if (undo_copy(&g, c) < 0)
 			goto fail;
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
-		    sizeof(char *));
-		r->sysfiles[r->nsysfiles++] = xasprintf("%s%s", c->dest,
-		    c->backup ? " (original restored)" : "");
+		    sizeof(*r->sysfiles));
+		r->sysfiles[r->nsysfiles++] = (struct stage_sysfile){
+			.dest = xstrdup(c->dest), .restored = c->backup != NULL };
 		copy_drop(&g.man, c);
 		r->changed = true;
 	}
@@ -2320,8 +2320,10 @@ stage_report_free(struct stage_report *r)
 	for (i = 0; i < r->nhives_written; i++)
 		free(r->hives_written[i]);
 	free(r->hives_written);
-	for (i = 0; i < r->nsysfiles; i++)
-		free(r->sysfiles[i]);
+	for (i = 0; i < r->nsysfiles; i++) {
+		free(r->sysfiles[i].dest);
+		free(r->sysfiles[i].source);
+	}
 	free(r->sysfiles);
 	free(r->v);
 	free(r->image);

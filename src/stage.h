@@ -61,6 +61,14 @@ struct stage_item {
 	uint64_t repaired;		/* files rewritten (ACT_REPAIR) */
 };
 
+/* A System32/SysWOW64 file this run copied (stage) or took away
+ * (remove). */
+struct stage_sysfile {
+	char *dest;			/* guest path */
+	char *source;			/* "package\\file"; NULL for remove */
+	bool restored;			/* remove: the guest's original is back */
+};
+
 struct stage_report {
 	char *image;
 	char *repo;			/* FileRepository path in the guest */
@@ -70,7 +78,7 @@ struct stage_report {
 	bool changed;			/* something was (or would be) written */
 	bool dry_run;
 	bool verified;			/* read back and hashes matched */
-	uint64_t bytes_written;
+	uint64_t bytes_written;		/* into FileRepository */
 	uint64_t files_written;
 	uint64_t free_before;		/* NTFS bytes free when it began */
 	uint64_t space_needed;		/* what the run allocates (stage) */
@@ -86,8 +94,9 @@ struct stage_report {
 	    reg_keys_deleted;
 	char **hives_written;		/* guest paths */
 	size_t nhives_written;
-	char **sysfiles;		/* "dest <- package\\source" lines */
+	struct stage_sysfile *sysfiles;
 	size_t nsysfiles;
+	uint64_t sysfile_bytes;		/* bytes copied into System32/SysWOW64 */
 	uint64_t sysfiles_kept;		/* WhenNewer: the guest's was newer */
 };
 

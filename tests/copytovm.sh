@@ -91,7 +91,7 @@ expect_eq "$(jqv .changed)" false "re-run"
 expect_eq "$(sha "$IMG")" "$after" "a re-run changed the image"
 
 # --inf-section naming a section that does not exist is refused.
-run 1 "$GPUPV_PREP" stage "$IMG" "$PKG" --inf-section Nope
+run 2 "$GPUPV_PREP" stage "$IMG" "$PKG" --inf-section Nope
 grep -q 'no install section \[Nope\]' "$TMP/err" || fail "--inf-section: $(cat "$TMP/err")"
 
 run 0 "$GPUPV_PREP" remove "$IMG"

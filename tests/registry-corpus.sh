@@ -161,7 +161,7 @@ done
 mkgpt_windows "$TMP/d.img"
 "$IMGTOOL" put "$TMP/d.img" 3 Windows/SysWOW64/kernel32.dll "$TMP/sw.reg"
 run 0 "$GPUPV_PREP" stage "$TMP/d.img" "$PKG" --json
-jqv '.system_files[]' | sed 's/ <- .*\\/ /' | sort >"$TMP/got"
+jqv '.system_files[] | .path + " " + (.source | sub(".*\\\\"; ""))' | sort >"$TMP/got"
 sort >"$TMP/want" <<'EOF'
 \Windows\SysWOW64\OpenCL.dll OpenCL32.dll
 \Windows\SysWOW64\nvEncodeAPI.dll nvEncodeAPI.dll

@@ -138,7 +138,7 @@ run 0 "$GPUPV_PREP" remove b.vhdx
 run 0 "$GPUPV_PREP" stage b.vhdx bundle.zip --json --script b.ps1 --vm-name guest
 expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "bundle package"
 expect_eq "$(jqv '.registry.hives_written[0]')" '\Windows\System32\config\SYSTEM' "bundle .reg imported"
-expect_eq "$(jqv '.system_files | join(" ")')" '\Windows\System32\x.dll <- nv_dispig.inf_amd64_677da8a9230cea15\x48.dll' \
+expect_eq "$(jqv '.system_files | map(.path + " <- " + .source) | join(" ")')" '\Windows\System32\x.dll <- nv_dispig.inf_amd64_677da8a9230cea15\x48.dll' \
   "the bundle's install section chooses the CopyToVm lines"
 jqv '.warnings[]' | grep -q conflicts && fail "a conflict warned about despite the install section"
 guest_file b.vhdx vhdx Windows/System32/config/SYSTEM b.SYSTEM || fail "no SYSTEM"

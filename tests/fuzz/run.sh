@@ -112,9 +112,9 @@ if [ ! -e "$seeds/ntfs/guest" ]; then
   rm -rf "$t"
 fi
 
-run_one() {  # NAME SEEDDIR MAXLEN
+run_one() {  # NAME SEEDDIR MAXLEN [LIBFUZZER OPTION]
   mkdir -p "$out/corpus/$1" "$out/findings/$1"
-  "$out/$1" -max_total_time="$time" -max_len="$3" -rss_limit_mb=2048 \
+  "$out/$1" ${4:-} -max_total_time="$time" -max_len="$3" -rss_limit_mb=2048 \
     -timeout=20 -print_final_stats=1 -artifact_prefix="$out/findings/$1/" \
     "$out/corpus/$1" "$seeds/$2" >"$out/$1.log" 2>&1 || true
   grep -E "INITED|DONE|stat::number_of_executed_units|ERROR" "$out/$1.log" |
@@ -132,7 +132,12 @@ for h in $want; do
     fuzz-inf) run_one $h inf 65536 ;;
     fuzz-json) run_one $h json 16384 ;;
     fuzz-hivelog) run_one $h hivelog 65536 ;;
-    fuzz-ntfs) run_one $h ntfs 2097152 ;;
+    # libntfs-3g keeps an inode it could not write back (a failed
+    # ntfs_inode_close on a corrupt index) and leaks one when a mount
+    # fails part-way: leaks of the library's, one per failed operation,
+    # that would stop every run.  Our own paths are leak-checked by
+    # `make check-sanitizers`.
+    fuzz-ntfs) run_one $h ntfs 2097152 -detect_leaks=0 ;;
   esac &
   n=$((n + 1))
   if [ "$n" -ge "$jobs" ]; then
