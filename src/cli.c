@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
@@ -27,6 +29,24 @@ static const struct cmd *const commands[] = {
 	&cmd_host_script,
 	&cmd_compact,
 };
+
+static const char environment[] =
+    "Environment:\n"
+    "  GPUPV_PREP_DEBUG=1            the same as -v\n"
+    "  GPUPV_PREP_COMMIT_LIMIT_MB=N  lower the most one run may rewrite "
+    "(1024)\n"
+    "  SOURCE_DATE_EPOCH=SECONDS     the time written into scripts and "
+    "manifests\n"
+    "  TMPDIR=DIR                    where unpacked packages, hive copies "
+    "and\n"
+    "                                the session's overlay live (/tmp)\n"
+    "  GPUPV_PREP_SHA256=scalar|avx2 choose the hashing code (tests)\n"
+    "  GPUPV_PREP_HOST_FREE_MB=N     pretend the host has N MiB free "
+    "(tests)\n"
+    "  GPUPV_PREP_FAULT=POINT        kill the process at POINT (crash "
+    "tests);\n"
+    "  GPUPV_PREP_FAULT_SIGNAL=TERM|INT  with that signal instead of "
+    "KILL\n";
 
 static const char exit_codes[] =
     "Exit status:\n"
@@ -46,33 +66,6 @@ static const char exit_codes[] =
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); the image "
     "keeps its old state\n";
 
-/*
- * Text for a terminal: names, labels and messages come from images,
- * packages and hives, so control characters (escape sequences), C1
- * controls and bytes that are not UTF-8 are shown as \xNN; only the line
- * breaks and tabs of our own formats pass.
- */
-static void
-tty_write(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	int len;
-
-	for (; *p; p += len) {
-		uint32_t c = utf8_decode(p, &len);
-
-		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
-		    (c >= 0x80 && c < 0xa0) || (c == 0xfffd && len == 1)) {
-			int i;
-
-			for (i = 0; i < len; i++)
-				fprintf(f, "\\x%02x", p[i]);
-		} else {
-			fwrite(p, 1, (size_t)len, f);
-		}
-	}
-}
-
 static void
 tty_vprintf(FILE *f, const char *fmt, va_list ap)
 {
@@ -80,7 +73,7 @@ tty_vprintf(FILE *f, const char *fmt, va_list ap)
 
 	if (vasprintf(&s, fmt, ap) < 0)
 		abort();
-	tty_write(f, s);
+	fputs_term(f, s);
 	free(s);
 }
 
@@ -179,6 +172,125 @@ cli_json_finish(struct json *j)
 	gp_warnings_clear();
 }
 
+bool cli_quiet;
+static bool no_progress;
+
+int
+cli_common_opt(int ch)
+{
+	switch (ch) {
+	case 'q':
+		cli_quiet = true;
+		return 1;
+	case 'v':
+		debug_set(true);
+		return 1;
+	case 3001:
+		no_progress = true;
+		return 1;
+	}
+	return 0;
+}
+
+void
+cli_progress_init(struct cli_progress *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->on = !cli_quiet && !no_progress && isatty(STDERR_FILENO);
+}
+
+static unsigned
+term_width(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* The line for where p is; final: the phase's totals, no rate. */
+static void
+progress_line(struct cli_progress *p, double now, bool final)
+{
+	char line[256], b1[32], b2[32], b3[32];
+	double t = (now - p->start) / 1e3, rate;
+	size_t n, width = term_width() - 1;
+	int len;
+
+	len = snprintf(line, sizeof(line), "%s", p->phase);
+	if (p->nfiles)
+		len += snprintf(line + len, sizeof(line) - (size_t)len,
+		    ": %llu/%llu files", (unsigned long long)p->files,
+		    (unsigned long long)p->nfiles);
+	if (p->total)
+		len += snprintf(line + len, sizeof(line) - (size_t)len,
+		    "%s %s of %s", p->nfiles ? "," : ":",
+		    cli_size(p->bytes, b1), cli_size(p->total, b2));
+	rate = t > 0 ? (double)p->bytes / t : 0;
+	if (final)
+		len += snprintf(line + len, sizeof(line) - (size_t)len,
+		    " in %.1f s", t);
+	else if (p->total && t >= 1 && p->bytes > 0)
+		len += snprintf(line + len, sizeof(line) - (size_t)len,
+		    ", %s/s, ETA %.0f s", cli_size((uint64_t)rate, b3),
+		    (double)(p->total - MIN(p->bytes, p->total)) / rate);
+	else if (!p->total && !p->nfiles)
+		len += snprintf(line + len, sizeof(line) - (size_t)len, "...");
+	n = MIN((size_t)len, sizeof(line) - 1);
+	n = MIN(n, width);
+	fprintf(stderr, "\r%.*s\033[K%s", (int)n, line, final ? "\n" : "");
+	fflush(stderr);
+	p->shown = !final;
+}
+
+/* The phase before is over: its totals stay, a phase without goes. */
+static void
+progress_close(struct cli_progress *p, double now)
+{
+	if (!p->phase)
+		return;
+	if (p->last > 0 && (p->total || p->nfiles))
+		progress_line(p, now, true);
+	else if (p->shown)
+		fprintf(stderr, "\r\033[K");
+	p->shown = false;
+	p->phase = NULL;
+}
+
+void
+cli_progress(struct cli_progress *p, const char *phase, uint64_t files,
+    uint64_t nfiles, uint64_t bytes, uint64_t total)
+{
+	double now;
+
+	if (!p->on)
+		return;
+	now = mono_ms();
+	if (!p->phase || strcmp(p->phase, phase) != 0) {
+		progress_close(p, now);
+		p->phase = phase;
+		p->start = now;
+		p->last = 0;
+	}
+	p->files = files;
+	p->nfiles = nfiles;
+	p->bytes = bytes;
+	p->total = total;
+	/* Four times a second, and every new phase at once. */
+	if (p->last > 0 && now - p->last < 250)
+		return;
+	p->last = now;
+	progress_line(p, now, false);
+}
+
+void
+cli_progress_end(struct cli_progress *p)
+{
+	if (p->on)
+		progress_close(p, mono_ms());
+}
+
 /* Whether two paths name one file, or would once the first is written. */
 bool
 cli_same_file(const char *a, const char *b)
@@ -261,8 +373,8 @@ cli_help(const struct cmd *cmd, FILE *f)
 {
 	fprintf(f, "Usage: gpupv-prep %s %s\n%s\n", cmd->name, cmd->args,
 	    cmd->summary);
-	if (cmd->options && *cmd->options)
-		fprintf(f, "\nOptions:\n%s", cmd->options);
+	fprintf(f, "\nOptions:\n%s" CLI_COMMON_HELP, cmd->options ?
+	    cmd->options : "");
 	fprintf(f, "\n%s", exit_codes);
 }
 
@@ -318,16 +430,17 @@ usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "Usage: gpupv-prep [--version] [--help] COMMAND [ARGS]\n"
+	fprintf(f, "Usage: gpupv-prep [--version] [--help] [-q] [-v] "
+	    "[--no-progress] COMMAND [ARGS]\n"
 	    "Prepare Windows guest disks for Hyper-V GPU paravirtualization, "
 	    "offline.\n\nCommands:\n");
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-12s %s\n", commands[i]->name,
 		    commands[i]->summary);
 	fprintf(f, "  %-12s %s\n", "help", "show help for a command");
+	fprintf(f, "\nOptions of every command:\n" CLI_COMMON_HELP);
 	fprintf(f, "\nRun 'gpupv-prep help COMMAND' for a command's options."
-	    "\nGPUPV_PREP_DEBUG=1 traces what the tool does on stderr.\n\n%s",
-	    exit_codes);
+	    "\n\n%s\n%s", environment, exit_codes);
 }
 
 static const struct cmd *
@@ -356,6 +469,16 @@ main(int argc, char **argv)
 	if (!setlocale(LC_CTYPE, "") ||
 	    strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
 		setlocale(LC_CTYPE, "C.UTF-8");
+	/* Global options before the command. */
+	while (argc > 1 && argv[1][0] == '-' && cli_common_opt(
+	    strcmp(argv[1], "-q") == 0 || strcmp(argv[1], "--quiet") == 0 ?
+	    'q' : strcmp(argv[1], "-v") == 0 ||
+	    strcmp(argv[1], "--verbose") == 0 ? 'v' :
+	    strcmp(argv[1], "--no-progress") == 0 ? 3001 : 0)) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return GP_EXIT_USAGE;

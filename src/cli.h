@@ -93,6 +93,40 @@ void	cli_json_error(struct json *j, int code, const char *message);
 void	cli_json_finish(struct json *j);
 /* Whether two paths name one file (or will, once the first is made). */
 bool	cli_same_file(const char *a, const char *b);
+/* Global options, taken before the command or among its options. */
+extern bool cli_quiet;			/* -q: errors and warnings only */
+#define CLI_COMMON_LONGOPTS \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "no-progress", no_argument, NULL, 3001 }
+#define CLI_COMMON_HELP \
+	"  -q, --quiet        print errors and warnings only (--json still " \
+	"prints)\n" \
+	"  -v, --verbose      trace what the tool does and plans on stderr\n" \
+	"  --no-progress      no progress line, even on a terminal\n"
+/* Take -q, -v or --no-progress (getopt's ch): 1 if it was one. */
+int	cli_common_opt(int ch);
+
+/*
+ * The progress line on stderr, when it is a terminal (and not -q or
+ * --no-progress): one line per phase, fitted to the terminal's width
+ * and erased to its end at each update; a rate and an ETA once a second
+ * of the phase has passed.  A phase with totals ends on them (a line of
+ * its own); one without ("committing") is erased.
+ */
+struct cli_progress {
+	bool on, shown;
+	const char *phase;
+	double start, last;		/* mono_ms() of this phase */
+	uint64_t files, nfiles, bytes, total;
+};
+void	cli_progress_init(struct cli_progress *p);
+/* Where a phase is: files of nfiles (0: not counted), bytes of total
+ * (0: not known).  A new phase name ends the one before. */
+void	cli_progress(struct cli_progress *p, const char *phase,
+	    uint64_t files, uint64_t nfiles, uint64_t bytes, uint64_t total);
+void	cli_progress_end(struct cli_progress *p);
+
 /* Parse a non-negative decimal; -1 on garbage. */
 long	cli_parse_uint(const char *s);
 /* "64.0 GiB" style; returns buf. */

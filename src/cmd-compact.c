@@ -16,29 +16,10 @@
 #include "compact.h"
 #include "json.h"
 
-struct cprogress {
-	bool on;
-	double start, last;
-};
-
 static void
 copy_progress(void *ctx, uint64_t done, uint64_t total)
 {
-	struct cprogress *p = ctx;
-	double now = mono_ms(), t, rate;
-	char b1[32], b2[32], b3[32];
-
-	if (!p->on || (now - p->last < 250 && done < total))
-		return;
-	if (!p->start)
-		p->start = now;
-	p->last = now;
-	t = (now - p->start) / 1e3;
-	rate = t > 0 ? (double)done / t : 0;
-	fprintf(stderr, "\rcopying the image: %s of %s, %s/s ",
-	    cli_size(done, b1), cli_size(total, b2),
-	    cli_size((uint64_t)rate, b3));
-	fflush(stderr);
+	cli_progress(ctx, "copying the image", 0, 0, done, total);
 }
 
 static void
@@ -87,17 +68,20 @@ compact_main(const struct cmd *cmd, int argc, char **argv)
 		{ "parent", required_argument, NULL, 'p' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct compact_opts o = { 0 };
 	struct compact_report r;
-	struct cprogress pg = { .on = isatty(2) };
+	struct cli_progress pg;
 	bool json = false;
 	char b1[32], b2[32];
 	int ch, rc;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":no:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":no:hqv", longopts, NULL)) != -1) {
+		if (cli_common_opt(ch))
+			continue;
 		switch (ch) {
 		case 'n':
 			o.dry_run = true;
@@ -129,11 +113,11 @@ compact_main(const struct cmd *cmd, int argc, char **argv)
 		    "IMAGE is missing");
 	if (o.output_format && !o.output)
 		return cli_usage_error(cmd, "--output-format goes with --output");
+	cli_progress_init(&pg);
 	o.progress = copy_progress;
 	o.pctx = &pg;
 	rc = compact_run(argv[optind], &o, &r);
-	if (pg.on && pg.last > 0)
-		fprintf(stderr, "\r\033[K");
+	cli_progress_end(&pg);
 	if (rc < 0) {
 		rc = cli_fail(cmd);
 		compact_report_free(&r);
@@ -141,6 +125,8 @@ compact_main(const struct cmd *cmd, int argc, char **argv)
 	}
 	if (json) {
 		print_json(&r);
+	} else if (cli_quiet) {
+		cli_print_warnings(cmd);
 	} else {
 		cli_print_warnings(cmd);
 		cli_printf("%s: %u NTFS volume(s), %s unused", r.image, r.volumes,

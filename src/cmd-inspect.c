@@ -346,6 +346,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 		{ "parent", required_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY };
@@ -359,7 +360,10 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	int c, ret = GP_EXIT_FAILURE;
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, ":jp:P:f:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jp:P:f:hqv", longopts,
+	    NULL)) != -1) {
+		if (cli_common_opt(c))
+			continue;
 		switch (c) {
 		case 'j':
 			json = true;
@@ -412,7 +416,8 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	if (json) {
 		print_json(&info, img, &pt, &w, have_windows, &pk);
 	} else {
-		print_human(&info, img, &pt, &w, have_windows, &pk);
+		if (!cli_quiet)
+			print_human(&info, img, &pt, &w, have_windows, &pk);
 		cli_print_warnings(cmd);
 	}
 	gp_warnings_clear();

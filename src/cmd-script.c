@@ -224,6 +224,7 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 		{ "parent", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -233,8 +234,10 @@ script_main(const struct cmd *cmd, int argc, char **argv)
 	bool json = false;
 	int ch, r;
 
-	while ((ch = getopt_long(argc, argv, ":o:p:P:jh", longopts,
+	while ((ch = getopt_long(argc, argv, ":o:p:P:jhqv", longopts,
 	    NULL)) != -1) {
+		if (cli_common_opt(ch))
+			continue;
 		if ((r = host_opt(cmd, ch, optarg, &h)) != 0) {
 			if (r < 0)
 				return GP_EXIT_USAGE;
@@ -295,13 +298,16 @@ host_script_main(const struct cmd *cmd, int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL, *text = sidecar_host_script();
 	bool json = false;
 	int ch, r;
 
-	while ((ch = getopt_long(argc, argv, ":o:jh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:jhqv", longopts, NULL)) != -1) {
+		if (cli_common_opt(ch))
+			continue;
 		switch (ch) {
 		case 'o':
 			out = optarg;

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -15,54 +16,11 @@
 #include "sidecar.h"
 #include "stage.h"
 
-struct progress {
-	bool on;
-	double start, last;		/* mono_ms(); last 0 until printed */
-	bool copying;			/* the --output copy, before staging */
-};
-
-/* "files, bytes, rate, ETA" on stderr, at most four times a second. */
 static void
-progress_cb(void *ctx, uint64_t files, uint64_t nfiles, uint64_t bytes,
-    uint64_t total)
+progress_cb(void *ctx, const char *phase, uint64_t files, uint64_t nfiles,
+    uint64_t bytes, uint64_t total)
 {
-	struct progress *p = ctx;
-	double now, t, rate;
-	char b1[32], b2[32], b3[32];
-
-	if (!p->on)
-		return;
-	now = mono_ms();
-	/* The copy of --output is over: staging has its own rate. */
-	if (nfiles && p->copying) {
-		p->copying = false;
-		p->start = now;
-	}
-	p->copying = nfiles == 0;
-	if (now - p->last < 250 && bytes < total)
-		return;
-	p->last = now;
-	t = (now - p->start) / 1e3;
-	rate = t > 0 ? (double)bytes / t : 0;
-	if (nfiles == 0)	/* --output: the input's data being copied */
-		fprintf(stderr, "\rcopying the image: %s of %s, %s/s, ETA "
-		    "%.0f s ", cli_size(bytes, b1), cli_size(total, b2),
-		    cli_size((uint64_t)rate, b3),
-		    rate > 0 ? (double)(total - bytes) / rate : 0.0);
-	else
-		fprintf(stderr, "\rstaging: %llu/%llu files, %s of %s, %s/s, "
-		    "ETA %.0f s ", (unsigned long long)files,
-		    (unsigned long long)nfiles, cli_size(bytes, b1),
-		    cli_size(total, b2), cli_size((uint64_t)rate, b3),
-		    rate > 0 ? (double)(total - bytes) / rate : 0.0);
-	fflush(stderr);
-}
-
-static void
-progress_end(struct progress *p)
-{
-	if (p->on && p->last > 0)
-		fprintf(stderr, "\r\033[K");
+	cli_progress(ctx, phase, files, nfiles, bytes, total);
 }
 
 static void
@@ -319,6 +277,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "short-names", required_argument, NULL, 's' },
 		{ "script", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		{ "reg", required_argument, NULL, OPT_REG },
 		{ "copy-key", required_argument, NULL, OPT_COPY_KEY },
 		{ "no-rewrite", no_argument, NULL, OPT_NO_REWRITE },
@@ -345,10 +304,12 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 	c->o.short_names = -1;
 	c->o.copy_mode = -1;
 	c->o.virt_flags = -1;
-	while ((ch = getopt_long(argc, argv, ":jnp:P:f:s:h", longopts,
+	while ((ch = getopt_long(argc, argv, ":jnp:P:f:s:hqv", longopts,
 	    NULL)) != -1) {
 		int64_t num;
 
+		if (cli_common_opt(ch))
+			continue;
 		if (ch > 2000 && ch != OPT_FORCE && !stage)
 			return cli_usage_error(cmd, "%s takes no registry or "
 			    "guest options (--reg, --copy-key, ...)", cmd->name);
@@ -502,6 +463,8 @@ finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
 	} else {
 		if (c->json)
 			print_json(cmd, r, code, err);
+		else if (cli_quiet)
+			cli_print_warnings(cmd);
 		else
 			print_human(cmd, r);
 		if (err) {
@@ -537,7 +500,7 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	struct common c;
 	struct pkg_set set = { 0 };
 	struct stage_report r;
-	struct progress pg = { 0 };
+	struct cli_progress pg;
 	const char *image;
 	bool side;
 	int rc, i;
@@ -604,13 +567,12 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	host_cfg_merge(&want, &set.bundle.host);
 	host_cfg_merge(&want, &c.host.cfg);
 	c.o.host = &want;
-	pg.on = isatty(STDERR_FILENO);
-	pg.start = mono_ms();
+	cli_progress_init(&pg);
 	c.o.progress = progress_cb;
 	c.o.pctx = &pg;
 	rc = c.o.output || c.o.child ? stage_derive(image, &set, &c.o, &r) :
 	    stage_run(image, &set, &c.o, &r);
-	progress_end(&pg);
+	cli_progress_end(&pg);
 	pkg_set_free(&set);
 	free(c.o.reg_files);
 	free(c.o.copy_keys);
@@ -630,19 +592,50 @@ remove_main(const struct cmd *cmd, int argc, char **argv)
 {
 	struct common c;
 	struct stage_report r;
-	int rc;
+	struct cli_progress pg;
+	struct pkg_set set = { 0 };
+	char **names = NULL;
+	size_t n = 0, k;
+	int rc, i;
 
 	rc = parse(cmd, argc, argv, &c, true);
 	if (rc)
 		return rc == -2 ? 0 : rc;
-	rc = stage_remove(argv[optind], argv + optind + 1,
-	    (size_t)(argc - optind - 1), &c.o, &r);
-	return finish(cmd, &c, &r, rc, false);
+	/* What stage took takes remove: a package's name, or its folder,
+	 * archive or bundle on the host (whose packages are removed). */
+	for (i = optind + 1; i < argc; i++) {
+		struct stat st;
+
+		if (stat(argv[i], &st) < 0) {
+			names = xrealloc(names, (n + 1) * sizeof(char *));
+			names[n++] = argv[i];
+			continue;
+		}
+		k = set.n;
+		if (pkg_collect(&set, argv[i]) < 0) {
+			rc = cli_fail(cmd);
+			goto out;
+		}
+		names = xrealloc(names, (n + set.n - k + 1) * sizeof(char *));
+		for (; k < set.n; k++)
+			names[n++] = set.v[k].name;
+	}
+	cli_progress_init(&pg);
+	c.o.progress = progress_cb;
+	c.o.pctx = &pg;
+	rc = stage_remove(argv[optind], names, n, &c.o, &r);
+	cli_progress_end(&pg);
+	rc = finish(cmd, &c, &r, rc, false);
+out:
+	pkg_set_free(&set);
+	free(names);
+	return rc;
 }
 
 static int
 verify_main(const struct cmd *cmd, int argc, char **argv)
 {
+	struct cli_progress pg;
 	struct common c;
 	struct stage_report r;
 	int rc;
@@ -653,7 +646,11 @@ verify_main(const struct cmd *cmd, int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage_error(cmd, "unexpected argument '%s'",
 		    argv[optind + 1]);
+	cli_progress_init(&pg);
+	c.o.progress = progress_cb;
+	c.o.pctx = &pg;
 	rc = stage_verify(argv[optind], &c.o, &r);
+	cli_progress_end(&pg);
 	return finish(cmd, &c, &r, rc, false);
 }
 

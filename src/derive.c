@@ -70,6 +70,70 @@ sync_dir(const char *path)
 }
 
 /*
+ * Walk the ranges of in that copy_image reads (stored by the chain, not
+ * skipped), in pieces of at most COPY_CHUNK: fn(ctx, off, len) for each;
+ * with fn NULL, only their total.  Returns the total, or -1.
+ */
+static int64_t
+data_ranges(gp_image *in, uint64_t size, const struct derive_copy *dc,
+    int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx)
+{
+	uint64_t off, n, p, total = 0;
+	size_t sk = 0;
+	int st;
+
+	for (off = 0; off < size;) {
+		n = MIN((uint64_t)COPY_CHUNK, size - off);
+		if (check_interrupt() < 0)
+			return -1;
+		/* Past skip ranges that end here; into one that covers off. */
+		while (dc && sk < dc->nskip &&
+		    dc->skip[sk].off + dc->skip[sk].len <= off)
+			sk++;
+		if (dc && sk < dc->nskip && dc->skip[sk].off <= off) {
+			off = dc->skip[sk].off + dc->skip[sk].len;
+			continue;
+		}
+		if (dc && sk < dc->nskip)
+			n = MIN(n, dc->skip[sk].off - off);
+		st = gp_image_allocated(in, off, n, &p);
+		if (st < 0)
+			return -1;
+		n = MIN(n, MAX(p, (uint64_t)1));
+		if (st == 1) {
+			if (fn && fn(ctx, off, n) < 0)
+				return -1;
+			total += n;
+		}
+		off += n;
+	}
+	return (int64_t)total;
+}
+
+struct copy_ctx {
+	gp_image *in, *out;
+	uint8_t *buf;
+	const struct derive_copy *dc;
+	uint64_t done, total;		/* bytes of data, for progress */
+};
+
+static int
+copy_range(void *ctx, uint64_t off, uint64_t n)
+{
+	struct copy_ctx *c = ctx;
+
+	if (gp_image_read(c->in, c->buf, (size_t)n, off) < 0)
+		return -1;
+	if (!is_zero(c->buf, (size_t)n) &&
+	    gp_image_write(c->out, c->buf, (size_t)n, off) < 0)
+		return -1;
+	c->done += n;
+	if (c->dc && c->dc->progress)
+		c->dc->progress(c->dc->pctx, c->done, c->total);
+	return 0;
+}
+
+/*
  * Copy what the input holds into the new image: ranges no file of the
  * chain stores are not read at all (the driver says where its blocks
  * are), skip ranges are left out, and chunks that read as zeros are not
@@ -83,11 +147,11 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 {
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDWR, .format = fmt };
 	struct gp_image_info info;
+	struct copy_ctx c = { .in = in, .dc = dc };
 	gp_image *out;
-	uint8_t *buf;
-	uint64_t off, size, p;
-	size_t sk = 0;
-	int ret = -1, st;
+	uint64_t size;
+	int64_t total = 0;
+	int ret = -1;
 
 	gp_image_get_info(in, &info);
 	size = info.virtual_size;
@@ -98,42 +162,21 @@ copy_image(gp_image *in, const char *tmp, const char *fmt,
 		return -1;
 	/* Nothing in use: a map of one unit, unused. */
 	gp_image_set_unused_map(out, 0, size, 1);
-	buf = xmalloc(COPY_CHUNK);
-	for (off = 0; off < size;) {
-		uint64_t n = MIN((uint64_t)COPY_CHUNK, size - off);
-
-		if (check_interrupt() < 0)
-			goto out;
-		/* Past skip ranges that end here; into one that covers off. */
-		while (dc && sk < dc->nskip &&
-		    dc->skip[sk].off + dc->skip[sk].len <= off)
-			sk++;
-		if (dc && sk < dc->nskip && dc->skip[sk].off <= off) {
-			off = dc->skip[sk].off + dc->skip[sk].len;
-			continue;
-		}
-		if (dc && sk < dc->nskip)
-			n = MIN(n, dc->skip[sk].off - off);
-		st = gp_image_allocated(in, off, n, &p);
-		if (st < 0)
-			goto out;
-		n = MIN(n, MAX(p, (uint64_t)1));
-		if (st == 1) {
-			if (gp_image_read(in, buf, (size_t)n, off) < 0)
-				goto out;
-			if (!is_zero(buf, (size_t)n) &&
-			    gp_image_write(out, buf, (size_t)n, off) < 0)
-				goto out;
-		}
-		off += n;
-		if (dc && dc->progress)
-			dc->progress(dc->pctx, off, size);
-	}
+	c.out = out;
+	c.buf = xmalloc(COPY_CHUNK);
+	/* Progress counts the bytes that hold data, known first from the
+	 * block tables alone. */
+	if (dc && dc->progress &&
+	    (total = data_ranges(in, size, dc, NULL, NULL)) < 0)
+		goto out;
+	c.total = (uint64_t)total;
+	if (data_ranges(in, size, dc, copy_range, &c) < 0)
+		goto out;
 	if (gp_image_commit(out) < 0)
 		goto out;
 	ret = 0;
 out:
-	free(buf);
+	free(c.buf);
 	if (gp_image_close(out) < 0 && ret == 0)
 		ret = -1;
 	return ret;
@@ -241,7 +284,7 @@ copy_progress(void *ctx, uint64_t done, uint64_t total)
 {
 	const struct stage_opts *o = ctx;
 
-	o->progress(o->pctx, 0, 0, done, total);
+	o->progress(o->pctx, "copying the image", 0, 0, done, total);
 }
 
 int

@@ -46,6 +46,14 @@ struct guest {
 	bool have_manifest;
 };
 
+static void
+progress(const struct stage_opts *o, const char *phase, uint64_t files,
+    uint64_t nfiles, uint64_t bytes, uint64_t total)
+{
+	if (o && o->progress)
+		o->progress(o->pctx, phase, files, nfiles, bytes, total);
+}
+
 const char *
 stage_action_name(enum stage_action a)
 {
@@ -369,9 +377,8 @@ copy_fill(void *ctx, void *buf, size_t len)
 	if (!c->bytes_done)
 		return 0;		/* no progress to count */
 	*c->bytes_done += len;
-	if (c->o->progress)
-		c->o->progress(c->o->pctx, *c->files_done, c->nfiles,
-		    *c->bytes_done, c->total);
+	progress(c->o, "staging", *c->files_done, c->nfiles, *c->bytes_done,
+	    c->total);
 	return 0;
 }
 
@@ -587,6 +594,8 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 			char fp[40];
 
 			r->files_written++;
+			progress(o, "staging", r->files_written, nfiles,
+			    r->bytes_written, total);
 			snprintf(fp, sizeof(fp), "stage-file-%llu",
 			    (unsigned long long)r->files_written);
 			fault_point(fp);
@@ -716,13 +725,39 @@ hash_cb(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* Where reading back (or verifying) is: files and bytes of the totals. */
+struct readback {
+	const struct stage_opts *o;
+	const char *phase;
+	uint64_t files, nfiles, bytes, total;
+};
+
+static void
+readback_init(struct readback *rb, const struct stage_opts *o,
+    const char *phase, const struct manifest *m, const struct pkg_set *set)
+{
+	size_t i, k;
+
+	memset(rb, 0, sizeof(*rb));
+	rb->o = o;
+	rb->phase = phase;
+	for (i = 0; i < m->n; i++) {
+		if (set && !in_set(set, m->v[i].name))
+			continue;
+		for (k = 0; k < m->v[i].nfiles; k++) {
+			rb->nfiles += !m->v[i].files[k].is_dir;
+			rb->total += m->v[i].files[k].size;
+		}
+	}
+}
+
 /*
  * Read every file of mp back from the volume and compare with its hash.
  * Returns the number of bad files, or -1 on an error that stops reading.
  */
 static long
 check_package(struct guest *g, const struct man_pkg *mp,
-    struct stage_report *r, bool *bad_files)
+    struct stage_report *r, bool *bad_files, struct readback *rb)
 {
 	long bad = 0;
 	size_t i;
@@ -753,6 +788,12 @@ check_package(struct guest *g, const struct man_pkg *mp,
 			sha256_final(&h.sha, d);
 			sha256_hex(d, hex);
 			r->files_checked++;
+			if (rb) {
+				rb->files++;
+				rb->bytes += f->size;
+				progress(rb->o, rb->phase, rb->files,
+				    rb->nfiles, rb->bytes, rb->total);
+			}
 			if (strcmp(hex, f->sha256) != 0)
 				what = "different (SHA-256 mismatch)";
 		}
@@ -1813,7 +1854,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			 * that differ or are missing written again. */
 			if (o->repair) {
 				bad[i] = xcalloc(mp->nfiles + 1, sizeof(bool));
-				nbad = check_package(&g, mp, r, bad[i]);
+				nbad = check_package(&g, mp, r, bad[i], NULL);
 				if (nbad < 0)
 					goto fail;
 			}
@@ -1921,6 +1962,24 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	if (plan_copies(&g, set, restage, o, &plan, &nplan, &r->changed,
 	    &r->sysfiles_kept) < 0)
 		goto fail;
+	/* The plan, for -v. */
+	for (i = 0; debug_enabled() && i < r->n; i++)
+		debug("%s: plan: %s %s%s%s", image,
+		    stage_action_name(r->v[i].action), r->v[i].name,
+		    r->v[i].replaces ? ", replacing " : "",
+		    r->v[i].replaces ? r->v[i].replaces : "");
+	for (i = 0; debug_enabled() && i < nplan; i++)
+		debug("%s: plan: copy %s\\%s to %s (%s)", image,
+		    plan[i].p->name, plan[i].f->rel, plan[i].dest,
+		    plan[i].overwrite ? "overwrite" : "when newer");
+	if (debug_enabled() && (gr.s.values_set || gr.s.values_deleted ||
+	    gr.s.keys_created || gr.s.keys_deleted))
+		debug("%s: plan: registry: %llu values set, %llu deleted, "
+		    "%llu keys created, %llu deleted", image,
+		    (unsigned long long)gr.s.values_set,
+		    (unsigned long long)gr.s.values_deleted,
+		    (unsigned long long)gr.s.keys_created,
+		    (unsigned long long)gr.s.keys_deleted);
 	for (i = 0; i < g.man.ncopies; i++)
 		for (j = 0; j < r->n; j++)
 			if (r->v[j].action == ACT_REMOVE && !strcasecmp(
@@ -2067,10 +2126,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	if (write_manifest(&g) < 0)
 		goto fail;
 	if (o->dry_run) {
+		struct readback rb;
+
 		/* Read the staged state back from the session. */
+		readback_init(&rb, o, "reading back", &g.man, set);
 		for (i = 0; i < g.man.n; i++)
 			if (in_set(set, g.man.v[i].name) &&
-			    check_package(&g, &g.man.v[i], r, NULL) != 0) {
+			    check_package(&g, &g.man.v[i], r, NULL, &rb) != 0) {
 				if (!error_pending())
 					error_set(EIO, "%s: read-back after the "
 					    "dry run differs: %s", image,
@@ -2079,6 +2141,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			}
 		r->verified = true;
 	}
+	progress(o, "committing", 0, 0, 0, 0);
 	if (guest_commit(&g) < 0)
 		goto fail;
 	r->man = g.man;
@@ -2179,6 +2242,8 @@ stage_remove(const char *image, char **names, size_t n,
 	if (r->changed && write_manifest(&g) < 0)
 		goto fail;
 	/* Nothing removed: the session is dropped unwritten. */
+	if (r->changed)
+		progress(o, "committing", 0, 0, 0, 0);
 	if (r->changed && guest_commit(&g) < 0)
 		goto fail;
 	guest_close(&g);
@@ -2229,6 +2294,7 @@ stage_verify(const char *image, const struct stage_opts *o,
     struct stage_report *r)
 {
 	struct stage_opts vo = *o;
+	struct readback rb;
 	struct guest g;
 	char *parent = NULL;
 	size_t i;
@@ -2273,13 +2339,14 @@ stage_verify(const char *image, const struct stage_opts *o,
 		    g.manifest_path);
 		goto fail;
 	}
+	readback_init(&rb, o, "verifying", &g.man, NULL);
 	for (i = 0; i < g.man.n; i++) {
 		struct man_pkg *mp = &g.man.v[i];
 		struct stage_item *it = add_item(r, mp->name, mp->inf,
 		    mp->driver_ver, ACT_UNCHANGED);
 
 		it->bytes = mp->bytes;
-		bad = check_package(&g, mp, r, NULL);
+		bad = check_package(&g, mp, r, NULL, &rb);
 		if (bad < 0)
 			goto fail;
 		r->bad += (uint64_t)bad;

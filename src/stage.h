@@ -36,9 +36,11 @@ struct stage_opts {
 	const char *output;		/* --output NEW: a full image */
 	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */
 	const char *child;		/* --child NEW: a differencing VHDX */
-	/* Progress of long copies: files and bytes done of the totals. */
-	void (*progress)(void *ctx, uint64_t files, uint64_t nfiles,
-	    uint64_t bytes, uint64_t total);
+	/* Progress of a long phase ("copying the image", "staging",
+	 * "reading back", "verifying", "committing"): files and bytes done
+	 * of the totals (0 when not counted). */
+	void (*progress)(void *ctx, const char *phase, uint64_t files,
+	    uint64_t nfiles, uint64_t bytes, uint64_t total);
 	void *pctx;
 };
 

@@ -173,30 +173,68 @@ gp_warnings_clear(void)
 	nwarnings = 0;
 }
 
+/*
+ * Text for a terminal: names, labels and messages come from images,
+ * packages and hives, so control characters (escape sequences), C1
+ * controls and bytes that are not UTF-8 are shown as \xNN; only the line
+ * breaks and tabs of our own formats pass.
+ */
+void
+fputs_term(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int len;
+
+	for (; *p; p += len) {
+		uint32_t c = utf8_decode(p, &len);
+
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
+		    (c >= 0x80 && c < 0xa0) || (c == 0xfffd && len == 1)) {
+			int i;
+
+			for (i = 0; i < len; i++)
+				fprintf(f, "\\x%02x", p[i]);
+		} else {
+			fwrite(p, 1, (size_t)len, f);
+		}
+	}
+}
+
+static int debug_on = -1;
+
+void
+debug_set(bool on)
+{
+	debug_on = on;
+}
+
 bool
 debug_enabled(void)
 {
-	static int on = -1;
 	const char *e;
 
-	if (on < 0) {
+	if (debug_on < 0) {
 		e = getenv("GPUPV_PREP_DEBUG");
-		on = e && *e && strcmp(e, "0") != 0;
+		debug_on = e && *e && strcmp(e, "0") != 0;
 	}
-	return on;
+	return debug_on;
 }
 
 void
 debug(const char *fmt, ...)
 {
 	va_list ap;
+	char *s;
 
 	if (!debug_enabled())
 		return;
 	fputs("gpupv-prep: debug: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
 	va_end(ap);
+	fputs_term(stderr, s);	/* names from images and packages */
+	free(s);
 	fputc('\n', stderr);
 }
 

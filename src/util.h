@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gpupv-prep.h"
@@ -51,8 +52,13 @@ int	error_corrupt(const char *path, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 bool	error_pending(void);
 
+/* s for a terminal: control characters and bytes that are not UTF-8
+ * shown as \xNN (line breaks and tabs pass). */
+void	fputs_term(FILE *f, const char *s);
+
 /* Debug tracing, on with GPUPV_PREP_DEBUG=1. */
 bool	debug_enabled(void);
+void	debug_set(bool on);		/* -v: as GPUPV_PREP_DEBUG=1 */
 void	debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double	mono_ms(void);		/* a monotonic clock, for debug timings */
 /*
