@@ -1310,6 +1310,83 @@ ntfs_name_check(const char *name)
 	return 0;
 }
 
+/* Name of $Secure's descriptor stream. */
+static ntfschar sds_name[] = { const_cpu_to_le16('$'), const_cpu_to_le16('S'),
+	const_cpu_to_le16('D'), const_cpu_to_le16('S') };
+
+/*
+ * Check, before libntfs-3g reads it, the $SII entry that gives the place
+ * and size of dir's descriptor in $Secure:$SDS: libntfs-3g allocates and
+ * reads what the entry says (a size below the header wraps around; one
+ * past the stream is read from elsewhere).  A descriptor is at least a
+ * header and a SECURITY_DESCRIPTOR_RELATIVE, never crosses a 256 KiB
+ * boundary of $SDS, and lies inside the stream.  A folder without a
+ * $Secure id has its descriptor in its own $SECURITY_DESCRIPTOR
+ * attribute (NTFS 1.x), which libntfs-3g reads whole: its size must be
+ * one a descriptor can have.  0 if it is sound (or not in $SII, which
+ * libntfs-3g handles), -1 with the error recorded.
+ */
+static int
+check_secure_entry(gp_volume *v, ntfs_inode *dir)
+{
+	ntfs_index_context *x = v->vol->secure_xsii;
+	const SECURITY_DESCRIPTOR_HEADER *h;
+	SII_INDEX_KEY key;
+	unsigned doff, dlen, elen;
+	uint64_t off, len;
+	ntfs_attr *na;
+	bool ok;
+
+	if (!test_nino_flag(dir, v3_Extensions) || !dir->security_id ||
+	    !x || !v->vol->secure_ni) {
+		na = ntfs_attr_open(dir, AT_SECURITY_DESCRIPTOR, AT_UNNAMED, 0);
+		ok = !na || (na->data_size >= (s64)sizeof(
+		    SECURITY_DESCRIPTOR_RELATIVE) && na->data_size <= 65536);
+		if (na)
+			ntfs_attr_close(na);
+		if (!ok)
+			return error_setc(GP_EXIT_CORRUPT, EIO, "%s: the "
+			    "security descriptor of a folder on the path "
+			    "(inode %llu) has an impossible size; run chkdsk "
+			    "/f in the guest", v->where,
+			    (unsigned long long)dir->mft_no), -1;
+		return 0;
+	}
+	key.security_id = dir->security_id;
+	ntfs_index_ctx_reinit(x);
+	if (ntfs_index_lookup(&key, sizeof(key), x) || !x->entry)
+		return 0;
+	/* libntfs-3g takes the data at its usual place (after the 16-byte
+	 * entry header and the 4-byte key), whatever data_offset says; so
+	 * does Windows write it. */
+	doff = le16_to_cpu(x->entry->data_offset);
+	dlen = le16_to_cpu(x->entry->data_length);
+	elen = le16_to_cpu(x->entry->length);
+	h = (const SECURITY_DESCRIPTOR_HEADER *)((const u8 *)x->entry + doff);
+	ok = doff == 16 + sizeof(key) && dlen >= sizeof(*h) &&
+	    (size_t)doff + dlen <= elen;
+	off = ok ? le64_to_cpu(h->offset) : 0;
+	len = ok ? le32_to_cpu(h->length) : 0;
+	ok = ok && h->security_id == key.security_id &&
+	    len >= sizeof(*h) + sizeof(SECURITY_DESCRIPTOR_RELATIVE) &&
+	    len <= 256 * 1024 && off / (256 * 1024) ==
+	    (off + len - 1) / (256 * 1024);
+	if (ok) {
+		na = ntfs_attr_open(v->vol->secure_ni, AT_DATA, sds_name, 4);
+		ok = na && na->data_size >= 0 &&
+		    off + len <= (uint64_t)na->data_size;
+		if (na)
+			ntfs_attr_close(na);
+	}
+	ntfs_index_ctx_reinit(x);
+	if (!ok)
+		return error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure: the "
+		    "security descriptor of a folder on the path (id %u) is "
+		    "damaged; run chkdsk /f in the guest", v->where,
+		    le32_to_cpu(key.security_id)), -1;
+	return 0;
+}
+
 /*
  * The security id a new entry in dir gets: the descriptor Windows would
  * derive from dir's inheritable ACEs, found in or added to $Secure.  With
@@ -1323,6 +1400,8 @@ inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir)
 	le32 id = const_cpu_to_le32(0);
 
 	if (v->secure_open) {
+		if (check_secure_entry(v, dir) < 0)
+			return id;
 		memset(&scx, 0, sizeof(scx));
 		scx.vol = v->vol;
 		scx.pseccache = &v->seccache;
@@ -1338,6 +1417,7 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 {
 	ntfschar *uname = NULL;
 	ntfs_inode *ni;
+	le32 sid;
 	int ulen;
 
 	if (ntfs_name_check(name) < 0) {
@@ -1351,8 +1431,12 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 		    name);
 		return NULL;
 	}
-	ni = ntfs_create(dir, inherited_id(v, dir, type == S_IFDIR), uname,
-	    (u8)ulen, type);
+	sid = inherited_id(v, dir, type == S_IFDIR);
+	if (error_pending()) {
+		free(uname);
+		return NULL;
+	}
+	ni = ntfs_create(dir, sid, uname, (u8)ulen, type);
 	free(uname);
 	if (!ni)
 		ntfs_fail(v, GP_EXIT_FAILURE, errno,

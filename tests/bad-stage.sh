@@ -147,6 +147,15 @@ bad 1 "which has .* free; nothing was written" stage "$IMG" "$TMP/a/huge/h.inf_a
 echo 'just some text, not a disk image' >"$TMP/text.img"
 IMG=$TMP/text.img
 bad 4 "no Windows" stage "$IMG" "$PKG"
+# $Secure's $SII entries (data at offset 20, 20 bytes, entry 40, key 4)
+# claiming descriptors shorter than their own header: libntfs-3g would
+# allocate 2^64 - 12 bytes from them; refused by name instead.
+cp "$keep" "$TMP/sec.raw"
+for o in $(LC_ALL=C grep -obUaP '\x14\x00\x14\x00\x00\x00\x00\x00\x28\x00\x04\x00\x00\x00\x00\x00' "$TMP/sec.raw" | cut -d: -f1); do
+  "$IMGTOOL" poke "$TMP/sec.raw" $((o + 36)) u32 8
+done
+IMG=$TMP/sec.raw
+bad 3 "\$Secure: the security descriptor of a folder on the path (id [0-9]*) is damaged" stage "$IMG" "$PKG"
 IMG=$keep
 cp "$keep" "$TMP/out.vhdx"
 bad 1 "out.vhdx: exists; gpupv-prep does not overwrite" stage "$IMG" "$PKG" --output "$TMP/out.vhdx"
