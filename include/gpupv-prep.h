@@ -51,6 +51,9 @@ enum gp_open_flags {
 	GP_OPEN_RDONLY = 0,
 	GP_OPEN_RDWR = 1 << 0,
 	GP_OPEN_DRY_RUN = 1 << 1,	/* writable view; the file never changes */
+	GP_OPEN_NO_PARENT = 1 << 2,	/* a differencing image alone: its own
+					   facts; reads that need the parent
+					   fail */
 };
 
 struct gp_open_opts {
@@ -77,6 +80,10 @@ struct gp_image_info {
 };
 
 gp_image *gp_image_open(const char *path, const struct gp_open_opts *opts);
+/* The differencing images beside path that name it as their parent:
+ * fn for each; returns how many. */
+int	gp_image_children(const char *path, void (*fn)(void *ctx,
+	    const char *child), void *ctx);
 int	gp_image_get_info(const gp_image *img, struct gp_image_info *info);
 const gp_image *gp_image_parent(const gp_image *img);
 /* Virtual disk I/O; any offset and length inside the virtual size. */
@@ -149,6 +156,10 @@ struct gp_create_opts {
 	uint32_t logical_sector_size;	/* 0: 512 */
 	uint32_t physical_sector_size;	/* 0: 4096 */
 	const gp_image *parent;		/* differencing child of this */
+	/* Where the parent will live on the Windows host ("D:\\VMs\\x.vhdx"),
+	 * recorded as its absolute_win32_path; NULL: only the relative
+	 * path is recorded. */
+	const char *parent_windows_path;
 };
 int	gp_image_create(const char *path, const struct gp_create_opts *o);
 

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -283,6 +284,11 @@ seen_before(const char *const *c, size_t i)
 int
 blk_parent_read(gp_image *img, void *buf, size_t len, uint64_t off)
 {
+	if (!img->parent && (img->flags & GP_OPEN_NO_PARENT)) {
+		error_setc(GP_EXIT_PARENT, ENOENT, "%s: opened without its "
+		    "parent; this part of the disk is the parent's", img->path);
+		return -1;
+	}
 	if (!img->parent) {
 		memset(buf, 0, len);
 		return 0;
@@ -309,6 +315,9 @@ blk_open_parent(gp_image *img, const char *const *candidates,
 	struct stat st_child, st_par;
 	gp_image *par;
 	size_t i;
+
+	if (img->flags & GP_OPEN_NO_PARENT)
+		return 0;
 
 	if (img->depth + 1 >= BLK_MAX_CHAIN) {
 		error_setc(GP_EXIT_PARENT, ELOOP,
@@ -413,6 +422,13 @@ image_open(const char *path, const struct gp_open_opts *opts, unsigned depth)
 	img->path = xstrdup(path);
 	img->flags = opts->flags;
 	img->depth = depth;
+	img->fd = -1;
+	if ((img->flags & GP_OPEN_NO_PARENT) &&
+	    (img->flags & (GP_OPEN_RDWR | GP_OPEN_DRY_RUN))) {
+		error_set(EINVAL, "%s: an image opened without its parent "
+		    "cannot be written", path);
+		goto fail;
+	}
 	/* O_NONBLOCK: a FIFO (or a parent locator naming one) must not hang
 	 * the open; it is refused below, and the flag cleared for files. */
 	img->fd = open(path, (BLK_FILE_WRITABLE(img) ? O_RDWR : O_RDONLY) |
@@ -496,6 +512,73 @@ gp_image_get_info(const gp_image *img, struct gp_image_info *info)
 {
 	*info = img->info;
 	return 0;
+}
+
+/* How many entries of a folder gp_image_children looks at. */
+#define CHILDREN_MAX_ENTRIES 4096
+
+int
+gp_image_children(const char *path, void (*fn)(void *ctx,
+    const char *child), void *ctx)
+{
+	char *dir = path_dirname(path);
+	struct stat self, st;
+	struct dirent *e;
+	unsigned seen = 0;
+	int n = 0;
+	DIR *d;
+
+	if (stat(path, &self) < 0 || !(d = opendir(dir))) {
+		free(dir);
+		return 0;
+	}
+	while ((e = readdir(d)) && seen++ < CHILDREN_MAX_ENTRIES) {
+		struct gp_open_opts oo = { .flags = GP_OPEN_NO_PARENT };
+		const char *ext = strrchr(e->d_name, '.');
+		char *c, *hint, *t;
+		gp_image *img;
+
+		if (!ext || (strcasecmp(ext, ".avhdx") && strcasecmp(ext, ".vhdx") &&
+		    strcasecmp(ext, ".vhd") && strcasecmp(ext, ".avhd")))
+			continue;
+		c = path_join(dir, e->d_name);
+		if (stat(c, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (st.st_dev == self.st_dev && st.st_ino == self.st_ino)) {
+			free(c);
+			continue;
+		}
+		img = gp_image_open(c, &oo);
+		gp_error_clear();
+		if (img && img->parent_hint) {
+			/* The name it gives, relative to its folder, or the
+			 * last part of an absolute one. */
+			hint = xstrdup(img->parent_hint);
+			for (t = hint; *t; t++)
+				if (*t == '\\')
+					*t = '/';
+			t = path_join(dir, hint[0] == '.' && hint[1] == '/' ?
+			    hint + 2 : hint);
+			if (stat(t, &st) < 0 || st.st_dev != self.st_dev ||
+			    st.st_ino != self.st_ino) {
+				free(t);
+				t = path_join(dir, path_basename(hint));
+			}
+			if (stat(t, &st) == 0 && st.st_dev == self.st_dev &&
+			    st.st_ino == self.st_ino) {
+				fn(ctx, c);
+				n++;
+			}
+			free(t);
+			free(hint);
+		}
+		if (img)
+			gp_image_close(img);
+		gp_error_clear();
+		free(c);
+	}
+	closedir(d);
+	free(dir);
+	return n;
 }
 
 const gp_image *
@@ -689,9 +772,12 @@ gp_image_create(const char *path, const struct gp_create_opts *o)
 			free(abs);
 			return -1;
 		}
-		for (char *c = abs; *c; c++)
-			if (*c == '/')
-				*c = '\\';
+		/* A host path is no Windows path: the absolute one is
+		 * recorded only when the caller says where the parent will
+		 * be. */
+		free(abs);
+		abs = o->parent_windows_path ?
+		    xstrdup(o->parent_windows_path) : NULL;
 		n.vsize = par->info.virtual_size;
 		n.block_size = o->block_size ? o->block_size :
 		    par->info.block_size ? par->info.block_size : 0;

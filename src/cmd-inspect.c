@@ -147,64 +147,73 @@ scheme_name(enum gp_part_scheme s)
 	return s == GP_SCHEME_GPT ? "gpt" : s == GP_SCHEME_MBR ? "mbr" : "none";
 }
 
+/* The "image" member: the file's own facts and its chain. */
+static void
+json_image(struct json *j, const struct gp_image_info *info,
+    const gp_image *img)
+{
+	const gp_image *par;
+
+	json_key(j, "image");
+	json_obj_begin(j);
+	json_key(j, "path");
+	json_str(j, info->path);
+	json_key(j, "format");
+	json_str(j, info->format);
+	json_key(j, "subformat");
+	json_str(j, info->subformat);
+	json_key(j, "virtual_size");
+	json_u64(j, info->virtual_size);
+	json_key(j, "file_size");
+	json_u64(j, info->file_size);
+	json_key(j, "logical_sector_size");
+	json_u64(j, info->logical_sector_size);
+	json_key(j, "physical_sector_size");
+	json_u64(j, info->physical_sector_size);
+	json_key(j, "block_size");
+	if (info->block_size)
+		json_u64(j, info->block_size);
+	else
+		json_null(j);
+	json_key(j, "parent");
+	json_str(j, info->parent);
+	json_key(j, "disk_id");
+	json_str(j, info->disk_id[0] ? info->disk_id : NULL);
+	json_key(j, "creator");
+	json_str(j, info->creator[0] ? info->creator : NULL);
+	json_key(j, "log_replayed");
+	json_bool(j, info->log_replayed);
+	json_key(j, "journal_replayed");
+	json_bool(j, info->journal_replayed);
+	json_key(j, "chain");
+	json_arr_begin(j);
+	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
+		struct gp_image_info pi;
+
+		gp_image_get_info(par, &pi);
+		json_obj_begin(j);
+		json_key(j, "path");
+		json_str(j, pi.path);
+		json_key(j, "format");
+		json_str(j, pi.format);
+		json_key(j, "subformat");
+		json_str(j, pi.subformat);
+		json_obj_end(j);
+	}
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
 static void
 print_json(const struct gp_image_info *info, const gp_image *img,
     const struct gp_partition_table *pt, const struct gp_windows *w,
     bool have_windows, const struct pkgs *pk)
 {
 	struct json j;
-	const gp_image *par;
 	size_t i;
 
 	cli_json_begin(&j, &cmd_inspect);
-	json_key(&j, "image");
-	json_obj_begin(&j);
-	json_key(&j, "path");
-	json_str(&j, info->path);
-	json_key(&j, "format");
-	json_str(&j, info->format);
-	json_key(&j, "subformat");
-	json_str(&j, info->subformat);
-	json_key(&j, "virtual_size");
-	json_u64(&j, info->virtual_size);
-	json_key(&j, "file_size");
-	json_u64(&j, info->file_size);
-	json_key(&j, "logical_sector_size");
-	json_u64(&j, info->logical_sector_size);
-	json_key(&j, "physical_sector_size");
-	json_u64(&j, info->physical_sector_size);
-	json_key(&j, "block_size");
-	if (info->block_size)
-		json_u64(&j, info->block_size);
-	else
-		json_null(&j);
-	json_key(&j, "parent");
-	json_str(&j, info->parent);
-	json_key(&j, "disk_id");
-	json_str(&j, info->disk_id[0] ? info->disk_id : NULL);
-	json_key(&j, "creator");
-	json_str(&j, info->creator[0] ? info->creator : NULL);
-	json_key(&j, "log_replayed");
-	json_bool(&j, info->log_replayed);
-	json_key(&j, "journal_replayed");
-	json_bool(&j, info->journal_replayed);
-	json_key(&j, "chain");
-	json_arr_begin(&j);
-	for (par = gp_image_parent(img); par; par = gp_image_parent(par)) {
-		struct gp_image_info pi;
-
-		gp_image_get_info(par, &pi);
-		json_obj_begin(&j);
-		json_key(&j, "path");
-		json_str(&j, pi.path);
-		json_key(&j, "format");
-		json_str(&j, pi.format);
-		json_key(&j, "subformat");
-		json_str(&j, pi.subformat);
-		json_obj_end(&j);
-	}
-	json_arr_end(&j);
-	json_obj_end(&j);
+	json_image(&j, info, img);
 
 	json_key(&j, "partition_table");
 	json_str(&j, scheme_name(pt->scheme));
@@ -271,14 +280,12 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 	cli_json_finish(&j);
 }
 
+/* The file's own facts and its chain, for a person. */
 static void
-print_human(const struct gp_image_info *info, const gp_image *img,
-    const struct gp_partition_table *pt, const struct gp_windows *w,
-    bool have_windows, const struct pkgs *pk)
+human_image(const struct gp_image_info *info, const gp_image *img)
 {
-	char b1[32], b2[32];
 	const gp_image *par;
-	size_t i;
+	char b1[32], b2[32];
 
 	cli_printf("image:       %s\n", info->path);
 	cli_printf("format:      %s%s%s, %s virtual (%llu bytes), %u-byte "
@@ -302,6 +309,20 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		cli_printf("parent:      %s (%s%s%s)\n", pi.path, pi.format,
 		    pi.subformat ? " " : "", pi.subformat ? pi.subformat : "");
 	}
+	if (!gp_image_parent(img) && info->parent_hint)
+		cli_printf("parent:      missing (the file names %s)\n",
+		    info->parent_hint);
+}
+
+static void
+print_human(const struct gp_image_info *info, const gp_image *img,
+    const struct gp_partition_table *pt, const struct gp_windows *w,
+    bool have_windows, const struct pkgs *pk)
+{
+	char b1[32], b2[32];
+	size_t i;
+
+	human_image(info, img);
 	cli_printf("partitions:  %s, %u\n", scheme_name(pt->scheme), pt->count);
 	for (i = 0; i < pt->count; i++) {
 		const struct gp_partition *p = &pt->parts[i];
@@ -335,6 +356,42 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		    pk->v[i].driver_ver ? pk->v[i].driver_ver : "",
 		    pk->v[i].wddm ? " (" : "", pk->v[i].wddm ? pk->v[i].wddm : "",
 		    pk->v[i].wddm ? ")" : "");
+}
+
+/*
+ * A differencing image whose parent cannot be opened: what the file
+ * itself says (format, size, the parent it names) is still reported,
+ * then the error, with its exit status.
+ */
+static int
+orphan(const struct cmd *cmd, const char *path, struct gp_open_opts *oo,
+    bool json)
+{
+	struct gp_image_info info;
+	char *msg = xstrdup(gp_error_message());
+	gp_image *img;
+	struct json j;
+
+	oo->flags |= GP_OPEN_NO_PARENT;
+	gp_error_clear();
+	img = gp_image_open(path, oo);
+	gp_error_clear();
+	error_setc(GP_EXIT_PARENT, ENOENT, "%s", msg);
+	free(msg);
+	if (!img)
+		return cli_fail(cmd);
+	gp_image_get_info(img, &info);
+	if (json) {
+		cli_json_begin(&j, cmd);
+		json_image(&j, &info, img);
+		cli_json_error(&j, GP_EXIT_PARENT, gp_error_message());
+		cli_json_finish(&j);
+	} else if (!cli_quiet) {
+		human_image(&info, img);
+	}
+	gp_image_close(img);
+	fflush(stdout);
+	return cli_fail(cmd);
 }
 
 static int
@@ -394,6 +451,8 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 		    argv[optind + 1]);
 
 	img = gp_image_open(argv[optind], &oo);
+	if (!img && gp_error_code() == GP_EXIT_PARENT)
+		return orphan(cmd, argv[optind], &oo, json);
 	if (!img)
 		return cli_fail(cmd);
 	gp_image_get_info(img, &info);

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "json.h"
+#include "ntfs.h"
 #include "sidecar.h"
 #include "stage.h"
 
@@ -239,7 +240,44 @@ enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
 	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR, OPT_FORCE,
+	OPT_PARENT_PATH,
 };
+
+/*
+ * Whether p is an absolute Windows path to a VHDX: "D:\dir\x.vhdx" or
+ * "\\server\share\dir\x.vhdx", each component a name Windows can
+ * hold, at most 1024 characters.
+ */
+static bool
+windows_vhdx_path(const char *p)
+{
+	const char *c, *ext;
+	char *copy, *comp, *save = NULL;
+	bool ok = true;
+	int skip;
+
+	if (strlen(p) > 1024)
+		return false;
+	if (((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z') && p[1] == ':' &&
+	    p[2] == '\\')
+		c = p + 3, skip = 0;
+	else if (p[0] == '\\' && p[1] == '\\' && p[2] && p[2] != '\\')
+		c = p + 2, skip = 0;
+	else
+		return false;
+	ext = strrchr(p, '.');
+	if (!ext || (strcasecmp(ext, ".vhdx") && strcasecmp(ext, ".avhdx")))
+		return false;
+	copy = xstrdup(c);
+	/* Empty components ("a\\b", a trailing "\\") are refused too. */
+	if (!*copy || copy[strlen(copy) - 1] == '\\' || strstr(copy, "\\\\"))
+		ok = false;
+	for (comp = strtok_r(copy, "\\", &save); ok && comp;
+	    comp = strtok_r(NULL, "\\", &save), skip++)
+		ok = ntfs_name_check(comp) == 0;
+	free(copy);
+	return ok && skip >= (p[0] == '\\' ? 3 : 1);
+}
 
 static void
 push(char ***v, size_t *n, char *s)
@@ -293,6 +331,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "child", required_argument, NULL, OPT_CHILD },
 		{ "repair", no_argument, NULL, OPT_REPAIR },
 		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "parent-path", required_argument, NULL, OPT_PARENT_PATH },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -366,6 +405,14 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 				    "vhdx, vhdx-fixed, vhd or raw");
 			c->o.output_format = optarg;
 			continue;
+		case OPT_PARENT_PATH:
+			if (!windows_vhdx_path(optarg))
+				return cli_usage_error(cmd, "--parent-path: '%s' is "
+				    "not an absolute Windows path to a VHDX, such "
+				    "as D:\\VMs\\base.vhdx or "
+				    "\\\\server\\share\\base.vhdx", optarg);
+			c->o.parent_path = optarg;
+			continue;
 		case OPT_CHILD: {
 			const char *ext = strrchr(path_basename(optarg), '.');
 
@@ -435,6 +482,8 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		    "other");
 	if (c->o.output_format && !c->o.output)
 		return cli_usage_error(cmd, "--output-format needs --output");
+	if (c->o.parent_path && !c->o.child)
+		return cli_usage_error(cmd, "--parent-path goes with --child");
 	if (stage && ((c->host.script && strcmp(c->host.script, "-") == 0) ||
 	    (c->host.nanabox && strcmp(c->host.nanabox, "-") == 0)))
 		return cli_usage_error(cmd, "--script/--nanabox: stage prints "
@@ -481,6 +530,17 @@ finish(const struct cmd *cmd, struct common *c, struct stage_report *r,
 	stage_report_free(r);
 	free(err);
 	return ret;
+}
+
+/* Writing into an image that differencing children read through changes
+ * what they read: Hyper-V and gpupv-prep refuse them afterwards. */
+static void
+child_warning(void *ctx, const char *child)
+{
+	warn_add("%s is the parent of %s: writing into it breaks that "
+	    "child (Hyper-V, like gpupv-prep, refuses it afterwards, exit 9); "
+	    "stage into the child, or make a new one with --child", (char *)ctx,
+	    child);
 }
 
 /* What a host bundle brings that this run does not use, said as warnings. */
@@ -567,6 +627,8 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	host_cfg_merge(&want, &set.bundle.host);
 	host_cfg_merge(&want, &c.host.cfg);
 	c.o.host = &want;
+	if (!c.o.output && !c.o.child)
+		gp_image_children(image, child_warning, (void *)image);
 	cli_progress_init(&pg);
 	c.o.progress = progress_cb;
 	c.o.pctx = &pg;
@@ -620,6 +682,7 @@ remove_main(const struct cmd *cmd, int argc, char **argv)
 		for (; k < set.n; k++)
 			names[n++] = set.v[k].name;
 	}
+	gp_image_children(argv[optind], child_warning, argv[optind]);
 	cli_progress_init(&pg);
 	c.o.progress = progress_cb;
 	c.o.pctx = &pg;
@@ -706,6 +769,10 @@ const struct cmd cmd_stage = {
 	    "  --child NEW.avhdx  leave IMAGE untouched; write the changes to a "
 	    "new\n"
 	    "                     differencing VHDX whose parent is IMAGE\n"
+	    "  --parent-path WINPATH  where IMAGE will live on the Hyper-V host\n"
+	    "                     (D:\\VMs\\base.vhdx), recorded in the child "
+	    "besides\n"
+	    "                     the relative path\n"
 	    "  --script FILE      write the Hyper-V script that sets up the VM\n"
 	    HOST_OPTIONS_HELP,
 	.run = stage_main,

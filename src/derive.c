@@ -325,6 +325,7 @@ stage_derive(const char *image, struct pkg_set *set,
 	tmp = tmp_name(out);
 	if (o->child) {
 		co.parent = in;
+		co.parent_windows_path = o->parent_path;
 		parent_real = realpath(image, NULL);
 		if (gp_image_create(tmp, &co) < 0)
 			goto close_in;

@@ -36,6 +36,8 @@ struct stage_opts {
 	const char *output;		/* --output NEW: a full image */
 	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */
 	const char *child;		/* --child NEW: a differencing VHDX */
+	const char *parent_path;	/* --parent-path: the parent's Windows
+					   path, for the child's locator */
 	/* Progress of a long phase ("copying the image", "staging",
 	 * "reading back", "verifying", "committing"): files and bytes done
 	 * of the totals (0 when not counted). */

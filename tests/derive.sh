@@ -98,12 +98,43 @@ expect_eq "$(sha "$TMP/base.vhdx")" "$base" "second run: the parent changed"
 run 0 "$GPUPV_PREP" stage "$TMP/child.avhdx" "$PKG" --child "$TMP/grand.avhdx" --disable-fast-startup
 run 0 "$GPUPV_PREP" inspect --json "$TMP/grand.avhdx"
 expect_eq "$(jqv '.image.chain | length')" 2 "grandchild chain"
+# --parent-path: where the parent will be on the Hyper-V host, recorded
+# as the absolute path besides the relative one (read back by libvhdi).
+run 0 "$GPUPV_PREP" stage "$TMP/base.vhdx" --child "$TMP/pp.avhdx" \
+  --parent-path 'D:\Hyper-V\Golden images\base.vhdx' --disable-fast-startup
+vhdiinfo "$TMP/pp.avhdx" >"$TMP/vi" 2>&1 || fail "vhdiinfo: $(cat "$TMP/vi")"
+cp "$TMP/vi" "$TMP/vi.pp"
+"$IMGTOOL" vhdi-dump "$TMP/pp.avhdx" "$TMP/pp.raw" "$TMP/base.vhdx" ||
+  fail "libvhdi cannot read the --parent-path child through its parent"
+grep -q -F 'Parent filename		: D:\Hyper-V\Golden images\base.vhdx' "$TMP/vi.pp" ||
+  fail "libvhdi does not read --parent-path back: $(cat "$TMP/vi.pp")"
+# Without it, no host path passes for a Windows one.
+vhdiinfo "$TMP/child.avhdx" >"$TMP/vi" 2>&1
+grep 'Parent filename' "$TMP/vi" | grep -q 'tmp' &&
+  fail "a host path recorded as the child's Windows path: $(cat "$TMP/vi")"
+run 2 "$GPUPV_PREP" stage "$TMP/base.vhdx" --child "$TMP/x.avhdx" --parent-path /tmp/base.vhdx
+run 2 "$GPUPV_PREP" stage "$TMP/base.vhdx" --parent-path 'D:\base.vhdx' --disable-fast-startup
+[ -e "$TMP/x.avhdx" ] && fail "a refused --parent-path made a child"
+rm -f "$TMP/pp.avhdx"
+# Staging into a parent that a child beside it reads through: warned,
+# in --json too (the dry run says it before anything is written).
+run 0 "$GPUPV_PREP" stage "$TMP/base.vhdx" --disable-fast-startup --dry-run --json
+jqv '.warnings[]' | grep -q "is the parent of .*child.avhdx" ||
+  fail "no warning about the child: $(cat "$TMP/out")"
 # The parent changed after the child was made: named, exit 9.
 cp "$TMP/base.vhdx" "$TMP/base.keep"
-"$GPUPV_PREP" stage "$TMP/base.vhdx" --disable-fast-startup >/dev/null
+"$GPUPV_PREP" stage "$TMP/base.vhdx" --disable-fast-startup >"$TMP/out" 2>"$TMP/err"
+grep -q "is the parent of .*child.avhdx" "$TMP/err" || fail "no warning on stderr: $(cat "$TMP/err")"
 run 9 "$GPUPV_PREP" inspect "$TMP/child.avhdx"
 grep -q "does not match" "$TMP/err" || fail "mismatched parent: $(cat "$TMP/err")"
 rm "$TMP/base.vhdx"
 run 9 "$GPUPV_PREP" inspect "$TMP/child.avhdx"
 grep -q "base.vhdx" "$TMP/err" || fail "missing parent not named: $(cat "$TMP/err")"
+# ... and the child's own facts are still reported.
+grep -q "^format: *vhdx differencing" "$TMP/out" || fail "missing parent: no facts: $(cat "$TMP/out")"
+grep -q "^parent: *missing (the file names .*base.vhdx)" "$TMP/out" ||
+  fail "missing parent: not said: $(cat "$TMP/out")"
+run 9 "$GPUPV_PREP" inspect "$TMP/child.avhdx" --json
+expect_eq "$(jqv .image.subformat)" differencing "missing parent: --json image"
+expect_eq "$(jqv .error.exit_code)" 9 "missing parent: --json error"
 pass "--child: read through its parent by libvhdi and by us, staged files exact, parent untouched"
