@@ -308,6 +308,10 @@ struct gp_windows {
 	char *build;			/* CurrentBuildNumber, or NULL */
 	char *product;			/* ProductName, or NULL */
 	enum gp_volume_state state;
+	/* SYSTEM and SOFTWARE: "clean", "dirty" (logs to replay),
+	 * "dirty-no-logs" (stage and remove refuse it), "unreadable", or
+	 * NULL when the hive is absent. */
+	const char *hive_state[2];
 };
 
 /*

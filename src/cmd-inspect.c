@@ -256,6 +256,13 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 		json_str(&j, w->product);
 		json_key(&j, "volume_state");
 		json_str(&j, gp_volume_state_name(w->state));
+		json_key(&j, "hives");
+		json_obj_begin(&j);
+		json_key(&j, "SYSTEM");
+		json_str(&j, w->hive_state[0]);
+		json_key(&j, "SOFTWARE");
+		json_str(&j, w->hive_state[1]);
+		json_obj_end(&j);
 		json_obj_end(&j);
 	} else {
 		json_null(&j);
@@ -339,6 +346,9 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		    gp_volume_state_name(w->state));
 		if (w->product)
 			cli_printf("             %s\n", w->product);
+		cli_printf("hives:       SYSTEM %s, SOFTWARE %s\n",
+		    w->hive_state[0] ? w->hive_state[0] : "absent",
+		    w->hive_state[1] ? w->hive_state[1] : "absent");
 	} else {
 		cli_printf("windows:     none found\n");
 	}
@@ -356,6 +366,32 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		    pk->v[i].driver_ver ? pk->v[i].driver_ver : "",
 		    pk->v[i].wddm ? " (" : "", pk->v[i].wddm ? pk->v[i].wddm : "",
 		    pk->v[i].wddm ? ")" : "");
+}
+
+/* What the hives' state means for the commands that write. */
+static void
+hive_warnings(const struct gp_windows *w)
+{
+	static const char *const names[] = { "SYSTEM", "SOFTWARE" };
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		const char *st = w->hive_state[k];
+
+		if (!st || strcmp(st, "clean") == 0)
+			continue;
+		if (strcmp(st, "dirty") == 0)
+			warn_add("the %s hive is dirty (Windows did not write it "
+			    "back): stage and remove replay its transaction "
+			    "logs before editing it", names[k]);
+		else if (strcmp(st, "dirty-no-logs") == 0)
+			warn_add("the %s hive is dirty and has no transaction "
+			    "logs: stage and remove refuse to edit it (exit 6); start "
+			    "the guest and shut it down cleanly", names[k]);
+		else
+			warn_add("the %s hive is not a hive gpupv-prep can read: "
+			    "stage and remove refuse it (exit 3)", names[k]);
+	}
 }
 
 /*
@@ -462,6 +498,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	}
 	if (gp_windows_find(img, &pt, (int)partition, &w) == 0) {
 		have_windows = true;
+		hive_warnings(&w);
 	} else if (gp_error_code() != GP_EXIT_NO_WINDOWS || partition >= 0) {
 		ret = cli_fail(cmd);
 		goto out;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "hive.h"
 #include "util.h"
 
 #define SYSTEM_HIVE "Windows/System32/config/SYSTEM"
@@ -66,6 +67,57 @@ read_build(gp_volume *vol, struct gp_windows *w)
 	gp_error_clear();
 	unlink(tmp);
 	free(tmp);
+}
+
+struct head {
+	uint8_t buf[4096];
+	size_t len;
+};
+
+static int
+head_cb(void *ctx, const void *buf, size_t len)
+{
+	struct head *h = ctx;
+	size_t n = MIN(len, sizeof(h->buf) - h->len);
+
+	memcpy(h->buf + h->len, buf, n);
+	h->len += n;
+	return h->len == sizeof(h->buf) ? -1 : 0;
+}
+
+/* Whether a hive in System32\config is clean, as stage would judge it:
+ * its base block's sequence numbers, and its .LOG1/.LOG2 when dirty. */
+static const char *
+hive_state(gp_volume *vol, const char *path)
+{
+	struct head h = { .len = 0 };
+	struct hive_hdr hh;
+	struct gp_stat st;
+	const char *state = "dirty-no-logs";
+	int k;
+
+	if (gp_volume_stat(vol, path, &st) < 0 || st.is_dir) {
+		gp_error_clear();
+		return NULL;
+	}
+	gp_volume_read_cb(vol, path, head_cb, &h);
+	gp_error_clear();
+	if (hive_header(h.buf, h.len, &hh) < 0) {
+		gp_error_clear();
+		return "unreadable";
+	}
+	if (!hive_dirty(&hh))
+		return "clean";
+	for (k = 1; k <= 2; k++) {
+		char *log = xasprintf("%s.LOG%d", path, k);
+
+		if (gp_volume_stat(vol, log, &st) == 0 && !st.is_dir &&
+		    st.size > 512)
+			state = "dirty";
+		gp_error_clear();
+		free(log);
+	}
+	return state;
 }
 
 int
@@ -126,6 +178,8 @@ gp_windows_find(gp_image *img, struct gp_partition_table *pt, int partition,
 			gp_error_clear();
 			w->state = gp_volume_state(vol);
 			read_build(vol, w);
+			w->hive_state[0] = hive_state(vol, SYSTEM_HIVE);
+			w->hive_state[1] = hive_state(vol, SOFTWARE_HIVE);
 		}
 		gp_volume_close(vol);
 		gp_error_clear();

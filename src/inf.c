@@ -452,6 +452,37 @@ inf_driver_ver_of(const struct inf *inf)
 	return ver;
 }
 
+bool
+inf_driver_ver_valid(const char *dv)
+{
+	static const unsigned days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
+	    31, 30, 31 };
+	unsigned m, d, y, part, n = 0;
+	const char *p = dv;
+	int len;
+
+	if (!dv || sscanf(dv, "%2u/%2u/%4u%n", &m, &d, &y, &len) != 3 ||
+	    m < 1 || m > 12 || d < 1 || d > days[m - 1] || y < 1980 ||
+	    y > 2999 || !isdigit((unsigned char)dv[len - 1]))
+		return false;
+	p = dv + len;
+	if (!*p)
+		return true;
+	if (*p++ != ',')
+		return false;
+	while (*p == ' ')
+		p++;
+	do {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		for (part = 0; isdigit((unsigned char)*p); p++)
+			if ((part = part * 10 + (unsigned)(*p - '0')) > 65535)
+				return false;
+		n++;
+	} while (*p == '.' && *++p && n < 4);
+	return !*p && n >= 1;
+}
+
 /* DriverVer = date[, version]; frees inf. */
 static char *
 driver_ver_of(struct inf *inf, const char *path)

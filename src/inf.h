@@ -44,6 +44,9 @@ char	*inf_driver_ver(const char *path);
 char	*inf_driver_ver_mem(const char *name, const void *buf, size_t len);
 /* DriverVer of a parsed INF, or NULL (no error recorded). */
 char	*inf_driver_ver_of(const struct inf *inf);
+/* Whether DriverVer is "MM/DD/YYYY[,a.b.c.d]" with a real date and
+ * version parts up to 65535, as Windows writes and compares it. */
+bool	inf_driver_ver_valid(const char *dv);
 /* "WDDM 3.1" from a DriverVer's version (its first number), or NULL. */
 char	*inf_wddm_hint(const char *driver_ver);
 

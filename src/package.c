@@ -222,6 +222,33 @@ find_inf(const char *dir, const char *folder)
 	return best;
 }
 
+/* "<inf>_<arch>_<16 hex digits>", as DriverStore\\FileRepository names
+ * a package folder after its INF. */
+static bool
+driver_store_name(const char *name, const char *inf)
+{
+	static const char *const arches[] = { "amd64", "x86", "arm64", "arm",
+	    "ia64" };
+	size_t n = strlen(inf), i, k;
+	const char *a;
+
+	if (strncasecmp(name, inf, n) != 0 || name[n] != '_')
+		return false;
+	a = name + n + 1;
+	for (i = 0; i < ARRAY_SIZE(arches); i++) {
+		size_t al = strlen(arches[i]);
+
+		if (strncasecmp(a, arches[i], al) != 0 || a[al] != '_')
+			continue;
+		for (k = 0; k < 16; k++)
+			if (!isxdigit((unsigned char)a[al + 1 + k]))
+				break;
+		if (k == 16 && !a[al + 17])
+			return true;
+	}
+	return false;
+}
+
 static int
 add_package(struct pkg_set *set, const char *dir, char *inf)
 {
@@ -257,6 +284,17 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 	if (pkg_inf(p))
 		p->driver_ver = inf_driver_ver_of(p->parsed);
 	gp_error_clear();
+	/* GPU-PV finds the driver in the guest by the host's folder name. */
+	if (!driver_store_name(p->name, inf))
+		warn_add("package folder '%s' is not named as the host's "
+		    "DriverStore names it (%s_<arch>_<16 hex digits>): the "
+		    "guest looks for the host's exact folder name, so stage "
+		    "the folder from the host's DriverStore\\FileRepository",
+		    p->name, inf);
+	if (p->driver_ver && !inf_driver_ver_valid(p->driver_ver))
+		warn_add("%s: DriverVer '%s' is not MM/DD/YYYY,a.b.c.d: the "
+		    "Hyper-V script cannot compare it with the host's driver",
+		    p->inf_path, p->driver_ver);
 	w.p = p;
 	w.root = root;
 	i = (size_t)walk_dir(&w, root, "", 0);

@@ -474,7 +474,7 @@ undo_created(hive *h, const struct man_reg *rec)
 	/* A record from before values had records of their own: the key
 	 * goes with what is in it, as it always did. */
 	if (!rec->values_recorded)
-		return hive_delete_key(h, rec->key);
+		return hive_delete_key(h, rec->key) < 0 ? -1 : 1;
 	r = subtree_has_values(h, rec->key, 0, &budget);
 	gp_error_clear();
 	if (r != 0) {
@@ -482,7 +482,7 @@ undo_created(hive *h, const struct man_reg *rec)
 		    "left in place", rec->hive, rec->key);
 		return 0;
 	}
-	return hive_delete_key(h, rec->key);
+	return hive_delete_key(h, rec->key) < 0 ? -1 : 1;
 }
 
 int
@@ -501,19 +501,30 @@ regs_undo(struct regs *s)
 
 		if (!h)
 			return -1;
+		/* Counted as edits like any other, for the report. */
 		switch (rec->kind) {
 		case MR_KEY_CREATED:
 			r = undo_created(h, rec);
+			if (r > 0)
+				s->keys_deleted++;
+			r = r < 0 ? -1 : 0;
 			break;
 		case MR_KEY_DELETED:
 			r = hive_mkkey(h, rec->key, &created);
+			if (r == 0 && created)
+				s->keys_created++;
 			break;
 		case MR_VALUE:
 			r = hive_mkkey(h, rec->key, &created);
-			if (r == 0 && rec->had_old)
+			if (r == 0 && created)
+				s->keys_created++;
+			if (r == 0 && rec->had_old) {
 				r = hive_set(h, rec->key, rec->name, &rec->old);
-			else if (r == 0)
+				s->values_set += r == 0;
+			} else if (r == 0) {
 				r = hive_delete_value(h, rec->key, rec->name);
+				s->values_deleted += r == 0;
+			}
 			break;
 		}
 		free(created);

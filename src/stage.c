@@ -2237,6 +2237,10 @@ stage_remove(const char *image, char **names, size_t n,
 				goto fail;
 		if (regs_undo(&gr.s) < 0 || store_hives(&g, &gr, r) < 0)
 			goto fail;
+		r->reg_values_set = gr.s.values_set;
+		r->reg_values_deleted = gr.s.values_deleted;
+		r->reg_keys_created = gr.s.keys_created;
+		r->reg_keys_deleted = gr.s.keys_deleted;
 		r->changed = true;
 	}
 	if (r->changed && write_manifest(&g) < 0)

@@ -133,6 +133,14 @@ guest_file "$TMP/dh.raw" raw Windows/System32/config/SYSTEM "$TMP/dh.SYSTEM"
 "$IMGTOOL" put "$TMP/dh.raw" 3 Windows/System32/config/SYSTEM "$TMP/dh.SYSTEM"
 IMG=$TMP/dh.raw
 bad 6 "SYSTEM: the hive is dirty" stage "$IMG" --disable-fast-startup
+# inspect says so first, and which commands would refuse.
+run 0 "$GPUPV_PREP" inspect "$IMG"
+grep -q "^hives: *SYSTEM dirty-no-logs, SOFTWARE clean" "$TMP/out" ||
+  fail "inspect: hive state: $(cat "$TMP/out")"
+grep -q "warning: the SYSTEM hive is dirty and has no transaction logs: stage and remove refuse to edit it (exit 6)" "$TMP/err" ||
+  fail "inspect: no warning about the dirty hive: $(cat "$TMP/err")"
+run 0 "$GPUPV_PREP" inspect "$IMG" --json
+expect_eq "$(jqv .windows.hives.SYSTEM)" dirty-no-logs "inspect --json: SYSTEM hive"
 cp "$keep" "$TMP/man.raw"
 echo '{"format": 77}' >"$TMP/junk.json"
 "$IMGTOOL" put "$TMP/man.raw" 3 Windows/System32/HostDriverStore/gpupv-prep.json "$TMP/junk.json"

@@ -70,7 +70,8 @@ run 0 "$GPUPV_PREP" inspect "$IMG" --json
 schema inspect 'version:number command:string image:object partition_table:string partitions:array windows:object host_driver_store:array warnings:array'
 fields inspect '.image' 'path:string format:string subformat:string|null virtual_size:number file_size:number logical_sector_size:number physical_sector_size:number block_size:number|null parent:string|null disk_id:string|null creator:string|null log_replayed:boolean journal_replayed:boolean chain:array'
 fields inspect '.partitions[]' 'index:number start:number size:number type:string type_name:string|null name:string|null filesystem:string label:string|null'
-fields inspect '.windows' 'partition:number system_root:string build:string|null product:string|null volume_state:string'
+fields inspect '.windows' 'partition:number system_root:string build:string|null product:string|null volume_state:string hives:object'
+fields inspect '.windows.hives' 'SYSTEM:string|null SOFTWARE:string|null'
 fields inspect '.host_driver_store[]' 'package:string files:number bytes:number driver_ver:string|null wddm:string|null'
 
 run 0 "$GPUPV_PREP" script "$IMG" -o "$TMP/s.ps1" --nanabox "$TMP/n.7b" --json
@@ -89,6 +90,30 @@ qemu-img convert -f raw -O vpc "$TMP/g.raw" "$TMP/g.vhd"
 run 0 "$GPUPV_PREP" compact "$TMP/g.vhd" --dry-run --json
 schema compact 'version:number command:string image:string dry_run:boolean ntfs_volumes:number unused_bytes:number block_size:number|null blocks_dropped:number file_size_before:number file_size_after:number allocated_before:number allocated_after:number|null warnings:array'
 pass "every command's --json has its documented fields and types"
+
+# Warnings that say what the run cannot know is right: a package folder
+# not named as DriverStore names it, a DriverVer Windows would not write.
+mkdir -p "$TMP/odd/my-driver"
+printf '[Version]\r\nDriverVer = garbage\r\n' >"$TMP/odd/my-driver/odd.inf"
+echo x >"$TMP/odd/my-driver/a.dll"
+run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/odd/my-driver" --dry-run --json
+jqv '.warnings[]' | grep -q "package folder 'my-driver' is not named as the host's DriverStore names it (odd.inf_<arch>_<16 hex digits>)" ||
+  fail "no warning for the folder name: $(jqv '.warnings')"
+jqv '.warnings[]' | grep -q "DriverVer 'garbage' is not MM/DD/YYYY,a.b.c.d" ||
+  fail "no warning for DriverVer: $(jqv '.warnings')"
+run 0 "$GPUPV_PREP" stage "$IMG" "$PKG" --dry-run --json
+expect_eq "$(jqv '.warnings | length')" 0 "a well-named package warned about"
+pass "a folder name and a DriverVer that GPU-PV cannot use are warned about"
+
+# The human summary counts each kind apart; a registry-only run says so.
+printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\gpupvtest]\r\n"Start"=dword:00000003\r\n' >"$TMP/svc.reg"
+run 0 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/svc.reg"
+grep -q "written 0 files (0 bytes) into .*; registry: 1 value set, 0 deleted, 1 key created, 0 deleted" "$TMP/out" ||
+  fail "registry-only summary: $(cat "$TMP/out")"
+run 0 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/svc.reg"
+grep -q "nothing to do: .* already holds what was asked" "$TMP/out" || fail "re-run: $(cat "$TMP/out")"
+run 0 "$GPUPV_PREP" remove "$IMG"
+grep -q "registry: .* 1 deleted" "$TMP/out" || fail "remove does not say it deleted the key: $(cat "$TMP/out")"
 
 # Failures: the error object on stdout, the message on stderr as well.
 ERR='version:number command:string|null error:object warnings:array'

@@ -35,7 +35,10 @@ cycle() {
   expect_eq "$(sha "$img")" "$after" "$img: an identical re-run changed the image"
   run 0 "$GPUPV_PREP" verify "$img" --json "$@"
   expect_eq "$(jqv .verified)" true "$img: verify"
-  run 0 "$GPUPV_PREP" remove "$img" "$@"
+  # remove takes the package as stage did: its folder on the host.
+  run 0 "$GPUPV_PREP" remove "$img" "$PKG" --json "$@"
+  expect_eq "$(jqv '[.packages[] | .name + ":" + .action] | join(",")')" \
+    "$(basename "$PKG"):remove" "$img: remove by the host path"
   run 1 "$GPUPV_PREP" verify "$img" "$@"
   grep -q "nothing staged" "$TMP/err" || fail "$img: verify after remove"
   run 0 "$GPUPV_PREP" inspect --json "$img"
