@@ -30,6 +30,7 @@
 #include <ntfs-3g/inode.h>
 #include <ntfs-3g/logfile.h>
 #include <ntfs-3g/logging.h>
+#include <ntfs-3g/mst.h>
 #include <ntfs-3g/ntfstime.h>
 #include <ntfs-3g/runlist.h>
 #include <ntfs-3g/security.h>
@@ -68,6 +69,9 @@ struct gp_volume {
 	ntfs_volume *vol;
 	bool writable;
 	bool secure_open;		/* $Secure indexes opened for new ids */
+	bool secure_checked;
+	char *secure_bad;		/* why $Secure cannot be written, or
+					   NULL (check_secure) */
 	bool short_names;		/* give new names 8.3 aliases */
 	struct PERMISSIONS_CACHE *seccache;
 	char *where;			/* "IMAGE (offset N)" for messages */
@@ -837,6 +841,7 @@ gp_volume_close(gp_volume *v)
 		ret = -1;
 	if (v->secure_open)
 		ntfs_close_secure(v->vol);
+	free(v->secure_bad);
 	if (ntfs_umount(v->vol, FALSE) < 0) {
 		ntfs_fail(v, GP_EXIT_FAILURE, errno, "unmount failed");
 		ret = -1;
@@ -1315,6 +1320,239 @@ static ntfschar sds_name[] = { const_cpu_to_le16('$'), const_cpu_to_le16('S'),
 	const_cpu_to_le16('D'), const_cpu_to_le16('S') };
 
 /*
+ * $Secure's two indexes ($SII by id, $SDH by hash), walked once before
+ * the first descriptor is looked up or added: libntfs-3g trusts them
+ * (an entry it takes the size of a descriptor from, an index block left
+ * half-read by a failed lookup that it later writes back through a
+ * NULL attribute).  Every index block in use must carry a valid update
+ * sequence, every entry must lie inside its block with the key and data
+ * sizes these indexes have, point into $SDS within its bounds, and name
+ * only blocks that exist.  Returns NULL, or why not (allocated).
+ */
+#define SECURE_MAX_BLOCKS 65536		/* 256 MiB of index at 4 KiB */
+
+struct sec_index {
+	const char *name;
+	ntfschar uname[4];
+	COLLATION_RULES collation;
+	unsigned key_len, data_off;	/* of every entry but the last */
+	uint32_t bs, vcn_unit;		/* block size; bytes per VCN */
+};
+
+static char *
+check_entries(const u8 *p, size_t len, const struct sec_index *x,
+    uint64_t sds_size, uint64_t nblocks, bool inner, const char *where)
+{
+	size_t o = 0;
+
+	while (o + sizeof(INDEX_ENTRY_HEADER) <= len) {
+		const INDEX_ENTRY *ie = (const INDEX_ENTRY *)(p + o);
+		size_t elen = le16_to_cpu(ie->length);
+		bool node = ie->ie_flags & INDEX_ENTRY_NODE;
+
+		if (elen < sizeof(INDEX_ENTRY_HEADER) + (node ? 8 : 0) ||
+		    elen % 8 || o + elen > len)
+			return xasprintf("%s %s: an entry overruns it", x->name,
+			    where);
+		/* Every entry of an inner node has a child, none of a leaf
+		 * has (libntfs-3g walks down from any that says so). */
+		if (node != inner)
+			return xasprintf("%s %s: an entry %s a child its node "
+			    "%s", x->name, where, node ? "names" : "lacks",
+			    inner ? "needs" : "cannot have");
+		if (node) {
+			s64 vcn = sle64_to_cpu(*(const sle64 *)(p + o + elen -
+			    8));
+
+			if (vcn < 0 || (uint64_t)vcn > UINT64_MAX / x->vcn_unit ||
+			    (uint64_t)vcn * x->vcn_unit % x->bs ||
+			    (uint64_t)vcn * x->vcn_unit / x->bs >= nblocks)
+				return xasprintf("%s %s: an entry names a block "
+				    "the index does not have", x->name, where);
+		}
+		if (ie->ie_flags & INDEX_ENTRY_END)
+			return NULL;
+		{
+			unsigned doff = le16_to_cpu(ie->data_offset);
+			unsigned dlen = le16_to_cpu(ie->data_length);
+			const SECURITY_DESCRIPTOR_HEADER *h;
+			uint64_t off, dl;
+
+			if (le16_to_cpu(ie->key_length) != x->key_len ||
+			    doff != x->data_off || dlen < sizeof(*h) ||
+			    doff + dlen > elen - (node ? 8 : 0))
+				return xasprintf("%s %s: an entry of the wrong "
+				    "shape", x->name, where);
+			h = (const SECURITY_DESCRIPTOR_HEADER *)(p + o + doff);
+			off = le64_to_cpu(h->offset);
+			dl = le32_to_cpu(h->length);
+			if (dl < sizeof(*h) + sizeof(SECURITY_DESCRIPTOR_RELATIVE) ||
+			    dl > 256 * 1024 || off > sds_size ||
+			    dl > sds_size - off ||
+			    off / (256 * 1024) != (off + dl - 1) / (256 * 1024))
+				return xasprintf("%s %s: entry for id %u places "
+				    "its descriptor outside $SDS", x->name, where,
+				    le32_to_cpu(h->security_id));
+		}
+		o += elen;
+	}
+	return xasprintf("%s %s: no last entry", x->name, where);
+}
+
+/* The entries an INDEX_HEADER at hp (inside a buffer of avail bytes
+ * from hp) describes. */
+static char *
+check_header(const INDEX_HEADER *ih, size_t avail, const struct sec_index *x,
+    uint64_t sds_size, uint64_t nblocks, const char *where)
+{
+	size_t eo = le32_to_cpu(ih->entries_offset);
+	size_t il = le32_to_cpu(ih->index_length);
+
+	if (eo < sizeof(*ih) || eo > il || il > avail ||
+	    le32_to_cpu(ih->allocated_size) > avail)
+		return xasprintf("%s %s: its header overruns it", x->name,
+		    where);
+	/* LARGE_INDEX in the root, INDEX_NODE in a block: the same bit. */
+	return check_entries((const u8 *)ih + eo, il - eo, x, sds_size,
+	    nblocks, ih->ih_flags & LARGE_INDEX, where);
+}
+
+static char *
+check_sec_index(gp_volume *v, struct sec_index *x, uint64_t sds_size)
+{
+	ntfs_inode *ni = v->vol->secure_ni;
+	INDEX_ROOT *ir = NULL;
+	u8 *bmp = NULL, *blk = NULL;
+	s64 rsize = 0, bsize = 0;
+	uint64_t nblocks = 0, i;
+	uint32_t bs;
+	ntfs_attr *na = NULL;
+	char *why = NULL, where[48];
+
+	ir = ntfs_attr_readall(ni, AT_INDEX_ROOT, (ntfschar *)x->uname, 4,
+	    &rsize);
+	if (!ir || rsize < (s64)sizeof(INDEX_ROOT) || rsize > 65536) {
+		why = xasprintf("%s: no index root", x->name);
+		goto out;
+	}
+	if (ir->type != AT_UNUSED || ir->collation_rule != x->collation) {
+		why = xasprintf("%s: not a view index sorted as $Secure's are",
+		    x->name);
+		goto out;
+	}
+	bs = le32_to_cpu(ir->index_block_size);
+	if (bs < 512 || bs > 65536 || (bs & (bs - 1))) {
+		why = xasprintf("%s: index blocks of %u bytes", x->name, bs);
+		goto out;
+	}
+	/* Child blocks are named in clusters, or in 512-byte units when a
+	 * block is smaller than a cluster. */
+	x->bs = bs;
+	x->vcn_unit = bs >= v->vol->cluster_size ? v->vol->cluster_size : 512;
+	if (ir->index.ih_flags & LARGE_INDEX) {
+		na = ntfs_attr_open(ni, AT_INDEX_ALLOCATION,
+		    (ntfschar *)x->uname, 4);
+		if (!na || na->data_size < 0 || na->data_size % bs ||
+		    (uint64_t)na->data_size / bs > SECURE_MAX_BLOCKS) {
+			why = xasprintf("%s: its allocation is missing or of a "
+			    "size no index has", x->name);
+			goto out;
+		}
+		nblocks = (uint64_t)na->data_size / bs;
+		bmp = ntfs_attr_readall(ni, AT_BITMAP, (ntfschar *)x->uname, 4,
+		    &bsize);
+		if (!bmp || (uint64_t)bsize * 8 < nblocks) {
+			why = xasprintf("%s: its block bitmap is missing",
+			    x->name);
+			goto out;
+		}
+	}
+	why = check_header(&ir->index, (size_t)rsize - offsetof(INDEX_ROOT,
+	    index), x, sds_size, nblocks, "root");
+	blk = xmalloc(bs);
+	for (i = 0; !why && i < nblocks; i++) {
+		INDEX_BLOCK *ib = (INDEX_BLOCK *)blk;
+
+		if (!(bmp[i / 8] & (1u << (i % 8))))
+			continue;
+		snprintf(where, sizeof(where), "block %llu",
+		    (unsigned long long)i);
+		if (ntfs_attr_pread(na, (s64)(i * bs), bs, blk) != (s64)bs ||
+		    !ntfs_is_indx_record(ib->magic) ||
+		    ntfs_mst_post_read_fixup((NTFS_RECORD *)blk, bs) < 0) {
+			why = xasprintf("%s %s: not an index block", x->name,
+			    where);
+			break;
+		}
+		why = check_header(&ib->index, bs - offsetof(INDEX_BLOCK,
+		    index), x, sds_size, nblocks, where);
+	}
+out:
+	free(blk);
+	free(bmp);
+	free(ir);
+	if (na)
+		ntfs_attr_close(na);
+	return why;
+}
+
+/* Sets v->secure_bad when $Secure's indexes cannot be trusted. */
+static void
+check_secure(gp_volume *v)
+{
+	static const struct sec_index sii = { "$SII", { const_cpu_to_le16('$'),
+	    const_cpu_to_le16('S'), const_cpu_to_le16('I'),
+	    const_cpu_to_le16('I') }, COLLATION_NTOFS_ULONG,
+	    sizeof(SII_INDEX_KEY), 0, 0, 0 };
+	static const struct sec_index sdh = { "$SDH", { const_cpu_to_le16('$'),
+	    const_cpu_to_le16('S'), const_cpu_to_le16('D'),
+	    const_cpu_to_le16('H') }, COLLATION_NTOFS_SECURITY_HASH,
+	    sizeof(SDH_INDEX_KEY), 0, 0, 0 };
+	SII_INDEX_KEY last_id = { const_cpu_to_le32(0xffffffff) };
+	SDH_INDEX_KEY last_hash = { const_cpu_to_le32(0xffffffff),
+	    const_cpu_to_le32(0xffffffff) };
+	struct sec_index x;
+	ntfs_attr *na;
+	uint64_t sds;
+
+	na = ntfs_attr_open(v->vol->secure_ni, AT_DATA, sds_name, 4);
+	if (!na || na->data_size < 0) {
+		if (na)
+			ntfs_attr_close(na);
+		v->secure_bad = xstrdup("$SDS: missing");
+		return;
+	}
+	sds = (uint64_t)na->data_size;
+	ntfs_attr_close(na);
+	/* Data follows the 16-byte entry header and the key. */
+	x = sii;
+	x.data_off = 16 + x.key_len;
+	v->secure_bad = check_sec_index(v, &x, sds);
+	if (!v->secure_bad) {
+		x = sdh;
+		x.data_off = 16 + x.key_len;
+		v->secure_bad = check_sec_index(v, &x, sds);
+	}
+	/* The lookups libntfs-3g makes to add a descriptor (past the last
+	 * id, past the last hash), tried first: one that fails leaves its
+	 * context half-set, and libntfs-3g would add entries through it. */
+	if (!v->secure_bad) {
+		ntfs_index_ctx_reinit(v->vol->secure_xsii);
+		if (ntfs_index_lookup(&last_id, sizeof(last_id),
+		    v->vol->secure_xsii) < 0 && errno != ENOENT)
+			v->secure_bad = xstrdup("$SII: a lookup fails");
+		ntfs_index_ctx_reinit(v->vol->secure_xsii);
+	}
+	if (!v->secure_bad) {
+		ntfs_index_ctx_reinit(v->vol->secure_xsdh);
+		if (ntfs_index_lookup(&last_hash, sizeof(last_hash),
+		    v->vol->secure_xsdh) < 0 && errno != ENOENT)
+			v->secure_bad = xstrdup("$SDH: a lookup fails");
+		ntfs_index_ctx_reinit(v->vol->secure_xsdh);
+	}
+}
+
+/*
  * Check, before libntfs-3g reads it, the $SII entry that gives the place
  * and size of dir's descriptor in $Secure:$SDS: libntfs-3g allocates and
  * reads what the entry says (a size below the header wraps around; one
@@ -1354,8 +1592,17 @@ check_secure_entry(gp_volume *v, ntfs_inode *dir)
 	}
 	key.security_id = dir->security_id;
 	ntfs_index_ctx_reinit(x);
-	if (ntfs_index_lookup(&key, sizeof(key), x) || !x->entry)
-		return 0;
+	if (ntfs_index_lookup(&key, sizeof(key), x) < 0 || !x->entry) {
+		bool absent = errno == ENOENT;
+
+		ntfs_index_ctx_reinit(x);
+		if (absent)
+			return 0;
+		return error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure: the "
+		    "security id %u of a folder on the path cannot be looked "
+		    "up; run chkdsk /f in the guest", v->where,
+		    le32_to_cpu(key.security_id)), -1;
+	}
 	/* libntfs-3g takes the data at its usual place (after the 16-byte
 	 * entry header and the 4-byte key), whatever data_offset says; so
 	 * does Windows write it. */
@@ -1400,6 +1647,16 @@ inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir)
 	le32 id = const_cpu_to_le32(0);
 
 	if (v->secure_open) {
+		if (!v->secure_checked) {
+			check_secure(v);
+			v->secure_checked = true;
+		}
+		if (v->secure_bad) {
+			error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure is damaged "
+			    "(%s); run chkdsk /f in the guest", v->where,
+			    v->secure_bad);
+			return id;
+		}
 		if (check_secure_entry(v, dir) < 0)
 			return id;
 		memset(&scx, 0, sizeof(scx));

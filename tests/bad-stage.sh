@@ -163,7 +163,7 @@ for o in $(LC_ALL=C grep -obUaP '\x14\x00\x14\x00\x00\x00\x00\x00\x28\x00\x04\x0
   "$IMGTOOL" poke "$TMP/sec.raw" $((o + 36)) u32 8
 done
 IMG=$TMP/sec.raw
-bad 3 "\$Secure: the security descriptor of a folder on the path (id [0-9]*) is damaged" stage "$IMG" "$PKG"
+bad 3 "\$Secure is damaged (\$SII root: entry for id [0-9]* places its descriptor outside \$SDS)" stage "$IMG" "$PKG"
 IMG=$keep
 cp "$keep" "$TMP/out.vhdx"
 bad 1 "out.vhdx: exists; gpupv-prep does not overwrite" stage "$IMG" "$PKG" --output "$TMP/out.vhdx"
