@@ -98,6 +98,21 @@ expect_eq "$(stat -c %s "$TMP/full.vhdx")" "$size" "disk full: file size"
 qemu-img check -q "$TMP/full.vhdx" || fail "disk full: qemu-img check"
 pass "host file system full: clear error, old state: $(head -c 200 "$TMP/fullerr")"
 
+# A fixed VHDX --output reserves its whole size with posix_fallocate,
+# which returns its error instead of setting errno: the message must say
+# what failed (it said "No such file or directory"), and no NEW is left.
+set +e
+(trap '' XFSZ; ulimit -f $(((size + 16 * 1024 * 1024) / 1024)); \
+  exec "$GPUPV_PREP" stage "$TMP/base.vhdx" "$PKG" --output "$TMP/fixed-out.vhdx" \
+  --output-format vhdx-fixed) >/dev/null 2>"$TMP/fallerr"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "fixed --output past the file size limit succeeded"
+grep -q "File too large\|full" "$TMP/fallerr" || fail "posix_fallocate's error not said: $(cat "$TMP/fallerr")"
+grep -q "No such file" "$TMP/fallerr" && fail "posix_fallocate's error misreported: $(cat "$TMP/fallerr")"
+ls -a "$TMP" | grep -q "fixed-out" && fail "a failed fixed --output left a file"
+pass "fixed --output on a full host: $(head -c 200 "$TMP/fallerr")"
+
 # Killed after the commit point, before the log was applied: libvhdi
 # would read the old state, so verify checks through our reader (which
 # replays the log in memory), says so, and leaves the file as it is.
