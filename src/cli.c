@@ -45,8 +45,8 @@ static const char environment[] =
     "(tests)\n"
     "  GPUPV_PREP_FAULT=POINT        kill the process at POINT (crash "
     "tests);\n"
-    "  GPUPV_PREP_FAULT_SIGNAL=TERM|INT  with that signal instead of "
-    "KILL\n";
+    "  GPUPV_PREP_FAULT_SIGNAL=TERM|INT|STOP  with that signal "
+    "instead of KILL\n";
 
 static const char exit_codes[] =
     "Exit status:\n"

@@ -256,8 +256,11 @@ fault_point(const char *name)
 		 * timeout sends, which the run must handle. */
 		debug("fault point %s: %s", name, sig ? "a signal" : "killing "
 		    "the process");
+		/* STOP: the process waits there for a SIGCONT, so a test
+		 * can change the world in between. */
 		raise(sig && strcmp(sig, "TERM") == 0 ? SIGTERM :
-		    sig && strcmp(sig, "INT") == 0 ? SIGINT : SIGKILL);
+		    sig && strcmp(sig, "INT") == 0 ? SIGINT :
+		    sig && strcmp(sig, "STOP") == 0 ? SIGSTOP : SIGKILL);
 	}
 }
 

@@ -68,6 +68,28 @@ for f in derive-copied commit; do
   rm -f "$TMP"/.k.vhdx.gpupv-tmp-*
 done
 expect_eq "$(sha "$TMP/base.vhdx")" "$base" "kills: the input changed"
+# NEW appears while the run is copying (the run stops itself there, the
+# file is made, the run goes on): NEW is not replaced, the run fails.
+GPUPV_PREP_FAULT=derive-copied GPUPV_PREP_FAULT_SIGNAL=STOP \
+  "$GPUPV_PREP" stage "$TMP/base.vhdx" "$PKG" --output "$TMP/late.vhdx" \
+  >/dev/null 2>"$TMP/late.err" &
+pid=$!
+i=0
+until [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ]; do
+  i=$((i + 1))
+  [ $i -lt 300 ] || { kill -9 $pid; fail "the run never reached its stop"; }
+  sleep 0.1
+done
+echo "made meanwhile" >"$TMP/late.vhdx"
+kill -CONT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "NEW made during the run: exit 0"
+expect_eq "$(cat "$TMP/late.vhdx")" "made meanwhile" "NEW made during the run was replaced"
+grep -q "late.vhdx" "$TMP/late.err" || fail "NEW made during the run: not named: $(cat "$TMP/late.err")"
+ls -a "$TMP" | grep -q "late.vhdx.gpupv-tmp" && fail "NEW made during the run: a temporary was left"
 # A dry run writes no file at all.
 run 0 "$GPUPV_PREP" stage --dry-run "$TMP/base.vhdx" "$PKG" --output "$TMP/d.vhdx"
 [ ! -e "$TMP/d.vhdx" ] || fail "--dry-run wrote NEW"
