@@ -46,6 +46,21 @@ struct guest {
 	bool have_manifest;
 };
 
+/* A package file, opened for copying: never through a link (one that
+ * appeared since the package was read would lead out of it). */
+static int
+open_package_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == ELOOP)
+		error_set(ELOOP, "%s: became a symbolic link while the run "
+		    "was reading the package; not followed", path);
+	else if (fd < 0)
+		error_set(errno, "%s: %s", path, strerror(errno));
+	return fd;
+}
+
 static void
 progress(const struct stage_opts *o, const char *phase, uint64_t files,
     uint64_t nfiles, uint64_t bytes, uint64_t total)
@@ -570,10 +585,8 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 			goto out;
 		}
 		if (!f->is_dir) {
-			c.fd = open(f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			c.fd = open_package_file(f->src);
 			if (c.fd < 0) {
-				error_set(errno, "%s: %s", f->src,
-				    strerror(errno));
 				free(gp);
 				goto out;
 			}
@@ -1685,9 +1698,8 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			return -1;
 		}
 		gp_error_clear();
-		c.fd = open(cp->f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		c.fd = open_package_file(cp->f->src);
 		if (c.fd < 0) {
-			error_set(errno, "%s: %s", cp->f->src, strerror(errno));
 			free(backup);
 			return -1;
 		}
@@ -1786,12 +1798,9 @@ repair_package(struct guest *g, const struct pkg *p, const bool *bad,
 		}
 		if (rc == 0 && !f->is_dir) {
 			c.src = f->src;
-			c.fd = open(f->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			if (c.fd < 0) {
-				error_set(errno, "%s: %s", f->src,
-				    strerror(errno));
+			c.fd = open_package_file(f->src);
+			if (c.fd < 0)
 				rc = -1;
-			}
 		}
 		if (rc == 0)
 			rc = gp_volume_create(g->vol, gp, f->is_dir, f->size, &m,

@@ -5,7 +5,7 @@
 # the image (a GPT partition name with an escape sequence) reaches the
 # terminal escaped.
 . "$(dirname "$0")/functions.sh"
-requires qemu-img sgdisk mkntfs hivexregedit zip timeout
+requires qemu-img sgdisk mkntfs hivexregedit zip timeout fls jq
 
 mkfifo "$TMP/fifo"
 run 1 timeout 20 "$GPUPV_PREP" inspect "$TMP/fifo"
@@ -90,3 +90,43 @@ run 2 "$GPUPV_PREP" stage "$TMP/p.vhdx" "$PKG" --child "$TMP/kid.vhd"
 grep -q "name it .avhdx or .vhdx" "$TMP/err" || fail "--child NAME.vhd: $(cat "$TMP/err")"
 [ ! -e "$TMP/kid.vhd" ] || fail "a child was written under a .vhd name"
 pass "--child refuses a name that is not .avhdx or .vhdx"
+
+# A package file swapped for a symbolic link while the run is copying
+# (the run stops itself after its first file): the link is not followed
+# into the host, the run fails naming the file, and the image keeps its
+# old state (the data already copied went to free clusters of a raw
+# image, which still read as free).
+SW=$TMP/src/sw.inf_amd64_2222222222222222
+mkdir -p "$SW"
+printf '[Version]\r\nDriverVer = 01/01/2024,1.0\r\n' >"$SW/sw.inf"
+for f in a b c d; do head -c 300000 /dev/urandom >"$SW/$f.bin"; done
+head -c 300000 /dev/urandom >"$TMP/host-secret"
+cp "$TMP/g.raw" "$TMP/sw.raw"
+GPUPV_PREP_FAULT=stage-file-1 GPUPV_PREP_FAULT_SIGNAL=STOP \
+  "$GPUPV_PREP" stage "$TMP/sw.raw" "$SW" >/dev/null 2>"$TMP/sw.err" &
+pid=$!
+i=0
+until [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ]; do
+  i=$((i + 1))
+  [ $i -lt 300 ] || { kill -9 $pid; fail "the run never reached its stop"; }
+  sleep 0.1
+done
+for f in a b c d; do
+  rm "$SW/$f.bin"
+  ln -s "$TMP/host-secret" "$SW/$f.bin"
+done
+kill -CONT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a swapped package file was staged (exit 0)"
+grep -q "sw.inf_amd64_2222222222222222/[a-d].bin: became a symbolic link" "$TMP/sw.err" ||
+  fail "the swapped file is not named: $(cat "$TMP/sw.err")"
+run 0 "$GPUPV_PREP" inspect "$TMP/sw.raw" --json
+expect_eq "$(jqv '[.host_driver_store[].package] | join(",")')" \
+  nv_h.inf_amd64_1111111111111111 "the packages after a failed swap"
+off=$(sgdisk -i 3 "$TMP/sw.raw" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+fls -r -o "$off" "$TMP/sw.raw" >"$TMP/sw.fls" || fail "sleuthkit cannot read the volume"
+grep -q "sw.inf_amd64" "$TMP/sw.fls" && fail "sleuthkit sees the folder of the failed run"
+pass "a package file swapped for a link mid-run is refused: $(head -c 160 "$TMP/sw.err")"
