@@ -74,12 +74,7 @@ GPUPV_PREP_FAULT=derive-copied GPUPV_PREP_FAULT_SIGNAL=STOP \
   "$GPUPV_PREP" stage "$TMP/base.vhdx" "$PKG" --output "$TMP/late.vhdx" \
   >/dev/null 2>"$TMP/late.err" &
 pid=$!
-i=0
-until [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ]; do
-  i=$((i + 1))
-  [ $i -lt 300 ] || { kill -9 $pid; fail "the run never reached its stop"; }
-  sleep 0.1
-done
+wait_stopped $pid
 echo "made meanwhile" >"$TMP/late.vhdx"
 kill -CONT $pid
 set +e

@@ -80,6 +80,17 @@ mkgpt_windows() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# wait_stopped PID: until the process stopped itself (at a fault point
+# with GPUPV_PREP_FAULT_SIGNAL=STOP), at most 30 s.
+wait_stopped() {
+  ws=0
+  until [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = T ]; do
+    ws=$((ws + 1))
+    [ $ws -lt 300 ] || { kill -9 "$1"; fail "the run never reached its stop"; }
+    sleep 0.1
+  done
+}
+
 # check_staged IMAGE QEMU_FMT PKGDIR: every file of a staged package, byte
 # for byte, READONLY, kept mtime, no own security descriptor (sleuthkit on
 # a raw copy made by qemu-img).  PART names the partition when the image

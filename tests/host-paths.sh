@@ -105,12 +105,7 @@ cp "$TMP/g.raw" "$TMP/sw.raw"
 GPUPV_PREP_FAULT=stage-file-1 GPUPV_PREP_FAULT_SIGNAL=STOP \
   "$GPUPV_PREP" stage "$TMP/sw.raw" "$SW" >/dev/null 2>"$TMP/sw.err" &
 pid=$!
-i=0
-until [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = T ]; do
-  i=$((i + 1))
-  [ $i -lt 300 ] || { kill -9 $pid; fail "the run never reached its stop"; }
-  sleep 0.1
-done
+wait_stopped $pid
 for f in a b c d; do
   rm "$SW/$f.bin"
   ln -s "$TMP/host-secret" "$SW/$f.bin"
