@@ -26,6 +26,9 @@
  *   imgtool regf FILE    "SEQ1 SEQ2 clean|dirty sum-ok|sum-bad" of a hive
  *   imgtool crc32c FILE OFF LEN CRCOFF  recompute a CRC-32C field
  *   imgtool crc32 FILE OFF LEN CRCOFF   the same with zlib's CRC-32 (GPT)
+ *   imgtool mkvhdx RAW OUT.vhdx SECTOR  a dynamic VHDX of RAW's contents
+ *                                       with SECTOR-byte logical sectors
+ *                                       (qemu-img makes only 512)
  */
 #include <config.h>
 
@@ -381,6 +384,43 @@ save_pair(char **argv, const uint8_t *child, uint64_t clen,
 }
 
 static int
+mkvhdx(char **argv)
+{
+	struct gp_create_opts co = { .format = "vhdx",
+	    .logical_sector_size = (uint32_t)strtoul(argv[4], NULL, 0),
+	    .physical_sector_size = 4096 };
+	struct gp_open_opts oo = { .flags = GP_OPEN_RDWR, .format = "vhdx" };
+	static uint8_t buf[1 << 20];
+	struct stat st;
+	uint64_t off;
+	gp_image *img;
+	int fd = open(argv[2], O_RDONLY);
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return die(argv[2]);
+	co.virtual_size = (uint64_t)st.st_size;
+	if (gp_image_create(argv[3], &co) < 0 ||
+	    !(img = gp_image_open(argv[3], &oo)))
+		return die(argv[3]);
+	for (off = 0; off < (uint64_t)st.st_size; off += sizeof(buf)) {
+		size_t n = (uint64_t)st.st_size - off < sizeof(buf) ?
+		    (size_t)((uint64_t)st.st_size - off) : sizeof(buf);
+		size_t k;
+
+		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n)
+			return die(argv[2]);
+		for (k = 0; k < n && !buf[k]; k++)
+			;
+		if (k < n && gp_image_write(img, buf, n, off) < 0)
+			return die("write");
+	}
+	close(fd);
+	if (gp_image_commit(img) < 0 || gp_image_close(img) < 0)
+		return die("close");
+	return 0;
+}
+
+static int
 mkchild(char **argv)
 {
 	const uint32_t bs = 2 * MB;
@@ -715,6 +755,8 @@ main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "regf") == 0)
 		return regf_hdr(argv[2]);
+	if (argc == 5 && strcmp(argv[1], "mkvhdx") == 0)
+		return mkvhdx(argv);
 	if (argc == 6 && strcmp(argv[1], "mkchild") == 0)
 		return mkchild(argv);
 	if (argc == 4 && strcmp(argv[1], "vhd-set-id") == 0)

@@ -58,6 +58,38 @@ cycle "$TMP/dyn.vhd" vpc
 cycle "$TMP/fixed.vhd" vpc
 cycle "$TMP/g.raw" raw
 
+# A disk of 4096-byte logical sectors (a VHDX made by imgtool: qemu-img
+# makes only 512): staged, and verify reads it back through libvhdi with
+# that sector size (it used to call the partition table corrupt).
+truncate -s 160M "$TMP/k4.raw"
+printf 'start=256, size=40704, type=7\n' | sfdisk -q "$TMP/k4.raw"
+truncate -s $((40704 * 4096)) "$TMP/k4.ntfs"
+mkntfs -F -Q -q -s 4096 -p 256 -L Windows "$TMP/k4.ntfs" >/dev/null 2>&1 ||
+  fail "mkntfs -s 4096"
+dd if="$TMP/k4.ntfs" of="$TMP/k4.raw" bs=1M seek=1 conv=notrunc,sparse status=none
+rm "$TMP/k4.ntfs"
+"$IMGTOOL" mkvhdx "$TMP/k4.raw" "$TMP/k4.vhdx" 4096
+"$IMGTOOL" put "$TMP/k4.vhdx" 1 Windows/System32/config/SYSTEM "$TMP/SYSTEM"
+"$IMGTOOL" put "$TMP/k4.vhdx" 1 Windows/System32/config/SOFTWARE "$TMP/SOFTWARE"
+run 0 "$GPUPV_PREP" inspect "$TMP/k4.vhdx" --json
+expect_eq "$(jqv .image.logical_sector_size)" 4096 "4K: sector size"
+expect_eq "$(jqv .windows.partition)" 1 "4K: Windows found"
+run 0 "$GPUPV_PREP" stage "$TMP/k4.vhdx" "$PKG"
+run 0 "$GPUPV_PREP" verify "$TMP/k4.vhdx" --json
+expect_eq "$(jqv .reader)" libvhdi "4K: verify's reader"
+expect_eq "$(jqv .verified)" true "4K: verify through libvhdi"
+# Read back by libvhdi and sleuthkit (qemu-img reads only 512-byte
+# sectors): the volume starts at 1 MiB.
+"$IMGTOOL" vhdi-dump "$TMP/k4.vhdx" "$TMP/k4.out" || fail "4K: libvhdi cannot read it"
+fls -r -p -o 2048 "$TMP/k4.out" >"$TMP/k4.fls" || fail "4K: fls"
+ino=$(grep "FileRepository/$(basename "$PKG")/nvlddmkm.sys\$" "$TMP/k4.fls" |
+  sed 's/^[^ ]* \([0-9-]*\):.*/\1/' | cut -d- -f1)
+[ -n "$ino" ] || fail "4K: nvlddmkm.sys not found by fls: $(grep -c . "$TMP/k4.fls") entries"
+icat -o 2048 "$TMP/k4.out" "$ino" | cmp -s - "$PKG/nvlddmkm.sys" ||
+  fail "4K: nvlddmkm.sys differs through libvhdi and sleuthkit"
+rm -f "$TMP/k4.raw" "$TMP/k4.out"
+pass "a 4096-byte-sector VHDX: staged, verified through libvhdi"
+
 # MBR, with WINDOWS\SYSTEM32 in upper case: found, not doubled.
 truncate -s 160M "$TMP/mbr.raw"
 echo 'start=2048, type=7' | sfdisk -q "$TMP/mbr.raw" >/dev/null
