@@ -18,10 +18,30 @@
 /* Cap on key path depth (Windows allows 512 levels). */
 #define HIVE_MAX_DEPTH 512
 
+/*
+ * hivex writes a key's values only all together (hivex_node_set_value
+ * too rewrites every value of the key, and never reuses the cells it
+ * frees), so setting a display-class key's 150 values one by one would
+ * write 150 x 150 cells.  Edits of one key are therefore gathered here,
+ * read through, and written with one hivex_node_set_values when another
+ * key is touched, before any other operation, and at commit.
+ */
+struct pending {
+	char *key;			/* NULL: nothing gathered */
+	hive_node_h node;
+	char **names;
+	struct hive_val *vals;
+	size_t n;
+	bool dirty;
+};
+
 struct hive {
 	hive_h *h;
 	char *name;
+	struct pending p;
 };
+
+static int flush(hive *h);
 
 const char *
 hive_name(const hive *h)
@@ -38,8 +58,9 @@ hive_open(const char *path, const char *name, int how)
 
 	if (!x) {
 		e = errno;
-		error_setc(how & HIVE_HOST ? GP_EXIT_INPUT : GP_EXIT_CORRUPT, e, "%s: not a registry hive hivex "
-		    "can read: %s", name, strerror(e));
+		error_setc(how & HIVE_HOST ? GP_EXIT_INPUT : GP_EXIT_CORRUPT, e,
+		    "%s: not a registry hive hivex can read: %s", name,
+		    strerror(e));
 		return NULL;
 	}
 	h = xcalloc(1, sizeof(*h));
@@ -48,11 +69,22 @@ hive_open(const char *path, const char *name, int how)
 	return h;
 }
 
+static void vals_free(char **names, struct hive_val *vals, size_t n);
+
+static void
+pending_drop(hive *h)
+{
+	vals_free(h->p.names, h->p.vals, h->p.n);
+	free(h->p.key);
+	memset(&h->p, 0, sizeof(h->p));
+}
+
 void
 hive_close(hive *h)
 {
 	if (!h)
 		return;
+	pending_drop(h);	/* not committed: nothing to write */
 	hivex_close(h->h);
 	free(h->name);
 	free(h);
@@ -61,6 +93,8 @@ hive_close(hive *h)
 int
 hive_commit(hive *h, const char *path)
 {
+	if (flush(h) < 0)
+		return -1;
 	if (hivex_commit(h->h, path, 0) < 0) {
 		error_set(errno, "%s: cannot write the edited hive to %s: %s",
 		    h->name, path, strerror(errno));
@@ -116,6 +150,8 @@ walk(hive *h, const char *key, size_t *found)
 int
 hive_key_exists(hive *h, const char *key)
 {
+	if (flush(h) < 0)
+		return -1;
 	if (walk(h, key, NULL))
 		return 1;
 	return error_pending() ? -1 : 0;
@@ -209,16 +245,40 @@ vals_free(char **names, struct hive_val *vals, size_t n)
 	hive_strv_free(names, n);
 }
 
+static ssize_t
+pending_find(const hive *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->p.n; i++)
+		if (strcasecmp(h->p.names[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
 int
 hive_get(hive *h, const char *key, const char *name, struct hive_val *v)
 {
-	hive_node_h node = walk(h, key, NULL);
+	hive_node_h node;
 	hive_value_h val;
 	hive_type t;
 	size_t len;
 	char *d;
+	ssize_t i;
 
 	memset(v, 0, sizeof(*v));
+	/* A key being edited answers from its gathered values. */
+	if (h->p.key && strcasecmp(h->p.key, key) == 0) {
+		if ((i = pending_find(h, name)) < 0)
+			return 0;
+		v->type = h->p.vals[i].type;
+		v->len = h->p.vals[i].len;
+		v->data = xmalloc(v->len + 1);
+		if (v->len)
+			memcpy(v->data, h->p.vals[i].data, v->len);
+		return 1;
+	}
+	node = walk(h, key, NULL);
 	if (!node)
 		return error_pending() ? -1 : 0;
 	errno = 0;
@@ -252,6 +312,16 @@ hive_mkkey(hive *h, const char *key, char **created)
 	int ret = -1;
 
 	*created = NULL;
+	/* The key being edited exists: nothing to make, nothing to write
+	 * yet (the registry layer makes sure of the key before each value). */
+	if (h->p.key && strcasecmp(h->p.key, key) == 0) {
+		free(copy);
+		return 0;
+	}
+	if (flush(h) < 0) {
+		free(copy);
+		return -1;
+	}
 	for (comp = strtok_r(copy, "\\", &save); comp;
 	    comp = strtok_r(NULL, "\\", &save)) {
 		hive_node_h child;
@@ -315,19 +385,20 @@ check_cells(hive *h, const char *key, char **names, struct hive_val *vals,
 	return 0;
 }
 
-/* Rewrite all values of node: set (v != NULL) or delete name. */
+/* Gather key's values (flushing another key's first). */
 static int
-rewrite_values(hive *h, const char *key, const char *name,
-    const struct hive_val *v)
+pending_load(hive *h, const char *key)
 {
-	hive_node_h node = walk(h, key, NULL);
-	hive_set_value *sv = NULL;
-	struct hive_val *vals;
+	hive_node_h node;
 	char **names;
-	size_t n, i, k = 0;
-	bool done = false;
-	int ret = -1;
+	struct hive_val *vals;
+	size_t n, i, k;
 
+	if (h->p.key && strcasecmp(h->p.key, key) == 0)
+		return 0;
+	if (flush(h) < 0)
+		return -1;
+	node = walk(h, key, NULL);
 	if (!node) {
 		if (!error_pending())
 			error_set(ENOENT, "%s: key %s does not exist", h->name,
@@ -336,72 +407,134 @@ rewrite_values(hive *h, const char *key, const char *name,
 	}
 	if (node_values(h, node, key, &names, &vals, &n) < 0)
 		return -1;
-	sv = xcalloc(n + 1, sizeof(*sv));
-	for (i = 0; i < n; i++) {
-		if (strcasecmp(names[i], name) == 0) {
-			if (done)
-				continue;	/* a duplicate; drop it */
-			done = true;
-			if (!v)
-				continue;
-			/* Keep the stored spelling of the name. */
-			sv[k].key = names[i];
-			sv[k].t = (hive_type)v->type;
-			sv[k].len = v->len;
-			sv[k].value = (char *)v->data;
-			k++;
+	/* A name stored twice keeps its first value, as Windows reads it. */
+	for (i = k = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < k && strcasecmp(names[j], names[i]); j++)
+			;
+		if (j < k) {
+			free(names[i]);
+			hive_val_free(&vals[i]);
+			h->p.dirty = true;
 			continue;
 		}
-		sv[k].key = names[i];
-		sv[k].t = (hive_type)vals[i].type;
-		sv[k].len = vals[i].len;
-		sv[k].value = (char *)vals[i].data;
-		k++;
+		names[k] = names[i];
+		vals[k++] = vals[i];
 	}
-	if (!done && !v) {
-		ret = 0;		/* nothing to delete */
-		goto out;
+	h->p.key = xstrdup(key);
+	h->p.node = node;
+	h->p.names = names;
+	h->p.vals = vals;
+	h->p.n = k;
+	return 0;
+}
+
+/* Write the gathered key's values, when they changed, in one go. */
+static int
+flush(hive *h)
+{
+	hive_set_value *sv;
+	size_t i;
+	int ret = 0;
+
+	if (!h->p.key)
+		return 0;
+	if (h->p.dirty) {
+		if (check_cells(h, h->p.key, h->p.names, h->p.vals, h->p.n) < 0) {
+			pending_drop(h);
+			return -1;
+		}
+		sv = xcalloc(h->p.n + 1, sizeof(*sv));
+		for (i = 0; i < h->p.n; i++) {
+			sv[i].key = h->p.names[i];
+			sv[i].t = (hive_type)h->p.vals[i].type;
+			sv[i].len = h->p.vals[i].len;
+			sv[i].value = (char *)h->p.vals[i].data;
+		}
+		if (hivex_node_set_values(h->h, h->p.node, h->p.n, sv, 0) < 0) {
+			error_set(errno, "%s: cannot write the values of %s: %s",
+			    h->name, h->p.key, strerror(errno));
+			ret = -1;
+		}
+		free(sv);
 	}
-	if (!done) {
-		sv[k].key = (char *)name;
-		sv[k].t = (hive_type)v->type;
-		sv[k].len = v->len;
-		sv[k].value = (char *)v->data;
-		k++;
-	}
-	if ((v && v->len > HIVE_MAX_CELL_DATA &&
-	    check_cells(h, key, (char **)&name, (struct hive_val *)v, 1) < 0) ||
-	    check_cells(h, key, names, vals, n) < 0)
-		goto out;
-	if (hivex_node_set_values(h->h, node, k, sv, 0) < 0) {
-		error_set(errno, "%s: cannot write the values of %s: %s",
-		    h->name, key, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	free(sv);
-	vals_free(names, vals, n);
+	pending_drop(h);
 	return ret;
 }
 
 int
 hive_set(hive *h, const char *key, const char *name, const struct hive_val *v)
 {
-	return rewrite_values(h, key, name, v);
+	ssize_t i;
+	uint8_t *copy;
+
+	if (v->len > HIVE_MAX_CELL_DATA)
+		return check_cells(h, key, (char **)&name,
+		    (struct hive_val *)v, 1);
+	if (pending_load(h, key) < 0)
+		return -1;
+	/* A key holding a value hivex would rewrite wrongly is refused
+	 * before it is touched. */
+	if (check_cells(h, key, h->p.names, h->p.vals, h->p.n) < 0) {
+		pending_drop(h);
+		return -1;
+	}
+	i = pending_find(h, name);
+	if (i >= 0 && hive_val_eq(&h->p.vals[i], v))
+		return 0;		/* already so: nothing to write */
+	copy = xmalloc(v->len + 1);
+	if (v->len)
+		memcpy(copy, v->data, v->len);
+	if (i < 0) {
+		h->p.names = xrealloc(h->p.names, (h->p.n + 1) *
+		    sizeof(char *));
+		h->p.vals = xrealloc(h->p.vals, (h->p.n + 1) *
+		    sizeof(struct hive_val));
+		h->p.names[h->p.n] = xstrdup(name);
+		i = (ssize_t)h->p.n++;
+	} else {
+		hive_val_free(&h->p.vals[i]);	/* the stored spelling stays */
+	}
+	h->p.vals[i].type = v->type;
+	h->p.vals[i].data = copy;
+	h->p.vals[i].len = v->len;
+	h->p.dirty = true;
+	return 0;
 }
 
 int
 hive_delete_value(hive *h, const char *key, const char *name)
 {
-	return rewrite_values(h, key, name, NULL);
+	ssize_t i;
+
+	if (pending_load(h, key) < 0)
+		return -1;
+	if ((i = pending_find(h, name)) < 0)
+		return 0;		/* nothing to delete */
+	if (check_cells(h, key, h->p.names, h->p.vals, h->p.n) < 0) {
+		pending_drop(h);
+		return -1;
+	}
+	free(h->p.names[i]);
+	hive_val_free(&h->p.vals[i]);
+	memmove(h->p.names + i, h->p.names + i + 1,
+	    (h->p.n - (size_t)i - 1) * sizeof(char *));
+	memmove(h->p.vals + i, h->p.vals + i + 1,
+	    (h->p.n - (size_t)i - 1) * sizeof(struct hive_val));
+	h->p.n--;
+	h->p.dirty = true;
+	return 0;
 }
 
 int
 hive_delete_key(hive *h, const char *key)
 {
-	hive_node_h node = walk(h, key, NULL);
+	hive_node_h node;
 
+	if (flush(h) < 0)
+		return -1;
+	node = walk(h, key, NULL);
 	if (!node)
 		return error_pending() ? -1 : 0;
 	if (node == hivex_root(h->h)) {
@@ -421,7 +554,7 @@ int
 hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
     char ***names, struct hive_val **vals, size_t *nval)
 {
-	hive_node_h node = walk(h, key, NULL), *kids;
+	hive_node_h node, *kids;
 	size_t i;
 
 	*subkeys = NULL;
@@ -429,6 +562,9 @@ hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
 	*names = NULL;
 	*vals = NULL;
 	*nval = 0;
+	if (flush(h) < 0)
+		return -1;
+	node = walk(h, key, NULL);
 	if (!node)
 		return error_pending() ? -1 : 0;
 	kids = hivex_node_children(h->h, node);
