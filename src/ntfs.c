@@ -1891,51 +1891,112 @@ ntfs_is_short_name(const char *name)
 	return true;
 }
 
-/* One character of a generated 8.3 name, or 0 to drop it. */
+/*
+ * One UTF-16 unit of a long name in a generated 8.3 name, or 0 to drop
+ * it: spaces and periods go, the characters FAT forbids and NTFS allows
+ * become '_', and so does every unit outside ASCII (NTFS generates
+ * aliases without extended characters).
+ */
 static char
-short_char(unsigned char c)
+short_char(uint32_t c)
 {
 	if (c >= 0x80)
 		return '_';
 	if (c == ' ' || c == '.')
 		return 0;
-	if (strchr("+,;=[]", c))
+	if (strchr("+,;=[]", (int)c))
 		return '_';
-	return (char)toupper(c);
+	return (char)toupper((int)c);
 }
 
 /*
- * The n-th 8.3 alias candidate the way Windows forms one: the first
- * letters of the name and of its last extension, upper case, "~n".
- * (Windows switches to a hashed form after ~4; we keep counting, which is
- * as valid and only differs in the alias chosen.)
+ * The checksum Windows puts into an alias after ~4: a 16-bit hash of the
+ * long name's UTF-16 units as given, scrambled by multiplication modulo
+ * a prime, its four hex digits in reverse order ("SomeStuff.aspx" ->
+ * "BC84", as RtlGenerate8dot3Name gives).
+ */
+static unsigned
+short_name_hash(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	uint16_t sum = 0;
+	uint32_t t;
+	int len;
+
+	while (*p) {
+		uint32_t c = utf8_decode(p, &len);
+
+		if (c >= 0x10000) {	/* a surrogate pair: two units */
+			sum = (uint16_t)(sum * 0x25 + (0xD800 +
+			    ((c - 0x10000) >> 10)));
+			c = 0xDC00 + ((c - 0x10000) & 0x3FF);
+		}
+		sum = (uint16_t)(sum * 0x25 + c);
+		p += len;
+	}
+	t = (uint32_t)sum * 314159269u;
+	if (t & 0x80000000u)
+		t = 0u - t;		/* the absolute value of a 32-bit int */
+	t %= 1000000007u;
+	sum = (uint16_t)t;
+	return (unsigned)(((sum & 0xF000) >> 12) | ((sum & 0x0F00) >> 4) |
+	    ((sum & 0x00F0) << 4) | ((sum & 0x000F) << 12));
+}
+
+/* Append the 8.3 form of [p, end) to out (at most max characters). */
+static size_t
+short_part(const char *p, const char *end, char *out, size_t max)
+{
+	size_t n = 0;
+	int len;
+
+	for (; p < end && *p && n < max; p += len) {
+		uint32_t c = utf8_decode((const unsigned char *)p, &len);
+		char ch = short_char(c);
+
+		if (!ch)
+			continue;
+		out[n++] = ch;
+		if (c >= 0x10000 && n < max)
+			out[n++] = '_';	/* the second unit of a pair */
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * The n-th 8.3 alias candidate, in Windows' own scheme: leading periods
+ * skipped, the first six characters of the name (periods other than the
+ * last, which starts the extension, and spaces dropped) and "~1" to
+ * "~4", then the first two, the hash of the long name and "~1", "~2"...;
+ * the extension's first three characters.  So each new name costs a few
+ * lookups whatever the folder holds.
  */
 void
 ntfs_short_name(const char *name, unsigned n, char out[24])
 {
-	char base[9], ext[4], suffix[12];
-	const char *dot = strrchr(name, '.'), *p;
-	size_t nb = 0, ne = 0, keep;
+	char base[16], ext[8], suffix[12];
+	const char *dot, *start = name + strspn(name, ".");
+	size_t nb, ne, keep;
 
-	for (p = name; *p && p != dot && nb < 8; p++) {
-		char c = short_char((unsigned char)*p);
-
-		if (c)
-			base[nb++] = c;
-	}
-	if (dot && dot != name)
-		for (p = dot + 1; *p && ne < 3; p++) {
-			char c = short_char((unsigned char)*p);
-
-			if (c)
-				ext[ne++] = c;
-		}
+	dot = strrchr(start, '.');
+	nb = short_part(start, dot ? dot : start + strlen(start), base, 8);
+	ne = dot ? short_part(dot + 1, dot + strlen(dot), ext, 3) : 0;
+	if (!dot)
+		ext[0] = '\0';
 	if (nb == 0)
-		base[nb++] = '_';
-	base[nb] = '\0';
-	ext[ne] = '\0';
-	snprintf(suffix, sizeof(suffix), "~%u", n);
-	keep = MIN(nb, 8 - strlen(suffix));
+		base[nb++] = '_', base[1] = '\0';
+	if (n <= 4) {
+		snprintf(suffix, sizeof(suffix), "~%u", n);
+		keep = MIN(nb, 6);
+	} else {
+		/* The first two characters and the hash. */
+		snprintf(base + MIN(nb, 2), sizeof(base) - 2, "%04X",
+		    short_name_hash(name));
+		nb = strlen(base);
+		snprintf(suffix, sizeof(suffix), "~%u", n - 4);
+		keep = MIN(nb, 8 - strlen(suffix));
+	}
 	snprintf(out, 24, "%.*s%s%s%s", (int)keep, base, suffix, ne ? "." : "",
 	    ext);
 }

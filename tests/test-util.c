@@ -1,11 +1,25 @@
-/* Unit tests: CRC-32C, GUIDs, UTF-16, error recording. */
+/* Unit tests: CRC-32C, GUIDs, UTF-16, error recording, 8.3 aliases. */
 #include <config.h>
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "ntfs.h"
 #include "util.h"
 #include "check.h"
+
+/* The n-th alias ntfs.c would try for name is want. */
+#define ALIAS(name, n, want) do {					\
+	char a_[24];							\
+									\
+	ntfs_short_name(name, n, a_);					\
+	if (strcmp(a_, want) != 0) {					\
+		fprintf(stderr, "%s:%d: alias %u of '%s' is %s, "	\
+		    "expected %s\n", __FILE__, __LINE__, (unsigned)(n),	\
+		    name, a_, want);					\
+		check_failures++;					\
+	}								\
+} while (0)
 
 int
 main(void)
@@ -78,5 +92,28 @@ main(void)
 	CHECK(strcmp(t, "/a/b/c") == 0);
 	free(t);
 	CHECK(strcmp(path_basename("/x/y.vhd"), "y.vhd") == 0);
+
+	/*
+	 * 8.3 aliases as Windows forms them (the rules and the first
+	 * checksum as documented for RtlGenerate8dot3Name and worked out
+	 * from Windows' own output): "~1" to "~4" on six characters, then
+	 * two characters and the long name's checksum.
+	 */
+	ALIAS("SomeStuff.aspx", 1, "SOMEST~1.ASP");
+	ALIAS("SomeStuff.aspx", 4, "SOMEST~4.ASP");
+	ALIAS("SomeStuff.aspx", 5, "SOBC84~1.ASP");
+	ALIAS("SomeStuff.aspx", 6, "SOBC84~2.ASP");
+	ALIAS("5+6 June Report.doc", 1, "5_6JUN~1.DOC");
+	ALIAS("a.testing.file.bat", 1, "ATESTI~1.BAT");
+	ALIAS("1+2+3 Hello World.exe", 1, "1_2_3H~1.EXE");
+	ALIAS(".hidden", 1, "HIDDEN~1");
+	ALIAS("..twice.config", 2, "TWICE~2.CON");
+	ALIAS("ab cd", 1, "ABCD~1");
+	/* One '_' per character outside ASCII, not per UTF-8 byte. */
+	ALIAS("\xc3\x9c" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9"
+	    " \xe2\x9c\x93.txt", 1, "_N_C_D~1.TXT");
+	ALIAS("nvidia-smi.description.extension", 1, "NVIDIA~1.EXT");
+	CHECK(ntfs_is_short_name("NVAPI.DLL") && ntfs_is_short_name("nvapi.dll"));
+	CHECK(!ntfs_is_short_name("a b.txt") && !ntfs_is_short_name(".hidden"));
 	CHECK_DONE();
 }
