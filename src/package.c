@@ -361,12 +361,20 @@ mkdirs(char *path)
  * Unpack an archive into dest, refusing entries that would land outside
  * it (absolute paths, "..") and links of any kind.
  */
+/* A folder's time from its archive entry, set once its contents are in
+ * (creating them changed it). */
+struct dir_time {
+	char *path;
+	struct timespec ts;
+};
+
 static int
 unpack(const char *arch, const char *dest)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
-	size_t count = 0;
+	struct dir_time *dirs = NULL;
+	size_t ndirs = 0, count = 0, i;
 	uint64_t total = 0, packed = 0;
 	struct stat ast;
 	int r, ret = -1;
@@ -431,6 +439,13 @@ unpack(const char *arch, const char *dest)
 				error_set(errno, "%s: %s", full, strerror(errno));
 				free(full);
 				goto out;
+			}
+			if (archive_entry_mtime_is_set(e)) {
+				dirs = xrealloc(dirs, (ndirs + 1) * sizeof(*dirs));
+				dirs[ndirs].path = xstrdup(full);
+				dirs[ndirs].ts.tv_sec = archive_entry_mtime(e);
+				dirs[ndirs++].ts.tv_nsec =
+				    archive_entry_mtime_nsec(e);
 			}
 		} else if (type == AE_IFREG) {
 			int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC |
@@ -514,8 +529,23 @@ unpack(const char *arch, const char *dest)
 		error_input(EIO, "%s: %s", arch, archive_error_string(a));
 		goto out;
 	}
+	/* Deepest last-listed first, though setting a folder's time does
+	 * not change its parent's. */
+	for (i = ndirs; i-- > 0;) {
+		struct timespec ts[2] = { dirs[i].ts, dirs[i].ts };
+
+		if (utimensat(AT_FDCWD, dirs[i].path, ts,
+		    AT_SYMLINK_NOFOLLOW) < 0) {
+			error_set(errno, "%s: %s", dirs[i].path,
+			    strerror(errno));
+			goto out;
+		}
+	}
 	ret = 0;
 out:
+	for (i = 0; i < ndirs; i++)
+		free(dirs[i].path);
+	free(dirs);
 	archive_read_free(a);
 	return ret;
 }
