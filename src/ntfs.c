@@ -37,6 +37,7 @@
 #include <ntfs-3g/unistr.h>
 #include <ntfs-3g/volume.h>
 
+#include "acl.h"
 #include "ntfs.h"
 #include "place.h"
 
@@ -70,6 +71,12 @@ struct gp_volume {
 	bool writable;
 	bool secure_open;		/* $Secure indexes opened for new ids */
 	bool secure_checked;
+	struct {			/* inherited ids stored (inherited_id) */
+		le32 parent, id;
+		u64 ino;
+		bool is_dir;
+	} inherit[64];
+	size_t ninherit;
 	char *secure_bad;		/* why $Secure cannot be written, or
 					   NULL (check_secure) */
 	bool short_names;		/* give new names 8.3 aliases */
@@ -1635,38 +1642,87 @@ check_secure_entry(gp_volume *v, ntfs_inode *dir)
 }
 
 /*
- * The security id a new entry in dir gets: the descriptor Windows would
- * derive from dir's inheritable ACEs, found in or added to $Secure.  With
- * no user mapping libntfs-3g takes owner and group from dir.  Without it
- * libntfs-3g would give each file its own "Everyone: full control".
+ * The security id a new entry in dir gets.  Its descriptor is derived
+ * from dir's by Windows' rules (acl.c; libntfs-3g's own derivation leaves
+ * generic rights and CREATOR OWNER unmapped), with Administrators as
+ * owner and group, and shared through $Secure: the first entry of a kind
+ * in a folder of a given descriptor stores it (*derive set: the caller
+ * calls store_inherited on the new inode), the next ones reuse its id.
  */
 static le32
-inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir)
+inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir, bool *derive)
+{
+	size_t i;
+
+	*derive = false;
+	if (!v->secure_open)
+		return dir->security_id;	/* NTFS 1.x */
+	if (!v->secure_checked) {
+		check_secure(v);
+		v->secure_checked = true;
+	}
+	if (v->secure_bad) {
+		error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure is damaged (%s); "
+		    "run chkdsk /f in the guest", v->where, v->secure_bad);
+		return 0;
+	}
+	if (check_secure_entry(v, dir) < 0)
+		return 0;
+	/* A folder with a descriptor of its own (no $Secure id, as a
+	 * volume's root can have) is known by its record. */
+	for (i = 0; i < v->ninherit; i++)
+		if (v->inherit[i].parent == dir->security_id &&
+		    (dir->security_id || v->inherit[i].ino == dir->mft_no) &&
+		    v->inherit[i].is_dir == is_dir)
+			return v->inherit[i].id;
+	*derive = true;
+	return dir->security_id;	/* until store_inherited */
+}
+
+/* Derive ni's descriptor from dir's, store it, and remember its id. */
+static int
+store_inherited(gp_volume *v, ntfs_inode *dir, ntfs_inode *ni, bool is_dir)
 {
 	struct SECURITY_CONTEXT scx;
-	le32 id = const_cpu_to_le32(0);
+	uint8_t *sd;
+	char *pd;
+	size_t len;
+	int n;
 
-	if (v->secure_open) {
-		if (!v->secure_checked) {
-			check_secure(v);
-			v->secure_checked = true;
-		}
-		if (v->secure_bad) {
-			error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure is damaged "
-			    "(%s); run chkdsk /f in the guest", v->where,
-			    v->secure_bad);
-			return id;
-		}
-		if (check_secure_entry(v, dir) < 0)
-			return id;
-		memset(&scx, 0, sizeof(scx));
-		scx.vol = v->vol;
-		scx.pseccache = &v->seccache;
-		id = ntfs_inherited_id(&scx, dir, is_dir);
+	memset(&scx, 0, sizeof(scx));
+	scx.vol = v->vol;
+	scx.pseccache = &v->seccache;
+	n = ntfs_get_ntfs_acl(&scx, dir, NULL, 0);
+	if (n <= 0 || n > 65536)
+		return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read a "
+		    "folder's security descriptor");
+	pd = xmalloc((size_t)n);
+	if (ntfs_get_ntfs_acl(&scx, dir, pd, (size_t)n) != n) {
+		free(pd);
+		return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read a "
+		    "folder's security descriptor");
 	}
-	if (!id)
-		id = dir->security_id;	/* NTFS 1.x, or no inheritable ACE */
-	return id;
+	sd = acl_inherit((const uint8_t *)pd, (size_t)n, is_dir,
+	    acl_sid_administrators, acl_sid_administrators, &len);
+	free(pd);
+	if (!sd)
+		return error_setc(GP_EXIT_CORRUPT, EIO, "%s: a folder's "
+		    "security descriptor cannot be read", v->where), -1;
+	/* Nothing inheritable: the folder's own descriptor, as before. */
+	if ((sd[24] | sd[25] << 8) != 0 &&
+	    ntfs_set_ntfs_acl(&scx, ni, (const char *)sd, len, 0) < 0) {
+		free(sd);
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot store a "
+		    "security descriptor");
+	}
+	free(sd);
+	if (v->ninherit < ARRAY_SIZE(v->inherit)) {
+		v->inherit[v->ninherit].parent = dir->security_id;
+		v->inherit[v->ninherit].ino = dir->mft_no;
+		v->inherit[v->ninherit].is_dir = is_dir;
+		v->inherit[v->ninherit++].id = ni->security_id;
+	}
+	return 0;
 }
 
 static ntfs_inode *
@@ -1674,6 +1730,7 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 {
 	ntfschar *uname = NULL;
 	ntfs_inode *ni;
+	bool derive;
 	le32 sid;
 	int ulen;
 
@@ -1688,17 +1745,25 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 		    name);
 		return NULL;
 	}
-	sid = inherited_id(v, dir, type == S_IFDIR);
+	sid = inherited_id(v, dir, type == S_IFDIR, &derive);
 	if (error_pending()) {
 		free(uname);
 		return NULL;
 	}
 	ni = ntfs_create(dir, sid, uname, (u8)ulen, type);
 	free(uname);
-	if (!ni)
+	if (!ni) {
 		ntfs_fail(v, GP_EXIT_FAILURE, errno,
 		    errno == ENOSPC ? "NTFS volume is full" :
 		    "cannot create an entry");
+		return NULL;
+	}
+	if (derive && store_inherited(v, dir, ni, type == S_IFDIR) < 0) {
+		/* The entry exists with the folder's descriptor; the run
+		 * fails and the session is dropped. */
+		ntfs_inode_close(ni);
+		return NULL;
+	}
 	return ni;
 }
 
