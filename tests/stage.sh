@@ -57,6 +57,13 @@ cycle "$TMP/fixed.vhdx" vhdx
 cycle "$TMP/dyn.vhd" vpc
 cycle "$TMP/fixed.vhd" vpc
 cycle "$TMP/g.raw" raw
+# With 8.3 aliases: setting each DOS name (libntfs-3g re-files the entry)
+# must leave every file's and folder's times as the package has them.
+cp "$TMP/g.raw" "$TMP/sn.raw"
+run 0 "$GPUPV_PREP" stage "$TMP/sn.raw" "$PKG" --short-names on
+check_staged "$TMP/sn.raw" raw "$PKG"
+rm -f "$TMP/sn.raw"
+pass "8.3 aliases on: times and contents as the package has them"
 
 # A disk of 4096-byte logical sectors (a VHDX made by imgtool: qemu-img
 # makes only 512): staged, and verify reads it back through libvhdi with
