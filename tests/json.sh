@@ -115,6 +115,17 @@ grep -q "nothing to do: .* already holds what was asked" "$TMP/out" || fail "re-
 run 0 "$GPUPV_PREP" remove "$IMG"
 grep -q "registry: .* 1 deleted" "$TMP/out" || fail "remove does not say it deleted the key: $(cat "$TMP/out")"
 
+# A sidecar that cannot be written after the image was committed: the
+# report of what the run did is still printed, with the error in it.
+cp "$TMP/g.raw" "$TMP/side.raw"
+run 1 "$GPUPV_PREP" stage "$TMP/side.raw" "$PKG" --script "$TMP/no-such-dir/s.ps1" --json
+expect_eq "$(jqv '.packages[0].action')" stage "sidecar failure: the report"
+expect_eq "$(jqv .changed)" true "sidecar failure: the run committed"
+jqv .error.message | grep -q "no-such-dir" || fail "sidecar failure: error not in the report: $(cat "$TMP/out")"
+grep -q "no-such-dir" "$TMP/err" || fail "sidecar failure: nothing on stderr"
+run 0 "$GPUPV_PREP" verify "$TMP/side.raw"
+pass "a sidecar failing after the commit: the report, with the error"
+
 # Failures: the error object on stdout, the message on stderr as well.
 ERR='version:number command:string|null error:object warnings:array'
 failed() {  # RC CLASS ARGS...
