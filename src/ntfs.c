@@ -702,6 +702,28 @@ out:
 
 /* ---- mount -------------------------------------------------------- */
 
+/*
+ * Whether $Bitmap or $MFT's bitmap has a size no volume has: $Bitmap
+ * holds a bit per cluster (Windows rounds it up to 8 bytes; what a volume
+ * shrunk to half its size could keep is allowed), the MFT bitmap a bit
+ * per record of the MFT.
+ */
+static bool
+bitmaps_bad(ntfs_volume *vol)
+{
+	s64 need = (vol->nr_clusters + 7) / 8;
+	s64 records;
+
+	if (!vol->lcnbmp_na || !vol->mftbmp_na || !vol->mft_na ||
+	    vol->lcnbmp_na->data_size < need ||
+	    vol->lcnbmp_na->data_size > MAX(2 * need, need + 1024 * 1024) ||
+	    vol->lcnbmp_na->data_size > vol->lcnbmp_na->allocated_size + 8)
+		return true;
+	records = vol->mft_na->data_size >> vol->mft_record_size_bits;
+	return vol->mftbmp_na->data_size < 0 ||
+	    vol->mftbmp_na->data_size > records / 8 + 1024 * 1024;
+}
+
 static int
 ntfs_fail(gp_volume *v, int code, int err, const char *what)
 {
@@ -811,6 +833,16 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	 */
 	if (!writable)
 		ntfs_create_lru_caches(v->vol);
+	/* The two bitmaps are read whole below and on every allocation:
+	 * their sizes must be what the volume and the MFT need, not what a
+	 * damaged record claims (a 2 MiB volume claiming a bitmap of 2^40
+	 * bytes kept libntfs-3g counting for minutes). */
+	if (bitmaps_bad(v->vol)) {
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "the cluster or MFT bitmap "
+		    "is not of the size the volume needs");
+		ntfs_umount(v->vol, TRUE);
+		goto fail;
+	}
 	if (ntfs_volume_get_free_space(v->vol) < 0) {
 		ntfs_fail(v, GP_EXIT_CORRUPT, errno, "cannot read the cluster "
 		    "bitmap");
