@@ -76,11 +76,7 @@ GPUPV_PREP_FAULT=derive-copied GPUPV_PREP_FAULT_SIGNAL=STOP \
 pid=$!
 wait_stopped $pid
 echo "made meanwhile" >"$TMP/late.vhdx"
-kill -CONT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+resume $pid
 [ "$rc" -ne 0 ] || fail "NEW made during the run: exit 0"
 expect_eq "$(cat "$TMP/late.vhdx")" "made meanwhile" "NEW made during the run was replaced"
 grep -q "late.vhdx" "$TMP/late.err" || fail "NEW made during the run: not named: $(cat "$TMP/late.err")"

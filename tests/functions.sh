@@ -90,6 +90,14 @@ wait_stopped() {
     sleep 0.1
   done
 }
+# resume PID: let a stopped run go on and wait for it; its status in $rc.
+resume() {
+  kill -CONT "$1"
+  set +e
+  wait "$1"
+  rc=$?
+  set -e
+}
 
 # check_staged IMAGE QEMU_FMT PKGDIR: every file of a staged package, byte
 # for byte, READONLY, kept mtime, no own security descriptor (sleuthkit on

@@ -110,11 +110,7 @@ for f in a b c d; do
   rm "$SW/$f.bin"
   ln -s "$TMP/host-secret" "$SW/$f.bin"
 done
-kill -CONT $pid
-set +e
-wait $pid
-rc=$?
-set -e
+resume $pid
 [ "$rc" -ne 0 ] || fail "a swapped package file was staged (exit 0)"
 grep -q "sw.inf_amd64_2222222222222222/[a-d].bin: became a symbolic link" "$TMP/sw.err" ||
   fail "the swapped file is not named: $(cat "$TMP/sw.err")"
