@@ -255,6 +255,10 @@ acl_inherit(const uint8_t *parent, size_t plen, bool is_dir,
 	    is_dir, pctl & SE_SACL_AUTO_INHERITED ? INHERITED : 0, owner, olen,
 	    group, glen, &sacl) < 0)))
 		goto bad;
+	/* An ACL's size is 16 bits: a parent whose inherited ACEs would not
+	 * fit (splitting can double them) has no descriptor to give. */
+	if (8 + dacl.len > 0xFFFF || 8 + sacl.len > 0xFFFF)
+		goto bad;
 	/* A DACL always (an empty one if nothing was inherited), and the
 	 * parent's automatic-inheritance bits. */
 	ctl |= SE_DACL_PRESENT | (pctl & SE_DACL_AUTO_INHERITED);
