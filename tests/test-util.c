@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "acl.h"
 #include "ntfs.h"
 #include "util.h"
 #include "check.h"
@@ -115,5 +116,79 @@ main(void)
 	ALIAS("nvidia-smi.description.extension", 1, "NVIDIA~1.EXT");
 	CHECK(ntfs_is_short_name("NVAPI.DLL") && ntfs_is_short_name("nvapi.dll"));
 	CHECK(!ntfs_is_short_name("a b.txt") && !ntfs_is_short_name(".hidden"));
+
+	/*
+	 * Inheritance (acl.c) on a parent whose DACL is auto-inherited:
+	 *   0 (A;OICI;FA;;;SY)       to files and folders as it is
+	 *   1 (A;OICIIO;GA;;;CO)     CREATOR OWNER with a generic right
+	 *   2 (A;OI;0x1200a9;;;BU)   files only
+	 *   3 (A;CINP;0x4;;;BU)      this folder's subfolders, one level
+	 */
+	{
+		static const uint8_t sy[12] = { 1, 1, 0, 0, 0, 0, 0, 5, 18 };
+		static const uint8_t co[12] = { 1, 1, 0, 0, 0, 0, 0, 3, 0 };
+		static const uint8_t bu[16] = { 1, 2, 0, 0, 0, 0, 0, 5, 32, 0,
+		    0, 0, 0x21, 2 };
+		static const struct { uint8_t flags; uint32_t mask;
+		    const uint8_t *sid; size_t slen; } in[4] = {
+			{ 0x03, 0x1F01FF, sy, 12 }, { 0x0B, 0x10000000, co, 12 },
+			{ 0x01, 0x1200A9, bu, 16 }, { 0x06, 0x4, bu, 16 } };
+		uint8_t p[256] = { 1, 0, 0x04, 0x84 }, *c;
+		size_t at = 28, len, i;
+
+		for (i = 0; i < 4; i++) {
+			size_t sz = 8 + in[i].slen;
+
+			p[at + 1] = in[i].flags;
+			p[at + 2] = (uint8_t)sz;
+			memcpy(p + at + 4, &in[i].mask, 4);
+			memcpy(p + at + 8, in[i].sid, in[i].slen);
+			at += sz;
+		}
+		p[16] = 20;			/* DACL at 20 */
+		p[20] = 2;
+		p[22] = (uint8_t)(at - 20);
+		p[24] = 4;
+		p[4] = (uint8_t)at;		/* owner, group: SYSTEM */
+		memcpy(p + at, sy, 12);
+		p[8] = (uint8_t)(at + 12);
+		memcpy(p + at + 12, sy, 12);
+		at += 24;
+		/* A file: SY as it is, CO -> Administrators with FILE_ALL,
+		 * BU read; all marked inherited (0x10). */
+		c = acl_inherit(p, at, false, acl_sid_administrators,
+		    acl_sid_administrators, &len);
+		CHECK(c != NULL && c[24] == 3);
+		/* ACEs at 28 (20 bytes), 48 (24), 72. */
+		CHECK(c && c[29] == 0x10 && c[49] == 0x10 && c[73] == 0x10);
+		CHECK(c && get_le32(c + 48 + 4) == 0x1F01FF &&
+		    memcmp(c + 48 + 8, acl_sid_administrators, 16) == 0);
+		CHECK(c && (c[2] | c[3] << 8) == 0x8404);
+		free(c);
+		/* A folder: SY with OICI; CO split into Administrators FA
+		 * (effective) and CO GA (OICIIO); BU files-only as OIIO; the
+		 * no-propagate ACE effective only, without CI. */
+		c = acl_inherit(p, at, true, acl_sid_administrators,
+		    acl_sid_administrators, &len);
+		CHECK(c != NULL && c[24] == 5);
+		if (c && c[24] == 5) {
+			const uint8_t *a = c + 28;
+
+			CHECK(a[1] == 0x13);		/* ID OI CI */
+			a += a[2];
+			CHECK(a[1] == 0x10 && get_le32(a + 4) == 0x1F01FF);
+			a += a[2];
+			CHECK(a[1] == 0x1B && get_le32(a + 4) == 0x10000000 &&
+			    memcmp(a + 8, co, 12) == 0);
+			a += a[2];
+			CHECK(a[1] == 0x19);		/* ID IO OI */
+			a += a[2];
+			CHECK(a[1] == 0x10 && get_le32(a + 4) == 0x4);
+		}
+		free(c);
+		/* Not a descriptor: refused. */
+		CHECK(acl_inherit(p, 10, false, acl_sid_administrators,
+		    acl_sid_administrators, &len) == NULL);
+	}
 	CHECK_DONE();
 }
