@@ -1840,7 +1840,15 @@ walk_dirs(gp_volume *v, char **comp, size_t n, bool create)
 			next = NULL;
 			errno = ENOENT;
 		}
-		ntfs_inode_close(ni);
+		/* A folder whose record cannot be written back (a new entry
+		 * changed it) is the error to report, not what follows. */
+		if (ntfs_inode_close(ni) < 0 && !error_pending()) {
+			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write a "
+			    "folder's record");
+			if (next)
+				ntfs_inode_close(next);
+			return NULL;
+		}
 		if (!next)
 			return NULL;
 		ni = next;
