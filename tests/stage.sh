@@ -134,8 +134,8 @@ for a in "$TMP/p.tar" "$TMP/p.tar.gz" "$TMP/p.zip" "$TMP/p-stream.zip" "$TMP/p.c
   expect_eq "$(jqv '.packages[0].name')" nv_dispig.inf_amd64_677da8a9230cea15 "${a##*/}"
   expect_eq "$(jqv '.packages[0].driver_ver')" "10/23/2023,31.0.15.4601" "${a##*/}: DriverVer"
   expect_eq "$(jqv '.packages[0].bytes')" "$(find "$PKG" -type f -exec cat {} + | wc -c)" "${a##*/}: bytes staged"
-  # (the cab made here does not keep the empty file's time: a cab is
-  # checked by its hashes only)
+  # (a cab keeps times in the 2-second steps of DOS time, so an odd
+  # second cannot come back: a cab is checked by its hashes only)
   case $a in *.cab) ;; *) check_staged "$TMP/a.vhdx" vhdx "$PKG" ;; esac
   run 0 "$GPUPV_PREP" verify "$TMP/a.vhdx"
   pass "package from ${a##*/}"
