@@ -209,17 +209,17 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    plural(r->files_written, "", "s"),
 		    cli_size(r->bytes_written, b1), r->repo);
 	if (r->nsysfiles && remove)
-		cli_printf("; deleted %zu System32/SysWOW64 file%s (%llu "
+		cli_printf(", deleted %zu System32/SysWOW64 file%s (%llu "
 		    "original%s put back)", r->nsysfiles,
 		    plural(r->nsysfiles, "", "s"), (unsigned long long)restored,
 		    plural(restored, "", "s"));
 	else if (r->nsysfiles)
-		cli_printf("; copied %zu System32/SysWOW64 file%s (%s)",
+		cli_printf(", copied %zu System32/SysWOW64 file%s (%s)",
 		    r->nsysfiles, plural(r->nsysfiles, "", "s"),
 		    cli_size(r->sysfile_bytes, b1));
 	if (regs)
-		cli_printf("; registry: %llu value%s set, %llu deleted, %llu "
-		    "key%s created, %llu deleted",
+		cli_printf(", edited the registry (%llu value%s set, %llu "
+		    "deleted, %llu key%s created, %llu deleted)",
 		    (unsigned long long)r->reg_values_set,
 		    plural(r->reg_values_set, "", "s"),
 		    (unsigned long long)r->reg_values_deleted,
