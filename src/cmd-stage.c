@@ -204,7 +204,8 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		cli_printf("removed %zu package%s from %s", r->n,
 		    plural(r->n, "", "s"), r->repo);
 	else
-		cli_printf("written %llu file%s (%s) into %s",
+		cli_printf("%s %llu file%s (%s) into %s",
+		    r->dry_run ? "written" : "wrote",
 		    (unsigned long long)r->files_written,
 		    plural(r->files_written, "", "s"),
 		    cli_size(r->bytes_written, b1), r->repo);

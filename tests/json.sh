@@ -108,7 +108,7 @@ pass "a folder name and a DriverVer that GPU-PV cannot use are warned about"
 # The human summary counts each kind apart; a registry-only run says so.
 printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Services\\gpupvtest]\r\n"Start"=dword:00000003\r\n' >"$TMP/svc.reg"
 run 0 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/svc.reg"
-grep -q "written 0 files (0 bytes) into .*, edited the registry (1 value set, 0 deleted, 1 key created, 0 deleted)" "$TMP/out" ||
+grep -q "wrote 0 files (0 bytes) into .*, edited the registry (1 value set, 0 deleted, 1 key created, 0 deleted)" "$TMP/out" ||
   fail "registry-only summary: $(cat "$TMP/out")"
 run 0 "$GPUPV_PREP" stage "$IMG" --reg "$TMP/svc.reg"
 grep -q "nothing to do: .* already holds what was asked" "$TMP/out" || fail "re-run: $(cat "$TMP/out")"
