@@ -1698,8 +1698,6 @@ inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir, bool *derive)
 		    "run chkdsk /f in the guest", v->where, v->secure_bad);
 		return 0;
 	}
-	if (check_secure_entry(v, dir) < 0)
-		return 0;
 	/* A folder with a descriptor of its own (no $Secure id, as a
 	 * volume's root can have) is known by its record. */
 	for (i = 0; i < v->ninherit; i++)
@@ -1707,6 +1705,10 @@ inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir, bool *derive)
 		    (dir->security_id || v->inherit[i].ino == dir->mft_no) &&
 		    v->inherit[i].is_dir == is_dir)
 			return v->inherit[i].id;
+	/* Only a descriptor about to be read needs its entry checked: one
+	 * in the list above was checked when it was stored. */
+	if (check_secure_entry(v, dir) < 0)
+		return 0;
 	*derive = true;
 	return dir->security_id;	/* until store_inherited */
 }
