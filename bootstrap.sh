@@ -7,10 +7,11 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config
-  ntfs-3g-dev libhivex-dev libvhdi-dev zlib1g-dev libarchive-dev"
+  ntfs-3g-dev libhivex-dev libvhdi-dev zlib1g-dev libarchive-dev
+  libext2fs-dev comerr-dev"
 TEST_DEPS="qemu-utils ntfs-3g sleuthkit libfsntfs-utils libregf-utils
   libhivex-bin libwin-hivex-perl libvhdi-utils gdisk fdisk dosfstools mtools jq xz-utils
-  gzip unzip zip gcab xxd time"
+  gzip unzip zip gcab xxd time e2fsprogs"
 
 missing=""
 for p in $BUILD_DEPS $TEST_DEPS; do

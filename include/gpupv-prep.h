@@ -190,9 +190,14 @@ struct gp_partition_table {
 int	gp_partitions_read(gp_image *img, struct gp_partition_table *pt);
 void	gp_partitions_free(struct gp_partition_table *pt);
 
-/* ---- NTFS volumes (ntfs layer) ------------------------------------ */
+/* ---- guest file systems (fs layer: NTFS or ext2/3/4) -------------- */
 
 typedef struct gp_volume gp_volume;
+
+enum gp_fs_kind {
+	GP_FS_NTFS,
+	GP_FS_EXT,			/* ext2, ext3 or ext4 */
+};
 
 enum gp_volume_state {
 	GP_VOL_CLEAN,
@@ -202,9 +207,16 @@ enum gp_volume_state {
 };
 const char *gp_volume_state_name(enum gp_volume_state s);
 
-/* Mount the NTFS file system in [start, start+size) of img. */
+/*
+ * Open the file system in [start, start+size) of img: NTFS, or ext2/3/4
+ * (found by its signature).  A writable volume changes only the image's
+ * session (gp_image_commit makes it stick).
+ */
 gp_volume *gp_volume_open(gp_image *img, uint64_t start, uint64_t size,
 	    bool writable);
+enum gp_fs_kind gp_volume_kind(const gp_volume *vol);
+/* "ntfs", "ext2", "ext3" or "ext4". */
+const char *gp_volume_fs_name(gp_volume *vol);
 int	gp_volume_close(gp_volume *vol);
 /* State as judged read-only: hibernation, dirty flag, journal. */
 enum gp_volume_state gp_volume_state(gp_volume *vol);
@@ -215,9 +227,12 @@ struct gp_stat {
 	uint64_t size;
 	uint32_t attributes;		/* FILE_ATTRIBUTE_* as Windows has them */
 	int64_t mtime;			/* Unix seconds */
+	bool is_link;			/* ext: a symbolic link */
+	uint32_t mode;			/* ext: permission bits */
 };
 
-/* Paths use '/' or '\\' and are matched case-insensitively. */
+/* Paths use '/' or '\\'; NTFS matches them case-insensitively, ext
+ * exactly. */
 int	gp_volume_stat(gp_volume *vol, const char *path, struct gp_stat *st);
 /*
  * Calls fn for each entry of a directory (Win32/POSIX names only, no
@@ -246,6 +261,8 @@ struct gp_file_meta {
 	int64_t mtime_ns;		/* Unix epoch, nanoseconds */
 	int64_t crtime_ns;		/* 0: same as mtime */
 	bool readonly;			/* FILE_ATTRIBUTE_READONLY */
+	uint32_t mode;			/* ext: permission bits (owner root);
+					   0: 0644 for files, 0755 folders */
 };
 /*
  * Create a new file or directory at path (the parent must exist; an
@@ -260,10 +277,16 @@ int	gp_volume_create(gp_volume *vol, const char *path, bool is_dir,
 	    int (*fill)(void *ctx, void *buf, size_t len), void *ctx);
 int	gp_volume_set_meta(gp_volume *vol, const char *path,
 	    const struct gp_file_meta *m);
-/* Delete a file or an empty directory (with its 8.3 alias). */
+/* ext: a symbolic link at path to target (NTFS: ENOTSUP). */
+int	gp_volume_symlink(gp_volume *vol, const char *path, const char *target,
+	    const struct gp_file_meta *m);
+/* Delete a file, a link or an empty directory (with its 8.3 alias). */
 int	gp_volume_remove(gp_volume *vol, const char *path);
-/* Cluster size and free space. */
+/* Cluster (block) size and free space. */
 int	gp_volume_space(gp_volume *vol, uint64_t *cluster, uint64_t *free_bytes);
+/* What one new file of size bytes takes on the volume, metadata
+ * included, in bytes. */
+uint64_t gp_volume_file_cost(gp_volume *vol, uint64_t size);
 /* Free bytes of the volume that the image file already stores (data put
  * there does not grow a dynamic image); 0 when unknown. */
 uint64_t gp_volume_stored_free(gp_volume *vol);
@@ -324,6 +347,41 @@ struct gp_windows {
 int	gp_windows_find(gp_image *img, struct gp_partition_table *pt,
 	    int partition, struct gp_windows *w);
 void	gp_windows_free(struct gp_windows *w);
+
+/* ---- a Linux installation (guest layer) --------------------------- */
+
+struct gp_linux {
+	unsigned partition;		/* partition index (0: whole disk) */
+	unsigned slot;			/* position in the table's parts[] */
+	const char *fs;			/* "ext2", "ext3", "ext4" */
+	enum gp_volume_state state;
+	/* From etc/os-release (printable ASCII; NULL when absent): */
+	char *name, *version_id, *pretty_name, *id;
+	char **kernels;			/* lib/modules entries */
+	size_t nkernels;
+	char *firstboot;		/* gpupv-prep's first-boot status line,
+					   NULL when none was left */
+};
+
+/*
+ * Find a Linux root by content: an ext2/3/4 file system holding
+ * etc/os-release (or usr/lib/os-release).  partition >= 0 forces that
+ * index.  Returns -1 with GP_EXIT_NO_WINDOWS when there is none, and
+ * with GP_EXIT_CORRUPT naming them when the only candidates are file
+ * systems this tool does not write (btrfs, xfs, LVM, LUKS).
+ */
+int	gp_linux_find(gp_image *img, struct gp_partition_table *pt,
+	    int partition, struct gp_linux *l);
+void	gp_linux_free(struct gp_linux *l);
+/*
+ * The guest: Windows (returns 0, w filled) or else a Linux root (returns
+ * 1, l filled); -1 as gp_windows_find, GP_EXIT_NO_WINDOWS naming both
+ * searches when there is neither.
+ */
+int	gp_guest_find(gp_image *img, struct gp_partition_table *pt,
+	    int partition, struct gp_windows *w, struct gp_linux *l);
+/* Where gpupv-prep's first-boot unit leaves its status in the guest. */
+#define GP_LINUX_STATUS	"/var/lib/gpupv-prep/firstboot.status"
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #include "json.h"
 
 #define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
+/* The same folders in a Linux guest, as WSL lays them out. */
+#define WSL_DRIVERS "usr/lib/wsl/drivers"
 #define HDS_MAX_DEPTH 32
 
 struct hds_pkg {
@@ -29,6 +31,7 @@ struct hds_pkg {
 struct pkgs {
 	struct hds_pkg *v;
 	size_t n;
+	const char *root;		/* HDS_PATH or WSL_DRIVERS */
 };
 
 struct walk {
@@ -86,7 +89,7 @@ cmp_pkg(const void *a, const void *b)
 
 /* The DriverVer of a package folder <inf>_<arch>_<hash>, from its INF. */
 static void
-read_driver_ver(gp_volume *vol, struct hds_pkg *p)
+read_driver_ver(gp_volume *vol, const char *root, struct hds_pkg *p)
 {
 	const char *dot = strcasestr(p->name, ".inf_");
 	char *path;
@@ -95,7 +98,7 @@ read_driver_ver(gp_volume *vol, struct hds_pkg *p)
 
 	if (!dot)
 		return;
-	path = xasprintf("%s/%s/%.*s", HDS_PATH, p->name,
+	path = xasprintf("%s/%s/%.*s", root, p->name,
 	    (int)(dot + 4 - p->name), p->name);
 	if (gp_volume_read(vol, path, 32u << 20, &buf, &len) == 0) {
 		p->driver_ver = inf_driver_ver_mem(path, buf, len);
@@ -117,22 +120,22 @@ list_host_driver_store(gp_image *img, const struct gp_partition *p,
 
 	if (!vol)
 		return -1;
-	if (gp_volume_stat(vol, HDS_PATH, &st) < 0 || !st.is_dir) {
+	if (gp_volume_stat(vol, out->root, &st) < 0 || !st.is_dir) {
 		gp_error_clear();
 		gp_volume_close(vol);
 		return 0;
 	}
-	if (gp_volume_list(vol, HDS_PATH, add_pkg, out) < 0)
+	if (gp_volume_list(vol, out->root, add_pkg, out) < 0)
 		ret = -1;
 	for (i = 0; ret == 0 && i < out->n; i++) {
 		struct walk w = { vol, NULL, &out->v[i], 0, 0 };
 
-		w.path = xasprintf("%s/%s", HDS_PATH, out->v[i].name);
+		w.path = xasprintf("%s/%s", out->root, out->v[i].name);
 		if (gp_volume_list(vol, w.path, count_entry, &w) < 0 || w.err)
 			ret = -1;
 		free(w.path);
 		if (ret == 0)
-			read_driver_ver(vol, &out->v[i]);
+			read_driver_ver(vol, out->root, &out->v[i]);
 	}
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
@@ -205,9 +208,39 @@ json_image(struct json *j, const struct gp_image_info *info,
 }
 
 static void
+json_linux(struct json *j, const struct gp_linux *l)
+{
+	size_t i;
+
+	json_obj_begin(j);
+	json_key(j, "partition");
+	json_u64(j, l->partition);
+	json_key(j, "filesystem");
+	json_str(j, l->fs);
+	json_key(j, "volume_state");
+	json_str(j, gp_volume_state_name(l->state));
+	json_key(j, "name");
+	json_str(j, l->name);
+	json_key(j, "version_id");
+	json_str(j, l->version_id);
+	json_key(j, "pretty_name");
+	json_str(j, l->pretty_name);
+	json_key(j, "id");
+	json_str(j, l->id);
+	json_key(j, "kernels");
+	json_arr_begin(j);
+	for (i = 0; i < l->nkernels; i++)
+		json_str(j, l->kernels[i]);
+	json_arr_end(j);
+	json_key(j, "first_boot");
+	json_str(j, l->firstboot);
+	json_obj_end(j);
+}
+
+static void
 print_json(const struct gp_image_info *info, const gp_image *img,
     const struct gp_partition_table *pt, const struct gp_windows *w,
-    bool have_windows, const struct pkgs *pk)
+    bool have_windows, const struct gp_linux *lx, const struct pkgs *pk)
 {
 	struct json j;
 	size_t i;
@@ -267,6 +300,11 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 	} else {
 		json_null(&j);
 	}
+	json_key(&j, "linux");
+	if (lx)
+		json_linux(&j, lx);
+	else
+		json_null(&j);
 	json_key(&j, "host_driver_store");
 	json_arr_begin(&j);
 	for (i = 0; i < pk->n; i++) {
@@ -324,7 +362,7 @@ human_image(const struct gp_image_info *info, const gp_image *img)
 static void
 print_human(const struct gp_image_info *info, const gp_image *img,
     const struct gp_partition_table *pt, const struct gp_windows *w,
-    bool have_windows, const struct pkgs *pk)
+    bool have_windows, const struct gp_linux *lx, const struct pkgs *pk)
 {
 	char b1[32], b2[32];
 	size_t i;
@@ -349,6 +387,16 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 		cli_printf("hives:       SYSTEM %s, SOFTWARE %s\n",
 		    w->hive_state[0] ? w->hive_state[0] : "absent",
 		    w->hive_state[1] ? w->hive_state[1] : "absent");
+	} else if (lx) {
+		cli_printf("linux:       partition %u, %s, %s %s, volume %s\n",
+		    lx->partition, lx->fs, lx->name ? lx->name : lx->id ?
+		    lx->id : "unknown", lx->version_id ? lx->version_id : "",
+		    gp_volume_state_name(lx->state));
+		for (i = 0; i < lx->nkernels; i++)
+			cli_printf("%s%s\n", i ? "             " :
+			    "kernels:     ", lx->kernels[i]);
+		if (lx->firstboot)
+			cli_printf("first boot:  %s\n", lx->firstboot);
 	} else {
 		cli_printf("windows:     none found\n");
 	}
@@ -446,8 +494,9 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	struct gp_partition_table pt = { 0 };
 	struct gp_image_info info;
 	struct gp_windows w = { 0 };
-	struct pkgs pk = { 0 };
-	bool json = false, have_windows = false;
+	struct gp_linux lx = { 0 };
+	struct pkgs pk = { .root = HDS_PATH };
+	bool json = false, have_windows = false, have_linux = false;
 	long partition = -1;
 	gp_image *img = NULL;
 	int c, ret = GP_EXIT_FAILURE;
@@ -496,24 +545,31 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 		ret = cli_fail(cmd);
 		goto out;
 	}
-	if (gp_windows_find(img, &pt, (int)partition, &w) == 0) {
+	c = gp_guest_find(img, &pt, (int)partition, &w, &lx);
+	if (c == 0) {
 		have_windows = true;
 		hive_warnings(&w);
+	} else if (c == 1) {
+		have_linux = true;
+		pk.root = WSL_DRIVERS;
 	} else if (gp_error_code() != GP_EXIT_NO_WINDOWS || partition >= 0) {
 		ret = cli_fail(cmd);
 		goto out;
 	}
 	gp_error_clear();
-	if (have_windows && w.state != GP_VOL_BITLOCKER &&
-	    list_host_driver_store(img, &pt.parts[w.slot], &pk) < 0) {
+	if (((have_windows && w.state != GP_VOL_BITLOCKER) || have_linux) &&
+	    list_host_driver_store(img, &pt.parts[have_linux ? lx.slot :
+	    w.slot], &pk) < 0) {
 		ret = cli_fail(cmd);
 		goto out;
 	}
 	if (json) {
-		print_json(&info, img, &pt, &w, have_windows, &pk);
+		print_json(&info, img, &pt, &w, have_windows,
+		    have_linux ? &lx : NULL, &pk);
 	} else {
 		if (!cli_quiet)
-			print_human(&info, img, &pt, &w, have_windows, &pk);
+			print_human(&info, img, &pt, &w, have_windows,
+			    have_linux ? &lx : NULL, &pk);
 		cli_print_warnings(cmd);
 	}
 	gp_warnings_clear();
@@ -530,6 +586,7 @@ out:
 	}
 	free(pk.v);
 	gp_windows_free(&w);
+	gp_linux_free(&lx);
 	gp_partitions_free(&pt);
 	if (gp_image_close(img) < 0 && ret == 0)
 		ret = cli_fail(cmd);
@@ -539,11 +596,11 @@ out:
 const struct cmd cmd_inspect = {
 	.name = "inspect",
 	.args = "IMAGE [--json] [--partition N] [--parent FILE]",
-	.summary = "report an image, its partitions, the Windows inside and "
-	    "its HostDriverStore (read-only)",
+	.summary = "report an image, its partitions, the Windows or Linux "
+	    "inside and its staged driver store (read-only)",
 	.options =
 	    "  --json           print a JSON report on stdout\n"
-	    "  --partition N    take partition N as the Windows volume\n"
+	    "  --partition N    take partition N as the guest's volume\n"
 	    "  --parent FILE    parent image of a differencing disk\n"
 	    "  --format FMT     do not probe: raw, vhd or vhdx\n"
 	    "  -h, --help       show this help\n",

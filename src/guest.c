@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -215,4 +216,258 @@ gp_windows_free(struct gp_windows *w)
 	free(w->build);
 	free(w->product);
 	memset(w, 0, sizeof(*w));
+}
+
+/* ---- Linux -------------------------------------------------------- */
+
+#define OS_RELEASE_MAX	(64 * 1024)
+#define MAX_KERNELS	64
+
+/* A value as a terminal and JSON may show it: printable ASCII, at most
+ * 200 bytes, others as '?'. */
+static char *
+printable(const char *s, size_t n)
+{
+	char *r;
+	size_t i;
+
+	if (n > 200)
+		n = 200;
+	r = xmalloc(n + 1);
+	for (i = 0; i < n; i++)
+		r[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ?
+		    s[i] : '?';
+	r[n] = '\0';
+	return r;
+}
+
+/* One os-release line "KEY=value" (value maybe quoted, with \-escapes
+ * inside double quotes, as os-release(5) says). */
+static void
+os_release_line(struct gp_linux *l, const char *line, size_t len)
+{
+	static const struct { const char *key; size_t off; } keys[] = {
+		{ "NAME", offsetof(struct gp_linux, name) },
+		{ "VERSION_ID", offsetof(struct gp_linux, version_id) },
+		{ "PRETTY_NAME", offsetof(struct gp_linux, pretty_name) },
+		{ "ID", offsetof(struct gp_linux, id) },
+	};
+	const char *eq = memchr(line, '=', len);
+	char buf[256];
+	size_t k, i, o = 0;
+
+	if (!eq)
+		return;
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		char **dst = (char **)((char *)l + keys[k].off);
+		const char *v = eq + 1;
+		size_t vn = len - (size_t)(v - line);
+		char q = 0;
+
+		if ((size_t)(eq - line) != strlen(keys[k].key) ||
+		    memcmp(line, keys[k].key, (size_t)(eq - line)) != 0)
+			continue;
+		if (vn && (*v == '"' || *v == '\'')) {
+			q = *v++;
+			vn--;
+		}
+		for (i = 0; i < vn && o < sizeof(buf) - 1; i++) {
+			if (q && v[i] == q)
+				break;
+			if (q == '"' && v[i] == '\\' && i + 1 < vn)
+				i++;
+			buf[o++] = v[i];
+		}
+		free(*dst);
+		*dst = printable(buf, o);
+	}
+}
+
+static void
+read_os_release(gp_volume *vol, struct gp_linux *l, const char *path)
+{
+	void *text;
+	size_t len, i, start = 0;
+
+	if (gp_volume_read(vol, path, OS_RELEASE_MAX, &text, &len) < 0) {
+		gp_error_clear();
+		return;
+	}
+	for (i = 0; i <= len; i++)
+		if (i == len || ((char *)text)[i] == '\n') {
+			os_release_line(l, (char *)text + start, i - start);
+			start = i + 1;
+		}
+	free(text);
+}
+
+static int
+kernel_cb(void *ctx, const char *name, const struct gp_stat *st)
+{
+	struct gp_linux *l = ctx;
+
+	if (!st->is_dir || l->nkernels >= MAX_KERNELS)
+		return 0;
+	l->kernels = xrealloc(l->kernels, (l->nkernels + 1) * sizeof(char *));
+	l->kernels[l->nkernels++] = printable(name, strlen(name));
+	return 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+read_linux(gp_volume *vol, struct gp_linux *l)
+{
+	struct gp_stat st;
+	void *text;
+	size_t len;
+
+	read_os_release(vol, l, "etc/os-release");
+	if (!l->name && !l->id)
+		read_os_release(vol, l, "usr/lib/os-release");
+	if (gp_volume_list(vol, "lib/modules", kernel_cb, l) < 0)
+		gp_error_clear();
+	if (l->nkernels)
+		qsort(l->kernels, l->nkernels, sizeof(char *), str_cmp);
+	if (gp_volume_stat(vol, GP_LINUX_STATUS, &st) == 0 && !st.is_dir &&
+	    gp_volume_read(vol, GP_LINUX_STATUS, 4096, &text, &len) == 0) {
+		char *nl = memchr(text, '\n', len);
+
+		l->firstboot = printable(text, nl ? (size_t)(nl - (char *)text) :
+		    len);
+		free(text);
+	}
+	gp_error_clear();
+}
+
+static bool
+is_os_root(gp_volume *vol)
+{
+	struct gp_stat st;
+	bool r = (gp_volume_stat(vol, "etc/os-release", &st) == 0) ||
+	    (gp_volume_stat(vol, "usr/lib/os-release", &st) == 0);
+
+	gp_error_clear();
+	return r;
+}
+
+int
+gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
+    struct gp_linux *l)
+{
+	struct gp_image_info info;
+	char other[256] = "";
+	unsigned i;
+	bool found = false, forced_found = false;
+
+	memset(l, 0, sizeof(*l));
+	gp_image_get_info(img, &info);
+	for (i = 0; i < pt->count; i++) {
+		struct gp_partition *p = &pt->parts[i];
+		const char *fs = p->filesystem;
+		gp_volume *vol;
+
+		if (partition >= 0 && p->index != (unsigned)partition)
+			continue;
+		forced_found = true;
+		if (!strcmp(fs, "btrfs") || !strcmp(fs, "xfs") ||
+		    !strcmp(fs, "lvm") || !strcmp(fs, "luks")) {
+			size_t n = strlen(other);
+
+			if (n < sizeof(other) - 64)
+				snprintf(other + n, sizeof(other) - n,
+				    "%spartition %u is %s", n ? ", " : "",
+				    p->index, !strcmp(fs, "lvm") ?
+				    "an LVM physical volume" :
+				    !strcmp(fs, "luks") ? "LUKS-encrypted" : fs);
+			continue;
+		}
+		if (strcmp(fs, "ext") != 0 || found)
+			continue;
+		vol = gp_volume_open(img, p->start, p->size, false);
+		if (!vol) {
+			warn_add("partition %u: %s", p->index,
+			    gp_error_message());
+			gp_error_clear();
+			continue;
+		}
+		if (is_os_root(vol) || partition >= 0) {
+			found = true;
+			l->partition = p->index;
+			l->slot = i;
+			l->state = gp_volume_state(vol);
+			l->fs = gp_volume_fs_name(vol);
+			read_linux(vol, l);
+		}
+		gp_volume_close(vol);
+		gp_error_clear();
+	}
+	if (found)
+		return 0;
+	if (partition >= 0 && !forced_found) {
+		error_setc(GP_EXIT_USAGE, ENOENT, "%s: no partition %d "
+		    "(the table has %u)", info.path, partition, pt->count);
+		return -1;
+	}
+	if (*other) {
+		error_setc(GP_EXIT_CORRUPT, ENOTSUP, "%s: %s; gpupv-prep "
+		    "writes NTFS and ext2/3/4 only (libguestfs can write "
+		    "btrfs, xfs and LVM: guestfish, virt-copy-in); nothing was "
+		    "written", info.path, other);
+		return -1;
+	}
+	error_setc(GP_EXIT_NO_WINDOWS, ENOENT, "%s: no Linux root found (no "
+	    "ext2/3/4 file system holds etc/os-release)", info.path);
+	return -1;
+}
+
+void
+gp_linux_free(struct gp_linux *l)
+{
+	size_t i;
+
+	free(l->name);
+	free(l->version_id);
+	free(l->pretty_name);
+	free(l->id);
+	for (i = 0; i < l->nkernels; i++)
+		free(l->kernels[i]);
+	free(l->kernels);
+	free(l->firstboot);
+	memset(l, 0, sizeof(*l));
+}
+
+int
+gp_guest_find(gp_image *img, struct gp_partition_table *pt, int partition,
+    struct gp_windows *w, struct gp_linux *l)
+{
+	char *win, *lx;
+	const char *colon;
+
+	memset(l, 0, sizeof(*l));
+	if (gp_windows_find(img, pt, partition, w) == 0)
+		return 0;
+	if (gp_error_code() != GP_EXIT_NO_WINDOWS)
+		return -1;
+	win = xstrdup(gp_error_message());
+	gp_error_clear();
+	if (gp_linux_find(img, pt, partition, l) == 0) {
+		free(win);
+		return 1;
+	}
+	if (gp_error_code() == GP_EXIT_NO_WINDOWS) {
+		/* Neither: say what was looked for, both ways. */
+		lx = xstrdup(gp_error_message());
+		colon = strstr(lx, ": ");
+		gp_error_clear();
+		error_setc(GP_EXIT_NO_WINDOWS, ENOENT, "%s; %s", win,
+		    colon ? colon + 2 : lx);
+		free(lx);
+	}
+	free(win);
+	return -1;
 }

@@ -762,3 +762,71 @@ inf_service_free(struct inf_service *svc)
 	free(svc->binary);
 	memset(svc, 0, sizeof(*svc));
 }
+
+/*
+ * The files an INF copies into System32\lxss\lib (DestinationDirs value
+ * "11,lxss\lib"): WSL's user-mode libraries for Linux guests.  Each line
+ * of such a section is "dest[,source[,...]]"; an empty source is the
+ * destination name.  Names must be plain file names.
+ */
+int
+inf_lxss_files(const struct inf *inf, struct lxss_file **v, size_t *n)
+{
+	const struct inf_section *dd = inf_section(inf, "DestinationDirs");
+	size_t i, k;
+
+	*v = NULL;
+	*n = 0;
+	for (i = 0; dd && i < dd->n; i++) {
+		const struct inf_line *l = &dd->v[i];
+		const struct inf_section *s;
+
+		if (!l->key || l->nf < 2 || strcmp(l->f[0], "11") != 0 ||
+		    strcasecmp(l->f[1], "lxss\\lib") != 0)
+			continue;
+		if (!(s = inf_section(inf, l->key)))
+			continue;
+		for (k = 0; k < s->n; k++) {
+			const struct inf_line *c = &s->v[k];
+			const char *dest = c->nf > 0 ? c->f[0] : c->key;
+			const char *src = c->nf > 1 && *c->f[1] ? c->f[1] : dest;
+			size_t j;
+
+			if (c->key || !dest || !*dest)
+				continue;
+			if (strpbrk(dest, "/\\") || strpbrk(src, "/\\") ||
+			    !strcmp(dest, ".") || !strcmp(dest, "..") ||
+			    strlen(dest) > 255 || strlen(src) > 255) {
+				error_input(EINVAL, "%s:%u: [%s] names '%.80s', "
+				    "which is not a plain file name", inf->path,
+				    c->line, s->name, dest);
+				lxss_files_free(*v, *n);
+				*v = NULL;
+				*n = 0;
+				return -1;
+			}
+			for (j = 0; j < *n && strcmp((*v)[j].dest, dest); j++)
+				;
+			if (j < *n)
+				continue;	/* listed twice: the first wins */
+			*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+			(*v)[*n].dest = xstrdup(dest);
+			(*v)[*n].src = xstrdup(src);
+			(*v)[*n].line = c->line;
+			(*n)++;
+		}
+	}
+	return 0;
+}
+
+void
+lxss_files_free(struct lxss_file *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].dest);
+		free(v[i].src);
+	}
+	free(v);
+}

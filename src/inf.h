@@ -68,6 +68,17 @@ int	inf_copytovm(const struct inf *inf, const char *section,
 	    struct copytovm **v, size_t *n);
 void	copytovm_free(struct copytovm *v, size_t n);
 
+struct lxss_file {
+	char *dest;			/* name in /usr/lib/wsl/lib */
+	char *src;			/* file in the package */
+	unsigned line;
+};
+
+/* The CopyFiles entries whose destination is 11,lxss\lib (the INF's
+ * libraries for Linux guests under WSL), in INF order. */
+int	inf_lxss_files(const struct inf *inf, struct lxss_file **v, size_t *n);
+void	lxss_files_free(struct lxss_file *v, size_t n);
+
 struct inf_service {
 	uint32_t type, start, error_control;
 	char *group;			/* LoadOrderGroup, or NULL */

@@ -38,6 +38,7 @@
 #include <ntfs-3g/volume.h>
 
 #include "acl.h"
+#include "fs.h"
 #include "ntfs.h"
 #include "place.h"
 
@@ -56,6 +57,9 @@
 #define NTFS_RESIDENT_SLACK	160
 #define NTFS_MAX_ALIAS		1000000	/* "~N" candidates tried */
 
+/* The driver's handle from the one fs.c passes (its first member). */
+#define NV(pv)	((struct ntfs_vol *)(pv))
+
 struct slice {
 	gp_image *img;
 	uint64_t start;
@@ -64,7 +68,8 @@ struct slice {
 	bool io_error;
 };
 
-struct gp_volume {
+struct ntfs_vol {
+	struct gp_volume pub;		/* first: the handle fs.c dispatches on */
 	struct slice sl;
 	struct ntfs_device *dev;
 	ntfs_volume *vol;
@@ -328,7 +333,7 @@ static struct ntfs_device_operations slice_ops = {
 
 /* ---- the cluster bitmap as the session sees it ---------------------- */
 
-static int ntfs_fail(gp_volume *v, int code, int err, const char *what);
+static int ntfs_fail(struct ntfs_vol *v, int code, int err, const char *what);
 
 /*
  * How many clusters from lcn (at most n) have their $Bitmap bit equal to
@@ -336,7 +341,7 @@ static int ntfs_fail(gp_volume *v, int code, int err, const char *what);
  * small reads first, larger ones while the run goes on.
  */
 static int64_t
-bm_run(gp_volume *v, int64_t lcn, int64_t n, bool set)
+bm_run(struct ntfs_vol *v, int64_t lcn, int64_t n, bool set)
 {
 	uint8_t buf[8192];
 	int64_t done = 0, chunk = 64;
@@ -369,7 +374,7 @@ bm_run(gp_volume *v, int64_t lcn, int64_t n, bool set)
 }
 
 static int
-bm_set(gp_volume *v, int64_t lcn, int64_t len, bool set)
+bm_set(struct ntfs_vol *v, int64_t lcn, int64_t len, bool set)
 {
 	if ((set ? ntfs_bitmap_set_run : ntfs_bitmap_clear_run)(
 	    v->vol->lcnbmp_na, lcn, len) < 0)
@@ -386,7 +391,7 @@ bm_set(gp_volume *v, int64_t lcn, int64_t len, bool set)
  * still uses.  Clusters still in use (another hard link) stay as they are.
  */
 static int
-pin_freed(gp_volume *v, const struct place_run *r, size_t n)
+pin_freed(struct ntfs_vol *v, const struct place_run *r, size_t n)
 {
 	size_t i;
 
@@ -424,7 +429,7 @@ pin_freed(gp_volume *v, const struct place_run *r, size_t n)
 
 /* The session ends: what it freed is free. */
 static int
-unpin(gp_volume *v)
+unpin(struct ntfs_vol *v)
 {
 	size_t i;
 
@@ -446,7 +451,7 @@ runs_add(struct place_run **r, size_t *n, int64_t lcn, int64_t len)
 
 /* The clusters of every non-resident attribute of ni (deletion frees them). */
 static int
-inode_runs(gp_volume *v, ntfs_inode *ni, struct place_run **r, size_t *n)
+inode_runs(struct ntfs_vol *v, ntfs_inode *ni, struct place_run **r, size_t *n)
 {
 	ntfs_attr_search_ctx *ctx = ntfs_attr_get_search_ctx(ni, NULL);
 	runlist_element *rl, *e;
@@ -486,7 +491,7 @@ op_free_run(void *ctx, int64_t lcn, int64_t n)
 static int
 op_stored(void *ctx, int64_t lcn, int64_t n, int64_t *pn)
 {
-	gp_volume *v = ctx;
+	struct ntfs_vol *v = ctx;
 	uint64_t cs = v->vol->cluster_size, got = 0;
 	int r = gp_image_block_status(v->sl.img, v->sl.start +
 	    (uint64_t)lcn * cs, (uint64_t)n * cs, &got);
@@ -503,7 +508,7 @@ op_stored(void *ctx, int64_t lcn, int64_t n, int64_t *pn)
 static int64_t
 op_block_end(void *ctx, int64_t lcn)
 {
-	gp_volume *v = ctx;
+	struct ntfs_vol *v = ctx;
 	uint64_t cs = v->vol->cluster_size, off;
 
 	if (!v->block_size)
@@ -521,7 +526,7 @@ static const struct place_ops place_ops = {
 
 /* Each run of free clusters now, to fn, lowest first. */
 static int
-free_runs(gp_volume *v, int (*fn)(void *ctx, int64_t lcn, int64_t len),
+free_runs(struct ntfs_vol *v, int (*fn)(void *ctx, int64_t lcn, int64_t len),
     void *ctx)
 {
 	int64_t lcn = 0, nr = v->vol->nr_clusters, u, f;
@@ -554,7 +559,7 @@ place_run(void *ctx, int64_t lcn, int64_t len)
 
 /* The free space as the session found it, before its first allocation. */
 static int
-place_build(gp_volume *v)
+place_build(struct ntfs_vol *v)
 {
 	struct gp_image_info info;
 
@@ -591,7 +596,7 @@ fits_resident(ntfs_inode *ni, uint64_t size)
  * place: the old state survives until the commit.
  */
 static int
-release_data(gp_volume *v, ntfs_attr *na)
+release_data(struct ntfs_vol *v, ntfs_attr *na)
 {
 	struct place_run *runs = NULL;
 	size_t n = 0;
@@ -629,7 +634,7 @@ out:
  * byte is written.
  */
 static int
-place_data(gp_volume *v, ntfs_inode *ni, ntfs_attr *na, uint64_t size)
+place_data(struct ntfs_vol *v, ntfs_inode *ni, ntfs_attr *na, uint64_t size)
 {
 	int64_t clusters = (int64_t)((size + v->vol->cluster_size - 1) >>
 	    v->vol->cluster_size_bits), vcn = 0;
@@ -725,7 +730,7 @@ bitmaps_bad(ntfs_volume *vol)
 }
 
 static int
-ntfs_fail(gp_volume *v, int code, int err, const char *what)
+ntfs_fail(struct ntfs_vol *v, int code, int err, const char *what)
 {
 	if (ntfs_last_msg[0])
 		error_setc(code, err, "%s: %s (libntfs-3g: %s)", v->where, what,
@@ -741,7 +746,7 @@ ntfs_fail(gp_volume *v, int code, int err, const char *what)
  * so it may bypass the session overlay.  Read before anything allocates.
  */
 static void
-declare_unused(gp_volume *v)
+declare_unused(struct ntfs_vol *v)
 {
 	const s64 piece = 1024 * 1024;
 	s64 bytes = (v->vol->nr_clusters + 7) / 8, off;
@@ -764,10 +769,10 @@ declare_unused(gp_volume *v)
 	free(map);
 }
 
-gp_volume *
-gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
+static gp_volume *
+nv_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 {
-	gp_volume *v = xcalloc(1, sizeof(*v));
+	struct ntfs_vol *v = xcalloc(1, sizeof(*v));
 	struct gp_image_info info;
 	uint8_t boot[512];
 	int e;
@@ -775,6 +780,7 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	log_setup();
 	ntfs_last_msg[0] = '\0';
 	gp_image_get_info(img, &info);
+	v->pub.ops = &ntfs_fs_ops;
 	v->where = xasprintf("%s: partition at offset %llu", info.path,
 	    (unsigned long long)start);
 	v->sl.img = img;
@@ -861,16 +867,17 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 			v->secure_open = true;
 		declare_unused(v);
 	}
-	return v;
+	return &v->pub;
 fail:
 	free(v->where);
 	free(v);
 	return NULL;
 }
 
-int
-gp_volume_close(gp_volume *v)
+static int
+nv_close(gp_volume *pv)
 {
+	struct ntfs_vol *v = NV(pv);
 	int ret = 0;
 
 	if (!v)
@@ -896,25 +903,10 @@ gp_volume_close(gp_volume *v)
 	return ret;
 }
 
-const char *
-gp_volume_state_name(enum gp_volume_state s)
+static enum gp_volume_state
+nv_state(gp_volume *pv)
 {
-	switch (s) {
-	case GP_VOL_CLEAN:
-		return "clean";
-	case GP_VOL_HIBERNATED:
-		return "hibernated";
-	case GP_VOL_DIRTY:
-		return "dirty";
-	case GP_VOL_BITLOCKER:
-		return "bitlocker";
-	}
-	return "unknown";
-}
-
-enum gp_volume_state
-gp_volume_state(gp_volume *v)
-{
+	struct ntfs_vol *v = NV(pv);
 	enum gp_volume_state st = GP_VOL_CLEAN;
 	RESTART_PAGE_HEADER *rp = NULL;
 	ntfs_inode *ni;
@@ -941,9 +933,10 @@ gp_volume_state(gp_volume *v)
 	return st;
 }
 
-const char *
-gp_volume_label(gp_volume *v)
+static const char *
+nv_label(gp_volume *pv)
 {
+	struct ntfs_vol *v = NV(pv);
 	return v->vol->vol_name ? v->vol->vol_name : "";
 }
 
@@ -975,7 +968,7 @@ split_path(char *s, char **comp, size_t max)
 
 /* Look a name up in a directory, case-insensitively (upcase table). */
 static int
-lookup(gp_volume *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
+lookup(struct ntfs_vol *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
 {
 	ntfschar *uname = NULL;
 	int ulen;
@@ -999,7 +992,7 @@ lookup(gp_volume *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
 
 /* Open the inode at path; NULL with errno ENOENT (no message) if absent. */
 static ntfs_inode *
-open_path(gp_volume *v, const char *path)
+open_path(struct ntfs_vol *v, const char *path)
 {
 	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
 	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH), i;
@@ -1075,7 +1068,7 @@ fill_stat(ntfs_inode *ni, struct gp_stat *st)
  * sparse file claiming 2^62 bytes would read zeros for ever).
  */
 static int
-size_ok(gp_volume *v, const ntfs_attr *na, const char *path)
+size_ok(struct ntfs_vol *v, const ntfs_attr *na, const char *path)
 {
 	uint64_t vol = (uint64_t)v->vol->nr_clusters * v->vol->cluster_size;
 
@@ -1087,9 +1080,10 @@ size_ok(gp_volume *v, const ntfs_attr *na, const char *path)
 	return -1;
 }
 
-int
-gp_volume_stat(gp_volume *v, const char *path, struct gp_stat *st)
+static int
+nv_stat(gp_volume *pv, const char *path, struct gp_stat *st)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *ni = open_path(v, path);
 
 	if (!ni)
@@ -1146,7 +1140,7 @@ list_free(struct dirent_list *l)
 }
 
 static int
-read_dir(gp_volume *v, ntfs_inode *dir, struct dirent_list *l)
+read_dir(struct ntfs_vol *v, ntfs_inode *dir, struct dirent_list *l)
 {
 	s64 pos = 0;
 
@@ -1165,10 +1159,11 @@ read_dir(gp_volume *v, ntfs_inode *dir, struct dirent_list *l)
 	return 0;
 }
 
-int
-gp_volume_list(gp_volume *v, const char *path,
+static int
+nv_list(gp_volume *pv, const char *path,
     int (*fn)(void *ctx, const char *name, const struct gp_stat *st), void *ctx)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *dir = open_path(v, path), *ni;
 	struct dirent_list l;
 	struct gp_stat st;
@@ -1202,9 +1197,10 @@ gp_volume_list(gp_volume *v, const char *path,
 	return ret < 0 ? -1 : 0;
 }
 
-char *
-gp_volume_realpath(gp_volume *v, const char *path)
+static char *
+nv_realpath(gp_volume *pv, const char *path)
 {
+	struct ntfs_vol *v = NV(pv);
 	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
 	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH), i, j;
 	char *out = xstrdup("");
@@ -1258,9 +1254,10 @@ fail:
 	return NULL;
 }
 
-int
-gp_volume_extract(gp_volume *v, const char *path, const char *host_path)
+static int
+nv_extract(gp_volume *pv, const char *path, const char *host_path)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *ni = open_path(v, path);
 	ntfs_attr *na = NULL;
 	uint8_t *buf = NULL;
@@ -1457,7 +1454,7 @@ check_header(const INDEX_HEADER *ih, size_t avail, const struct sec_index *x,
 }
 
 static char *
-check_sec_index(gp_volume *v, struct sec_index *x, uint64_t sds_size)
+check_sec_index(struct ntfs_vol *v, struct sec_index *x, uint64_t sds_size)
 {
 	ntfs_inode *ni = v->vol->secure_ni;
 	INDEX_ROOT *ir = NULL;
@@ -1537,7 +1534,7 @@ out:
 
 /* Sets v->secure_bad when $Secure's indexes cannot be trusted. */
 static void
-check_secure(gp_volume *v)
+check_secure(struct ntfs_vol *v)
 {
 	static const struct sec_index sii = { "$SII", { const_cpu_to_le16('$'),
 	    const_cpu_to_le16('S'), const_cpu_to_le16('I'),
@@ -1604,7 +1601,7 @@ check_secure(gp_volume *v)
  * libntfs-3g handles), -1 with the error recorded.
  */
 static int
-check_secure_entry(gp_volume *v, ntfs_inode *dir)
+check_secure_entry(struct ntfs_vol *v, ntfs_inode *dir)
 {
 	ntfs_index_context *x = v->vol->secure_xsii;
 	const SECURITY_DESCRIPTOR_HEADER *h;
@@ -1682,7 +1679,7 @@ check_secure_entry(gp_volume *v, ntfs_inode *dir)
  * calls store_inherited on the new inode), the next ones reuse its id.
  */
 static le32
-inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir, bool *derive)
+inherited_id(struct ntfs_vol *v, ntfs_inode *dir, bool is_dir, bool *derive)
 {
 	size_t i;
 
@@ -1715,7 +1712,7 @@ inherited_id(gp_volume *v, ntfs_inode *dir, bool is_dir, bool *derive)
 
 /* Derive ni's descriptor from dir's, store it, and remember its id. */
 static int
-store_inherited(gp_volume *v, ntfs_inode *dir, ntfs_inode *ni, bool is_dir)
+store_inherited(struct ntfs_vol *v, ntfs_inode *dir, ntfs_inode *ni, bool is_dir)
 {
 	struct SECURITY_CONTEXT scx;
 	uint8_t *sd;
@@ -1760,7 +1757,7 @@ store_inherited(gp_volume *v, ntfs_inode *dir, ntfs_inode *ni, bool is_dir)
 }
 
 static ntfs_inode *
-create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
+create_child(struct ntfs_vol *v, ntfs_inode *dir, const char *name, mode_t type)
 {
 	ntfschar *uname = NULL;
 	ntfs_inode *ni;
@@ -1803,7 +1800,7 @@ create_child(gp_volume *v, ntfs_inode *dir, const char *name, mode_t type)
 
 /* Walk to (and create, when create is set) the directory at comp[0..n). */
 static ntfs_inode *
-walk_dirs(gp_volume *v, char **comp, size_t n, bool create)
+walk_dirs(struct ntfs_vol *v, char **comp, size_t n, bool create)
 {
 	ntfs_inode *ni = ntfs_inode_open(v->vol, FILE_root), *next;
 	MFT_REF mref;
@@ -1859,7 +1856,7 @@ walk_dirs(gp_volume *v, char **comp, size_t n, bool create)
 }
 
 static int
-require_writable(gp_volume *v)
+require_writable(struct ntfs_vol *v)
 {
 	if (!v->writable) {
 		error_set(EROFS, "%s: volume is mounted read-only", v->where);
@@ -1868,9 +1865,10 @@ require_writable(gp_volume *v)
 	return 0;
 }
 
-int
-gp_volume_mkdir_p(gp_volume *v, const char *path)
+static int
+nv_mkdir_p(gp_volume *pv, const char *path)
 {
+	struct ntfs_vol *v = NV(pv);
 	char *copy = xstrdup(path), *comp[NTFS_MAX_PATH_DEPTH];
 	size_t n = split_path(copy, comp, NTFS_MAX_PATH_DEPTH);
 	ntfs_inode *ni;
@@ -1904,44 +1902,6 @@ mem_fill(void *ctx, void *buf, size_t n)
 	m->p += n;
 	m->left -= n;
 	return 0;
-}
-
-/* Create or replace: parents made as needed, then gp_volume_create. */
-int
-gp_volume_write_file(gp_volume *v, const char *path, const void *data,
-    size_t len)
-{
-	struct gp_file_meta m = { .mtime_ns = (int64_t)time(NULL) * 1000000000 };
-	struct mem_src src = { data, len };
-	char *copy = xstrdup(path), *parent, *c;
-	struct gp_stat st;
-	int ret = -1;
-
-	for (c = copy; *c; c++)
-		if (*c == '\\')
-			*c = '/';
-	parent = path_dirname(copy);
-	free(copy);
-	if (require_writable(v) < 0)
-		goto out;
-	if (*parent && strcmp(parent, ".") != 0 && strcmp(parent, "/") != 0 &&
-	    gp_volume_mkdir_p(v, parent) < 0)
-		goto out;
-	if (gp_volume_stat(v, path, &st) == 0) {
-		if (st.is_dir) {
-			error_set(EISDIR, "%s: %s is a directory", v->where,
-			    path);
-			goto out;
-		}
-		if (gp_volume_remove(v, path) < 0)
-			goto out;
-	} else if (error_pending()) {
-		goto out;
-	}
-	ret = gp_volume_create(v, path, false, len, &m, mem_fill, &src);
-out:
-	free(parent);
-	return ret;
 }
 
 /* ---- staging: entries with Windows' metadata ----------------------- */
@@ -2110,7 +2070,7 @@ ntfs_short_name(const char *name, unsigned n, char out[24])
 
 /* The first alias candidate not taken in dir. */
 static int
-make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
+make_short_name(struct ntfs_vol *v, ntfs_inode *dir, const char *name, char *out)
 {
 	MFT_REF mref;
 	unsigned n;
@@ -2133,7 +2093,7 @@ make_short_name(gp_volume *v, ntfs_inode *dir, const char *name, char *out)
  * closes both inodes here, whatever happens.
  */
 static int
-add_short_name(gp_volume *v, ntfs_inode *ni, ntfs_inode *dir,
+add_short_name(struct ntfs_vol *v, ntfs_inode *ni, ntfs_inode *dir,
     const char *name)
 {
 	char alias[24];
@@ -2157,7 +2117,7 @@ add_short_name(gp_volume *v, ntfs_inode *ni, ntfs_inode *dir,
 
 /* Split path into its parent (opened) and last component. */
 static ntfs_inode *
-open_parent(gp_volume *v, const char *path, char **copy, char **last)
+open_parent(struct ntfs_vol *v, const char *path, char **copy, char **last)
 {
 	char *comp[NTFS_MAX_PATH_DEPTH];
 	size_t n;
@@ -2184,7 +2144,7 @@ open_parent(gp_volume *v, const char *path, char **copy, char **last)
  * fits in the MFT record stays resident, as Windows keeps it.
  */
 static int
-write_data(gp_volume *v, ntfs_inode *ni, uint64_t size,
+write_data(struct ntfs_vol *v, ntfs_inode *ni, uint64_t size,
     int (*fill)(void *ctx, void *buf, size_t len), void *ctx)
 {
 	ntfs_attr *na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
@@ -2238,11 +2198,12 @@ out:
 	return ret;
 }
 
-int
-gp_volume_create(gp_volume *v, const char *path, bool is_dir, uint64_t size,
+static int
+nv_create(gp_volume *pv, const char *path, bool is_dir, uint64_t size,
     const struct gp_file_meta *m, int (*fill)(void *ctx, void *buf,
     size_t len), void *ctx)
 {
+	struct ntfs_vol *v = NV(pv);
 	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	MFT_REF mref;
@@ -2291,10 +2252,11 @@ out:
 	return ret;
 }
 
-int
-gp_volume_overwrite(gp_volume *v, const char *path, const void *data,
+static int
+nv_overwrite(gp_volume *pv, const char *path, const void *data,
     size_t len)
 {
+	struct ntfs_vol *v = NV(pv);
 	struct mem_src src = { data, len };
 	ntfs_inode *ni;
 	int ret = -1;
@@ -2321,9 +2283,10 @@ out:
 	return ret;
 }
 
-int
-gp_volume_set_meta(gp_volume *v, const char *path, const struct gp_file_meta *m)
+static int
+nv_set_meta(gp_volume *pv, const char *path, const struct gp_file_meta *m)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *ni;
 
 	if (require_writable(v) < 0)
@@ -2378,9 +2341,10 @@ stored_name(ntfs_inode *ni, u64 dir, ntfschar **out)
 	return len;
 }
 
-int
-gp_volume_remove(gp_volume *v, const char *path)
+static int
+nv_remove(gp_volume *pv, const char *path)
 {
+	struct ntfs_vol *v = NV(pv);
 	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	ntfschar *uname = NULL;
@@ -2440,10 +2404,11 @@ out:
 	return ret;
 }
 
-int
-gp_volume_read(gp_volume *v, const char *path, size_t max, void **data,
+static int
+nv_read(gp_volume *pv, const char *path, size_t max, void **data,
     size_t *len)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *ni = open_path(v, path);
 	ntfs_attr *na;
 	uint8_t *buf;
@@ -2499,9 +2464,10 @@ saw_dos(void *ctx, const ntfschar *name, const int name_len,
 	return 0;
 }
 
-int
-gp_volume_short_names(gp_volume *v, const char *dir_path, int mode)
+static int
+nv_short_names(gp_volume *pv, const char *dir_path, int mode)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *dir;
 	s64 pos = 0;
 	bool seen = false;
@@ -2520,9 +2486,10 @@ gp_volume_short_names(gp_volume *v, const char *dir_path, int mode)
 	return seen;
 }
 
-uint64_t
-gp_volume_stored_free(gp_volume *v)
+static uint64_t
+nv_stored_free(gp_volume *pv)
 {
+	struct ntfs_vol *v = NV(pv);
 	if (!v->place && place_build(v) < 0) {
 		gp_error_clear();
 		return 0;
@@ -2530,19 +2497,21 @@ gp_volume_stored_free(gp_volume *v)
 	return (uint64_t)place_stored(v->place) * v->vol->cluster_size;
 }
 
-int
-gp_volume_space(gp_volume *v, uint64_t *cluster, uint64_t *free_bytes)
+static int
+nv_space(gp_volume *pv, uint64_t *cluster, uint64_t *free_bytes)
 {
+	struct ntfs_vol *v = NV(pv);
 	*cluster = v->vol->cluster_size;
 	*free_bytes = v->vol->free_clusters > 0 ?
 	    (uint64_t)v->vol->free_clusters * v->vol->cluster_size : 0;
 	return 0;
 }
 
-int
-gp_volume_read_cb(gp_volume *v, const char *path,
+static int
+nv_read_cb(gp_volume *pv, const char *path,
     int (*fn)(void *ctx, const void *buf, size_t len), void *ctx)
 {
+	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *ni = open_path(v, path);
 	ntfs_attr *na;
 	uint8_t *buf;
@@ -2600,7 +2569,7 @@ ntfs_file_cost(uint64_t size, uint64_t cluster)
 }
 
 struct byte_runs {
-	gp_volume *v;
+	struct ntfs_vol *v;
 	int (*fn)(void *ctx, uint64_t off, uint64_t len);
 	void *ctx;
 };
@@ -2614,11 +2583,55 @@ byte_run(void *ctx, int64_t lcn, int64_t len)
 	return b->fn(b->ctx, (uint64_t)lcn * cs, (uint64_t)len * cs);
 }
 
-int
-gp_volume_free_runs(gp_volume *v, int (*fn)(void *ctx, uint64_t off,
+static int
+nv_free_runs(gp_volume *pv, int (*fn)(void *ctx, uint64_t off,
     uint64_t len), void *ctx)
 {
+	struct ntfs_vol *v = NV(pv);
 	struct byte_runs b = { v, fn, ctx };
 
 	return free_runs(v, byte_run, &b);
 }
+
+static uint64_t
+nv_file_cost(gp_volume *pv, uint64_t size)
+{
+	return ntfs_file_cost(size, NV(pv)->vol->cluster_size);
+}
+
+static int
+nv_symlink(gp_volume *pv, const char *path, const char *target,
+    const struct gp_file_meta *m)
+{
+	(void)target;
+	(void)m;
+	error_set(ENOTSUP, "%s: %s: symbolic links are not staged on NTFS",
+	    NV(pv)->where, path);
+	return -1;
+}
+
+const struct fs_ops ntfs_fs_ops = {
+	.name = "ntfs",
+	.kind = GP_FS_NTFS,
+	.open = nv_open,
+	.close = nv_close,
+	.state = nv_state,
+	.label = nv_label,
+	.stat = nv_stat,
+	.list = nv_list,
+	.extract = nv_extract,
+	.realpath = nv_realpath,
+	.mkdir_p = nv_mkdir_p,
+	.overwrite = nv_overwrite,
+	.create = nv_create,
+	.symlink = nv_symlink,
+	.set_meta = nv_set_meta,
+	.remove = nv_remove,
+	.space = nv_space,
+	.stored_free = nv_stored_free,
+	.free_runs = nv_free_runs,
+	.read_cb = nv_read_cb,
+	.read = nv_read,
+	.short_names = nv_short_names,
+	.file_cost = nv_file_cost,
+};

@@ -373,8 +373,22 @@ probe_fs(gp_image *img, struct gp_partition *p)
 			memcpy(p->label, b + 43, 11);
 	} else if (n >= 1082 && get_le16(b + 1080) == 0xEF53) {
 		p->filesystem = "ext";
+	} else if (memcmp(b, "XFSB", 4) == 0) {
+		p->filesystem = "xfs";
+	} else if (memcmp(b, "LUKS\xba\xbe", 6) == 0) {
+		p->filesystem = "luks";
+	} else if (n >= 1024 && memcmp(b + 512, "LABELONE", 8) == 0 &&
+	    memcmp(b + 512 + 24, "LVM2 001", 8) == 0) {
+		p->filesystem = "lvm";
 	} else if (n >= 4096 && memcmp(b + 4086, "SWAPSPACE2", 10) == 0) {
 		p->filesystem = "swap";
+	}
+	/* btrfs keeps its superblock 64 KiB in. */
+	if (!strcmp(p->filesystem, "unknown") && p->size >= 65536 + 4096) {
+		if (gp_image_read(img, b, 512, p->start + 65536) < 0)
+			gp_error_clear();
+		else if (memcmp(b + 64, "_BHRfS_M", 8) == 0)
+			p->filesystem = "btrfs";
 	}
 	/* FAT labels are space-padded; "NO NAME" means none. */
 	for (i = strlen(p->label); i > 0 && p->label[i - 1] == ' '; i--)

@@ -36,9 +36,12 @@ struct guest {
 	gp_image *img;
 	struct gp_partition_table pt;
 	struct gp_windows w;
+	bool is_linux;			/* an ext2/3/4 Linux root */
+	struct gp_linux lx;
 	gp_volume *vol;
 	unsigned partition;
-	char *system32;			/* "\Windows\System32" */
+	char *system32;			/* "\Windows\System32"; Linux:
+					   /usr/lib/wsl/lib */
 	char *hds;			/* ...\HostDriverStore */
 	char *repo;			/* ...\HostDriverStore\FileRepository */
 	char *manifest_path;
@@ -94,6 +97,7 @@ guest_close(struct guest *g)
 		gp_volume_close(g->vol);
 	manifest_free(&g->man);
 	gp_windows_free(&g->w);
+	gp_linux_free(&g->lx);
 	gp_partitions_free(&g->pt);
 	if (g->img)
 		gp_image_close(g->img);
@@ -119,6 +123,27 @@ guest_commit(struct guest *g)
 	return gp_image_commit(g->img);
 }
 
+/* Where WSL puts what a Linux guest needs (microsoft/WSL's layout). */
+#define WSL_ROOT	"/usr/lib/wsl"
+
+static int read_manifest(struct guest *g, const char *image);
+
+static int
+linux_open(struct guest *g, const char *image, bool writable)
+{
+	struct gp_partition *p = &g->pt.parts[g->lx.slot];
+
+	g->partition = g->lx.partition;
+	g->vol = gp_volume_open(g->img, p->start, p->size, writable);
+	if (!g->vol)
+		return -1;
+	g->system32 = xstrdup(WSL_ROOT "/lib");
+	g->hds = xstrdup(WSL_ROOT);
+	g->repo = xstrdup(WSL_ROOT "/drivers");
+	g->manifest_path = xstrdup(WSL_ROOT "/gpupv-prep.json");
+	return read_manifest(g, image);
+}
+
 /* Open the image and its Windows volume; read the manifest. */
 static int
 guest_open(struct guest *g, const char *image, const struct stage_opts *o,
@@ -128,8 +153,7 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 	    .format = o->format };
 	struct gp_partition *p;
 	const char *root = "\\Windows";
-	void *text = NULL;
-	size_t len;
+	int r;
 	bool writable = flags & (GP_OPEN_RDWR | GP_OPEN_DRY_RUN);
 
 	memset(g, 0, sizeof(*g));
@@ -138,7 +162,12 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 		return -1;
 	if (gp_partitions_read(g->img, &g->pt) < 0)
 		return -1;
-	if (gp_windows_find(g->img, &g->pt, o->partition, &g->w) < 0) {
+	r = gp_guest_find(g->img, &g->pt, o->partition, &g->w, &g->lx);
+	if (r == 1) {
+		g->is_linux = true;
+		return linux_open(g, image, writable);
+	}
+	if (r < 0) {
 		unsigned i;
 
 		/* --partition on a volume without a hive: stage anyway. */
@@ -174,6 +203,16 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 	g->hds = xasprintf("%s\\HostDriverStore", g->system32);
 	g->repo = xasprintf("%s\\FileRepository", g->hds);
 	g->manifest_path = xasprintf("%s\\gpupv-prep.json", g->hds);
+	return read_manifest(g, image);
+}
+
+/* The manifest gpupv-prep left in the guest, if any. */
+static int
+read_manifest(struct guest *g, const char *image)
+{
+	void *text = NULL;
+	size_t len;
+
 	if (gp_volume_read(g->vol, g->manifest_path, MANIFEST_MAX, &text,
 	    &len) == 0) {
 		if (manifest_parse(text, len, &g->man) < 0) {
