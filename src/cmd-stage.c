@@ -38,6 +38,8 @@ print_json(const struct cmd *cmd, const struct stage_report *r,
 	json_str(&j, r->image);
 	json_key(&j, "partition");
 	json_u64(&j, r->partition);
+	json_key(&j, "guest");
+	json_str(&j, r->repo ? (r->linux_guest ? "linux" : "windows") : NULL);
 	json_key(&j, "repository");
 	json_str(&j, r->repo);
 	if (!verify) {
@@ -97,10 +99,14 @@ print_json(const struct cmd *cmd, const struct stage_report *r,
 			json_key(&j, "path");
 			json_str(&j, f->dest);
 			json_key(&j, "action");
-			json_str(&j, f->source ? "copied" : f->restored ?
-			    "restored" : "removed");
+			json_str(&j, f->link ? "linked" : f->source ? "copied" :
+			    f->restored ? "restored" : "removed");
 			json_key(&j, "source");
 			json_str(&j, f->source);
+			if (f->link) {
+				json_key(&j, "target");
+				json_str(&j, f->link);
+			}
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);
@@ -169,7 +175,13 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		const struct stage_sysfile *f = &r->sysfiles[i];
 
 		restored += f->restored;
-		if (f->source)
+		if (f->link)
+			cli_printf("%-13s %s -> %s\n", r->dry_run ?
+			    "would link" : "linked", f->dest, f->link);
+		else if (f->source && !strcmp(f->source, "gpupv-prep"))
+			cli_printf("%-13s %s\n", r->dry_run ? "would write" :
+			    "wrote", f->dest);
+		else if (f->source)
 			cli_printf("%-13s %s <- %s\n", r->dry_run ?
 			    "would copy" : "copied", f->dest, f->source);
 		else
@@ -209,7 +221,14 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 		    (unsigned long long)r->files_written,
 		    plural(r->files_written, "", "s"),
 		    cli_size(r->bytes_written, b1), r->repo);
-	if (r->nsysfiles && remove)
+	if (r->nsysfiles && r->linux_guest)
+		cli_printf(", %s %zu file%s and link%s in /usr/lib/wsl/lib and "
+		    "/etc%s%s%s", remove ? "deleted" : r->dry_run ? "placed" :
+		    "placed", r->nsysfiles, plural(r->nsysfiles, "", "s"),
+		    plural(r->nsysfiles, "", "s"), remove ? "" : " (",
+		    remove ? "" : cli_size(r->sysfile_bytes, b1),
+		    remove ? "" : ")");
+	else if (r->nsysfiles && remove)
 		cli_printf(", deleted %zu System32/SysWOW64 file%s (%llu "
 		    "original%s put back)", r->nsysfiles,
 		    plural(r->nsysfiles, "", "s"), (unsigned long long)restored,

@@ -14,9 +14,13 @@
  *                "values": "recorded" (created keys whose values have
  *                records of their own)}],
  *  "system_files": [{"dest", "package", "source", "size", "sha256",
- *                    "backup"}]}
+ *                    "backup", "link" (Linux guests: a symbolic link
+ *                    to this name, absent otherwise)}]}
  * "host" (optional) keeps what the sidecar script needs from the run;
- * "registry" and "system_files" what remove undoes.
+ * "registry" and "system_files" what remove undoes.  In a Linux guest the
+ * manifest is /usr/lib/wsl/gpupv-prep.json, its system files the
+ * /usr/lib/wsl/lib libraries and links and the loader and first-boot
+ * files (package "", source "gpupv-prep": generated).
  */
 #include <config.h>
 
@@ -149,6 +153,56 @@ rel_ok(const char *rel)
  * DIR System32 or SysWOW64; its backup, when there is one, is that NAME
  * under ...\gpupv-prep-originals\DIR\ and nowhere else.
  */
+/* A plain file name of a Linux folder: no '/', not "." or "..", no
+ * control characters, at most 255 bytes. */
+static bool
+linux_name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 255 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (s[i] == '/' || s[i] == '\\' || (unsigned char)s[i] < 0x20 ||
+		    s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* The files gpupv-prep writes into a Linux guest besides the libraries
+ * (stage.c makes them; nothing else is accepted from a manifest). */
+static const char *const linux_generated[] = {
+	"/etc/ld.so.conf.d/ld.wsl.conf",
+	"/etc/systemd/system/gpupv-prep-firstboot.service",
+	"/usr/lib/wsl/gpupv-prep-firstboot",
+};
+
+bool
+manifest_linux_generated(const char *dest)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(linux_generated) / sizeof(*linux_generated); i++)
+		if (!strcmp(dest, linux_generated[i]))
+			return true;
+	return false;
+}
+
+/* A Linux guest's system file: /usr/lib/wsl/lib/NAME (a link to another
+ * plain name there), or one of the generated files; never a backup. */
+static bool
+linux_copy_ok(const char *dest, const char *backup, const char *link)
+{
+	static const char lib[] = "/usr/lib/wsl/lib/";
+
+	if (backup)
+		return false;
+	if (!strncmp(dest, lib, sizeof(lib) - 1))
+		return linux_name_ok(dest + sizeof(lib) - 1) &&
+		    (!link || linux_name_ok(link));
+	return !link && manifest_linux_generated(dest);
+}
+
 static bool
 copy_ok(const char *dest, const char *backup)
 {
@@ -243,10 +297,14 @@ copies_parse(const struct jv *a, struct manifest *m)
 		    !jv_str(o, "source") || !sha || strlen(sha) != 64 ||
 		    jv_int(o, "size", -1) < 0)
 			return -1;
-		if (!copy_ok(jv_str(o, "dest"), jv_str(o, "backup"))) {
+		if (jv_str(o, "dest")[0] == '/' ? !linux_copy_ok(jv_str(o,
+		    "dest"), jv_str(o, "backup"), jv_str(o, "link")) :
+		    (jv_str(o, "link") || !copy_ok(jv_str(o, "dest"),
+		    jv_str(o, "backup")))) {
 			error_setc(GP_EXIT_CORRUPT, EINVAL, "its system_files[%zu] "
-			    "names %s (backup %s), which is no System32 or "
-			    "SysWOW64 file gpupv-prep places; nothing is done "
+			    "names %s (backup %s), which is no System32, "
+			    "SysWOW64 or /usr/lib/wsl file gpupv-prep places; "
+			    "nothing is done "
 			    "with it", i, jv_str(o, "dest"), jv_str(o, "backup") ?
 			    jv_str(o, "backup") : "none");
 			return -1;
@@ -258,6 +316,7 @@ copies_parse(const struct jv *a, struct manifest *m)
 		c->size = (uint64_t)jv_int(o, "size", 0);
 		memcpy(c->sha256, sha, 65);
 		c->backup = dup_or_null(jv_str(o, "backup"));
+		c->link = dup_or_null(jv_str(o, "link"));
 	}
 	return 0;
 }
@@ -473,6 +532,10 @@ manifest_format(const struct manifest *m, size_t *len)
 		json_str(&js, c->sha256);
 		json_key(&js, "backup");
 		json_str(&js, c->backup);
+		if (c->link) {
+			json_key(&js, "link");
+			json_str(&js, c->link);
+		}
 		json_obj_end(&js);
 	}
 	json_arr_end(&js);
@@ -518,6 +581,7 @@ man_copy_free(struct man_copy *c)
 	free(c->package);
 	free(c->source);
 	free(c->backup);
+	free(c->link);
 	memset(c, 0, sizeof(*c));
 }
 

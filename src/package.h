@@ -124,6 +124,8 @@ struct man_copy {
 	uint64_t size;
 	char sha256[65];
 	char *backup;			/* the file it replaced, kept here */
+	char *link;			/* Linux: a symbolic link to this name
+					   (size and sha256 are the file's) */
 };
 
 struct manifest {
@@ -142,6 +144,9 @@ void	man_copy_free(struct man_copy *c);
 bool	manifest_empty(const struct manifest *m);
 
 int	manifest_parse(const char *text, size_t len, struct manifest *m);
+/* Whether dest is one of the files gpupv-prep generates in a Linux guest
+ * (loader configuration, first-boot unit and script). */
+bool	manifest_linux_generated(const char *dest);
 /* The manifest as JSON text (malloc'd). */
 char	*manifest_format(const struct manifest *m, size_t *len);
 void	manifest_free(struct manifest *m);

@@ -238,13 +238,14 @@ read_manifest(struct guest *g, const char *image)
 static char *
 guest_path(const struct guest *g, const char *pkg, const char *rel)
 {
-	char *s = rel ? xasprintf("%s\\%s\\%s", g->repo, pkg, rel) :
-	    xasprintf("%s\\%s", g->repo, pkg);
+	char sep = g->is_linux ? '/' : '\\';
+	char *s = rel ? xasprintf("%s%c%s%c%s", g->repo, sep, pkg, sep, rel) :
+	    xasprintf("%s%c%s", g->repo, sep, pkg);
 	char *c;
 
 	for (c = s; *c; c++)
-		if (*c == '/')
-			*c = '\\';
+		if (*c == '/' || *c == '\\')
+			*c = sep;
 	return s;
 }
 
@@ -603,8 +604,11 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 	size_t i;
 	int ret = -1;
 
+	/* In a Linux guest read-only, as WSL mounts them: folders 0555,
+	 * files 0444. */
 	memset(&m, 0, sizeof(m));
 	m.mtime_ns = (int64_t)time(NULL) * 1000000000;
+	m.mode = g->is_linux ? 0555 : 0;
 	if (gp_volume_create(g->vol, path, true, 0, &m, NULL, NULL) < 0)
 		goto out;
 	for (i = 0; i < p->nfiles; i++) {
@@ -619,6 +623,7 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 		m.mtime_ns = f->mtime_ns;
 		m.crtime_ns = f->crtime_ns;
 		m.readonly = !f->is_dir;	/* folders: after their contents */
+		m.mode = g->is_linux ? (f->is_dir ? 0555 : 0444) : 0;
 		if (check_interrupt() < 0) {
 			free(gp);
 			goto out;
@@ -664,6 +669,7 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 		memset(&m, 0, sizeof(m));
 		m.mtime_ns = f->mtime_ns;
 		m.readonly = true;
+		m.mode = g->is_linux ? 0555 : 0;
 		gp = guest_path(g, p->name, f->rel);
 		rc = gp_volume_set_meta(g->vol, gp, &m);
 		free(gp);
@@ -673,6 +679,7 @@ stage_package(struct guest *g, struct pkg *p, const struct stage_opts *o,
 	memset(&m, 0, sizeof(m));
 	m.mtime_ns = (int64_t)time(NULL) * 1000000000;
 	m.readonly = true;
+	m.mode = g->is_linux ? 0555 : 0;
 	if (gp_volume_set_meta(g->vol, path, &m) < 0)
 		goto out;
 	ret = 0;
@@ -1367,10 +1374,15 @@ out:
 /* ---- CopyToVm: files a driver needs in System32 and SysWOW64 ---- */
 
 struct copy_plan {
-	const struct pkg *p;
+	const struct pkg *p;		/* NULL: generated (data) */
 	const struct pkg_file *f;
 	char *dest;			/* guest path */
 	bool overwrite;
+	/* Linux guests: */
+	char *link;			/* a symbolic link to this name */
+	const char *data;		/* generated contents */
+	uint32_t mode;			/* 0: the file system's default */
+	char sha[65];			/* of data */
 };
 
 static bool source_is_newer(struct guest *g, const struct copy_plan *cp,
@@ -1392,9 +1404,366 @@ copy_plans_free(struct copy_plan *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(v[i].dest);
+		free(v[i].link);
+	}
 	free(v);
+}
+
+/* ---- Linux guests: /usr/lib/wsl/lib and the loader ---------------- */
+
+/* What gpupv-prep generates in a Linux guest (manifest_linux_generated
+ * lists the same paths). */
+#define LX_LDCONF	"/etc/ld.so.conf.d/ld.wsl.conf"
+#define LX_UNIT		"/etc/systemd/system/gpupv-prep-firstboot.service"
+#define LX_WANTS_DIR	"/etc/systemd/system/multi-user.target.wants"
+#define LX_WANTS	LX_WANTS_DIR "/gpupv-prep-firstboot.service"
+#define LX_SCRIPT	WSL_ROOT "/gpupv-prep-firstboot"
+#define LX_STATUS_DIR	"/var/lib/gpupv-prep"
+
+static const char lx_ldconf[] =
+	"# Written by gpupv-prep: the GPU-PV user-mode libraries staged from "
+	"the host.\n"
+	WSL_ROOT "/lib\n";
+
+static const char lx_unit[] =
+	"# Written by gpupv-prep.  Runs once after gpupv-prep staged GPU-PV\n"
+	"# drivers offline, then disables itself (the status is in\n"
+	"# " GP_LINUX_STATUS ", and `gpupv-prep inspect` reports it).\n"
+	"[Unit]\n"
+	"Description=gpupv-prep first boot: loader cache for " WSL_ROOT "/lib\n"
+	"DefaultDependencies=no\n"
+	"After=local-fs.target\n"
+	"Before=sysinit.target\n"
+	"ConditionPathExists=" LX_SCRIPT "\n"
+	"\n"
+	"[Service]\n"
+	"Type=oneshot\n"
+	"ExecStart=" LX_SCRIPT "\n"
+	"StandardOutput=journal+console\n"
+	"\n"
+	"[Install]\n"
+	"WantedBy=multi-user.target\n";
+
+static const char lx_script[] =
+	"#!/bin/sh\n"
+	"# Written by gpupv-prep: run once at the first boot after a stage (by\n"
+	"# gpupv-prep-firstboot.service).  Builds the loader cache so that\n"
+	"# " WSL_ROOT "/lib is found, records the result, and disables the unit.\n"
+	"status=" GP_LINUX_STATUS "\n"
+	"wants=" LX_WANTS "\n"
+	"now=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n"
+	"mkdir -p " LX_STATUS_DIR "\n"
+	"if ldconfig; then\n"
+	"\techo \"ok $now: ldconfig ran; " WSL_ROOT "/lib is in the loader "
+	"cache\" >\"$status\"\n"
+	"\trm -f \"$wants\"\n"
+	"\techo \"gpupv-prep-firstboot: ldconfig ran, " WSL_ROOT "/lib is in "
+	"the loader cache\"\n"
+	"else\n"
+	"\techo \"failed $now: ldconfig exited $?\" >\"$status\"\n"
+	"\techo \"gpupv-prep-firstboot: ldconfig failed\" >&2\n"
+	"\texit 1\n"
+	"fi\n";
+
+static const struct {
+	const char *dest, *data;
+	uint32_t mode;
+} lx_generated[] = {
+	{ LX_LDCONF, lx_ldconf, 0644 },
+	{ LX_SCRIPT, lx_script, 0755 },
+	{ LX_UNIT, lx_unit, 0644 },
+};
+
+/* Whether a system-file record is still wanted: its package is staged,
+ * or it is generated and some package is. */
+static bool
+copy_wanted(struct manifest *m, const struct man_copy *c)
+{
+	if (!*c->package)
+		return m->n > 0;
+	return manifest_find(m, c->package) != NULL;
+}
+
+/* Remove path when it is there (and a link, when link_only). */
+static int
+remove_if_there(struct guest *g, const char *path, bool link_only)
+{
+	struct gp_stat st;
+
+	if (gp_volume_stat(g->vol, path, &st) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		gp_error_clear();
+		return 0;
+	}
+	if (link_only && !st.is_link) {
+		warn_add("%s is not the link gpupv-prep makes; left alone", path);
+		return 0;
+	}
+	return gp_volume_remove(g->vol, path);
+}
+
+/*
+ * After a change, the first-boot unit runs at the next boot: its wants
+ * link is made (the unit removes it when it succeeds), and the status a
+ * previous boot left goes.  With nothing staged any more, both go.
+ */
+static int
+linux_arm(struct guest *g, bool on)
+{
+	struct gp_file_meta m = {
+		.mtime_ns = (int64_t)time(NULL) * 1000000000,
+	};
+	struct gp_stat st;
+
+	if (remove_if_there(g, GP_LINUX_STATUS, false) < 0)
+		return -1;
+	if (!on) {
+		if (remove_if_there(g, LX_WANTS, true) < 0)
+			return -1;
+		/* The status folder, when it is empty (ENOTEMPTY: kept). */
+		if (gp_volume_stat(g->vol, LX_STATUS_DIR, &st) == 0 &&
+		    st.is_dir && gp_volume_remove(g->vol, LX_STATUS_DIR) < 0) {
+			if (errno != ENOTEMPTY)
+				return -1;
+		}
+		gp_error_clear();
+		return 0;
+	}
+	if (gp_volume_stat(g->vol, LX_WANTS, &st) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	gp_error_clear();
+	if (gp_volume_mkdir_p(g->vol, LX_WANTS_DIR) < 0)
+		return -1;
+	return gp_volume_symlink(g->vol, LX_WANTS, LX_UNIT, &m);
+}
+
+static int
+name_len_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t lx = strlen(x), ly = strlen(y);
+
+	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
+/*
+ * The name a /usr/lib/wsl/lib entry links to, NULL for the real file:
+ * of the names one source is copied to, the longest is the file and each
+ * shorter one links to the next (libcuda.so -> libcuda.so.1 ->
+ * libcuda.so.1.1), as ldconfig expects (plain copies make it complain).
+ */
+static char *
+lxss_link(const struct lxss_file *v, size_t n, size_t at)
+{
+	const char **names = xcalloc(n + 1, sizeof(char *));
+	size_t k, m = 0;
+	char *r = NULL;
+
+	for (k = 0; k < n; k++)
+		if (!strcasecmp(v[k].src, v[at].src))
+			names[m++] = v[k].dest;
+	qsort(names, m, sizeof(char *), name_len_cmp);
+	for (k = 0; k + 1 < m; k++)
+		if (!strcmp(names[k], v[at].dest))
+			r = xstrdup(names[k + 1]);
+	free(names);
+	return r;
+}
+
+static struct copy_plan *
+plan_add(struct copy_plan **out, size_t *nout)
+{
+	*out = xrealloc(*out, (*nout + 1) * sizeof(**out));
+	memset(&(*out)[*nout], 0, sizeof(**out));
+	return &(*out)[(*nout)++];
+}
+
+/* Whether the guest's entry at dest is the record's, as placed. */
+static int
+linux_in_place(struct guest *g, const struct man_copy *rec, const char *link,
+    uint64_t size)
+{
+	struct gp_stat st;
+
+	if (gp_volume_stat(g->vol, rec->dest, &st) < 0) {
+		if (errno != ENOENT)
+			return -1;
+		gp_error_clear();
+		return 0;
+	}
+	if (link)
+		return st.is_link && rec->link && !strcmp(rec->link, link) &&
+		    st.size == strlen(link);
+	return !st.is_link && !st.is_dir && !rec->link && st.size == size;
+}
+
+/* An entry gpupv-prep did not place is never replaced. */
+static int
+linux_not_ours(struct guest *g, const char *dest)
+{
+	struct gp_stat st;
+
+	if (gp_volume_stat(g->vol, dest, &st) == 0) {
+		error_set(EEXIST, "%s exists and was not placed by gpupv-prep, "
+		    "so it is left alone; remove it in the guest to stage "
+		    "this", dest);
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	gp_error_clear();
+	return 0;
+}
+
+/*
+ * A Linux guest's system files: the INFs' 11,lxss\lib files into
+ * /usr/lib/wsl/lib (one file per source, links for its other names),
+ * and the loader configuration and first-boot unit.
+ */
+static int
+plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
+    struct copy_plan **out, size_t *nout, bool *changed)
+{
+	size_t i, k;
+	bool d3d = false;
+
+	*out = NULL;
+	*nout = 0;
+	for (i = 0; i < set->n; i++) {
+		const struct pkg *p = &set->v[i];
+		struct lxss_file *lf;
+		size_t nlf;
+		const struct inf *inf;
+
+		if (!p->inf_path)
+			continue;
+		if (!(inf = pkg_inf(p)) || inf_lxss_files(inf, &lf, &nlf) < 0)
+			goto fail;
+		for (k = 0; k < nlf; k++) {
+			const struct pkg_file *f = pkg_find(p, lf[k].src);
+			char *dest, *link;
+			struct man_copy *rec;
+			struct copy_plan *cp;
+			size_t j;
+			int same;
+
+			if (!f) {
+				warn_add("%s: [%s] names %s, which package %s "
+				    "does not hold; /usr/lib/wsl/lib/%s is not "
+				    "placed", p->inf, "DestinationDirs 11,lxss\\lib",
+				    lf[k].src, p->name, lf[k].dest);
+				continue;
+			}
+			dest = xasprintf("%s/%s", g->system32, lf[k].dest);
+			for (j = 0; j < *nout && strcmp((*out)[j].dest, dest); j++)
+				;
+			if (j < *nout) {
+				warn_add("%s: %s is also placed from %s; the "
+				    "first wins", p->name, dest, (*out)[j].p ?
+				    (*out)[j].p->name : "gpupv-prep");
+				free(dest);
+				continue;
+			}
+			link = lxss_link(lf, nlf, k);
+			rec = copy_find(&g->man, dest);
+			if (!rec && linux_not_ours(g, dest) < 0) {
+				free(dest);
+				free(link);
+				lxss_files_free(lf, nlf);
+				goto fail;
+			}
+			same = rec && !restage[i] &&
+			    !strcmp(rec->package, p->name) &&
+			    !strcmp(rec->source, f->rel) ?
+			    linux_in_place(g, rec, link, f->size) : 0;
+			if (same < 0) {
+				free(dest);
+				free(link);
+				lxss_files_free(lf, nlf);
+				goto fail;
+			}
+			cp = plan_add(out, nout);
+			cp->p = p;
+			cp->f = f;
+			cp->dest = dest;
+			cp->link = link;
+			cp->mode = 0555;
+			cp->overwrite = true;
+			if (same)
+				cp->dest[0] = '\0';	/* in place: kept */
+			else
+				*changed = true;
+		}
+		lxss_files_free(lf, nlf);
+	}
+	/* Microsoft's Direct3D libraries: only from the host (a bundle's
+	 * WSL libraries), never shipped by gpupv-prep. */
+	for (k = 0; k < *nout; k++)
+		if (!strcasecmp(path_basename((*out)[k].dest), "libdxcore.so"))
+			d3d = true;
+	for (k = 0; !d3d && k < g->man.ncopies; k++)
+		if (!strcmp(path_basename(g->man.copies[k].dest), "libdxcore.so"))
+			d3d = true;
+	if (!d3d) {
+		struct gp_stat st;
+
+		if (gp_volume_stat(g->vol, WSL_ROOT "/lib/libdxcore.so",
+		    &st) == 0)
+			d3d = true;
+		gp_error_clear();
+	}
+	if (!d3d)
+		warn_add("no libdxcore.so/libd3d12.so in %s/lib: they come "
+		    "only with WSL on the host (C:\\Program Files\\WSL\\lib); "
+		    "without them the guest reports \"GPU access blocked by "
+		    "the operating system\"", WSL_ROOT);
+	for (k = 0; k < sizeof(lx_generated) / sizeof(*lx_generated); k++) {
+		struct man_copy *rec = copy_find(&g->man, lx_generated[k].dest);
+		struct copy_plan *cp;
+		struct sha256 sh;
+		uint8_t d[32];
+		int same = 0;
+
+		cp = plan_add(out, nout);
+		cp->dest = xstrdup(lx_generated[k].dest);
+		cp->data = lx_generated[k].data;
+		cp->mode = lx_generated[k].mode;
+		sha256_init(&sh);
+		sha256_update(&sh, cp->data, strlen(cp->data));
+		sha256_final(&sh, d);
+		sha256_hex(d, cp->sha);
+		if (!rec && linux_not_ours(g, cp->dest) < 0)
+			goto fail;
+		if (rec && !*rec->package && !strcmp(rec->sha256, cp->sha))
+			same = linux_in_place(g, rec, NULL, strlen(cp->data));
+		if (same < 0)
+			goto fail;
+		if (same)
+			cp->dest[0] = '\0';
+		else
+			*changed = true;
+	}
+	/* Entries already in place are dropped from the plan. */
+	for (i = k = 0; i < *nout; i++) {
+		if ((*out)[i].dest[0]) {
+			(*out)[k++] = (*out)[i];
+			continue;
+		}
+		free((*out)[i].dest);
+		free((*out)[i].link);
+	}
+	*nout = k;
+	return 0;
+fail:
+	copy_plans_free(*out, *nout);
+	*out = NULL;
+	*nout = 0;
+	return -1;
 }
 
 /*
@@ -1693,9 +2062,8 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 	for (i = 0; i < n; i++) {
 		struct copy_plan *cp = &plan[i];
 		struct man_copy *rec = copy_find(&g->man, cp->dest);
-		struct gp_file_meta m = { .mtime_ns = cp->f->mtime_ns,
-		    .crtime_ns = cp->f->crtime_ns };
-		struct copy c = { .fd = -1, .src = cp->f->src };
+		struct gp_file_meta m = { .mode = cp->mode };
+		struct copy c = { .fd = -1, .src = cp->f ? cp->f->src : NULL };
 		char *backup = NULL;
 		struct gp_stat st;
 		int rc;
@@ -1705,6 +2073,10 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 				error_set(EISDIR, "%s is a folder; the CopyToVm "
 				    "file cannot go there", cp->dest);
 				return -1;
+			}
+			if (!rec && g->is_linux) {
+				/* plan_linux refused it; it appeared since. */
+				return linux_not_ours(g, cp->dest);
 			}
 			if (!rec) {
 				/* Not ours: keep it for remove. */
@@ -1737,14 +2109,30 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			return -1;
 		}
 		gp_error_clear();
-		c.fd = open_package_file(cp->f->src);
-		if (c.fd < 0) {
-			free(backup);
-			return -1;
+		if (cp->f) {
+			m.mtime_ns = cp->f->mtime_ns;
+			m.crtime_ns = cp->f->crtime_ns;
+		} else {
+			m.mtime_ns = (int64_t)time(NULL) * 1000000000;
 		}
-		rc = gp_volume_create(g->vol, cp->dest, false, cp->f->size, &m,
-		    copy_fill, &c);
-		close(c.fd);
+		if (cp->link) {
+			rc = gp_volume_symlink(g->vol, cp->dest, cp->link, &m);
+		} else if (cp->data) {
+			/* Folders made as needed. */
+			rc = gp_volume_write_file(g->vol, cp->dest, cp->data,
+			    strlen(cp->data));
+			if (rc == 0)
+				rc = gp_volume_set_meta(g->vol, cp->dest, &m);
+		} else {
+			c.fd = open_package_file(cp->f->src);
+			if (c.fd < 0) {
+				free(backup);
+				return -1;
+			}
+			rc = gp_volume_create(g->vol, cp->dest, false,
+			    cp->f->size, &m, copy_fill, &c);
+			close(c.fd);
+		}
 		if (rc < 0) {
 			free(backup);
 			return -1;
@@ -1759,21 +2147,27 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		} else {
 			free(rec->package);
 			free(rec->source);
+			free(rec->link);
 		}
-		rec->package = xstrdup(cp->p->name);
-		rec->source = xstrdup(cp->f->rel);
-		rec->size = cp->f->size;
-		memcpy(rec->sha256, pkg_sha(g, cp->p, cp->f), 65);
+		rec->package = xstrdup(cp->p ? cp->p->name : "");
+		rec->source = xstrdup(cp->f ? cp->f->rel : "gpupv-prep");
+		rec->link = cp->link ? xstrdup(cp->link) : NULL;
+		rec->size = cp->f ? cp->f->size : strlen(cp->data);
+		memcpy(rec->sha256, cp->f ? pkg_sha(g, cp->p, cp->f) : cp->sha,
+		    65);
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
 		    sizeof(*r->sysfiles));
 		r->sysfiles[r->nsysfiles++] = (struct stage_sysfile){
 			.dest = xstrdup(cp->dest),
-			.source = xasprintf("%s\\%s", cp->p->name, cp->f->rel) };
-		r->sysfile_bytes += cp->f->size;
+			.source = cp->f ? xasprintf("%s%c%s", cp->p->name,
+			    g->is_linux ? '/' : '\\', cp->f->rel) :
+			    xstrdup("gpupv-prep"),
+			.link = cp->link ? xstrdup(cp->link) : NULL };
+		r->sysfile_bytes += cp->link ? 0 : rec->size;
 	}
 	/* Copies of packages no longer staged go, originals come back. */
 	for (i = g->man.ncopies; i-- > 0;)
-		if (!manifest_find(&g->man, g->man.copies[i].package)) {
+		if (!copy_wanted(&g->man, &g->man.copies[i])) {
 			if (undo_copy(g, &g->man.copies[i]) < 0)
 				return -1;
 			copy_drop(&g->man, &g->man.copies[i]);
@@ -1883,6 +2277,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		goto fail;
 	r->repo = xstrdup(g.repo);
 	r->partition = g.partition;
+	r->linux_guest = g.is_linux;
 	gp_volume_space(g.vol, &cluster, &r->free_before);
 	short_names = gp_volume_short_names(g.vol, g.system32,
 	    o->short_names) > 0;
@@ -1908,8 +2303,8 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			}
 			for (j = 0; nbad > 0 && j < mp->nfiles; j++)
 				if (bad[i][j])
-					need_pkgs += ntfs_file_cost(
-					    mp->files[j].size, cluster) +
+					need_pkgs += gp_volume_file_cost(
+					    g.vol, mp->files[j].size) +
 					    2 * strlen(mp->files[j].rel) + 100;
 			if (nbad > 0)
 				a = ACT_REPAIR;
@@ -1942,12 +2337,12 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 				continue;
 			/* The file or folder, its index entry, and a folder's
 			 * first index block. */
-			need_pkgs += ntfs_file_cost(f->size, cluster) +
+			need_pkgs += gp_volume_file_cost(g.vol, f->size) +
 			    2 * strlen(f->rel) + 100 +
 			    (f->is_dir ? 4096 : 0);
 		}
 		if (a == ACT_STAGE || a == ACT_REPLACE)
-			need_pkgs += ntfs_file_cost(0, cluster) + 4096;
+			need_pkgs += gp_volume_file_cost(g.vol, 0) + 4096;
 		if ((a == ACT_STAGE || a == ACT_REPLACE) &&
 		    plan_name_clashes(p, short_names) < 0)
 			goto fail;
@@ -1992,6 +2387,20 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 				restage[i] = r->v[j].action == ACT_STAGE ||
 				    r->v[j].action == ACT_REPLACE;
 	j = (size_t)wants_registry(set, o);
+	if (g.is_linux && j == 2) {
+		error_setc(GP_EXIT_USAGE, EINVAL, "%s: partition %u holds "
+		    "Linux (%s); --reg, --copy-key, --copy-mode, --virt-flags "
+		    "and --disable-fast-startup edit a Windows registry",
+		    image, g.partition, g.lx.pretty_name ? g.lx.pretty_name :
+		    g.lx.fs);
+		goto fail;
+	}
+	if (g.is_linux) {
+		if (set->bundle.nreg)
+			warn_add("%s: the bundle's .reg files are for a Windows "
+			    "guest; not applied to Linux", image);
+		j = 0;
+	}
 	if (j == 1 && !g.w.system_root) {
 		warn_add("%s: partition %u holds no Windows registry; the "
 		    "nvlddmkm service is not written", image, g.partition);
@@ -2007,8 +2416,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		r->reg_keys_created = gr.s.keys_created;
 		r->reg_keys_deleted = gr.s.keys_deleted;
 	}
-	if (plan_copies(&g, set, restage, o, &plan, &nplan, &r->changed,
-	    &r->sysfiles_kept) < 0)
+	if (g.is_linux ? plan_linux(&g, set, restage, &plan, &nplan,
+	    &r->changed) < 0 : plan_copies(&g, set, restage, o, &plan, &nplan,
+	    &r->changed, &r->sysfiles_kept) < 0)
 		goto fail;
 	/* The plan, for -v. */
 	for (i = 0; debug_enabled() && i < r->n; i++)
@@ -2053,17 +2463,18 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < nplan; i++) {
 		struct gp_stat st;
 
-		need_copies += ntfs_file_cost(plan[i].f->size, cluster);
+		need_copies += gp_volume_file_cost(g.vol,
+		    plan[i].f ? plan[i].f->size : strlen(plan[i].data));
 		if (!copy_find(&g.man, plan[i].dest) &&
 		    gp_volume_stat(g.vol, plan[i].dest, &st) == 0)
-			need_copies += ntfs_file_cost(st.size, cluster);
+			need_copies += gp_volume_file_cost(g.vol, st.size);
 		gp_error_clear();
 	}
 	if (commit_hives(&gr) < 0)
 		goto fail;
 	for (i = 0; i < REG_NHIVES; i++)
 		if (gr.out[i])
-			need_hives += ntfs_file_cost(gr.outlen[i], cluster);
+			need_hives += gp_volume_file_cost(g.vol, gr.outlen[i]);
 	{
 		struct gp_stat st;
 		uint64_t man = 4096, k;
@@ -2075,7 +2486,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			man += 1024 + 320 * (uint64_t)set->v[k].nfiles;
 		/* The manifest, and the MFT growing by its step (libntfs-3g
 		 * extends it 16 records at a time) plus its bitmap. */
-		need_meta = ntfs_file_cost(man, cluster) + 64 * 1024;
+		need_meta = gp_volume_file_cost(g.vol, man) + 64 * 1024;
 	}
 	need = need_pkgs + need_copies + need_hives + need_meta;
 	r->space_needed = need;
@@ -2085,12 +2496,13 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	    (unsigned long long)need_copies, (unsigned long long)need_hives,
 	    (unsigned long long)need_meta, (unsigned long long)r->free_before);
 	if (need > r->free_before) {
-		error_set(ENOSPC, "%s: the change needs about %s on the NTFS "
-		    "volume (packages %s, the rest for System32 copies, hives "
-		    "and metadata; what it replaces stays in use until it "
-		    "commits), which has %s free; nothing was written", image,
-		    human(need, b1), human(need_pkgs, b3),
-		    human(r->free_before, b2));
+		error_set(ENOSPC, "%s: the change needs about %s on the %s "
+		    "volume (packages %s, the rest for %s and metadata; what "
+		    "it replaces stays in use until it commits), which has %s "
+		    "free; nothing was written", image, human(need, b1),
+		    g.is_linux ? gp_volume_fs_name(g.vol) : "NTFS",
+		    human(need_pkgs, b3), g.is_linux ? "/usr/lib/wsl/lib" :
+		    "System32 copies, hives", human(r->free_before, b2));
 		goto fail;
 	}
 
@@ -2169,7 +2581,11 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	for (i = 0; i < set->n; i++)
 		if (bad[i] && repair_package(&g, &set->v[i], bad[i], r) < 0)
 			goto fail;
+	if (g.is_linux && gp_volume_mkdir_p(g.vol, g.system32) < 0)
+		goto fail;
 	if (exec_copies(&g, plan, nplan, r) < 0 || store_hives(&g, &gr, r) < 0)
+		goto fail;
+	if (g.is_linux && linux_arm(&g, true) < 0)
 		goto fail;
 	if (write_manifest(&g) < 0)
 		goto fail;
@@ -2229,6 +2645,7 @@ stage_remove(const char *image, char **names, size_t n,
 		goto fail;
 	r->repo = xstrdup(g.repo);
 	r->partition = g.partition;
+	r->linux_guest = g.is_linux;
 	for (i = 0; i < n; i++) {
 		struct man_pkg *mp = manifest_find(&g.man, names[i]);
 
@@ -2264,7 +2681,7 @@ stage_remove(const char *image, char **names, size_t n,
 	for (i = g.man.ncopies; i-- > 0;) {
 		struct man_copy *c = &g.man.copies[i];
 
-		if (manifest_find(&g.man, c->package))
+		if (copy_wanted(&g.man, c))
 			continue;
 		if (undo_copy(&g, c) < 0)
 			goto fail;
@@ -2291,6 +2708,8 @@ stage_remove(const char *image, char **names, size_t n,
 		r->reg_keys_deleted = gr.s.keys_deleted;
 		r->changed = true;
 	}
+	if (r->changed && g.is_linux && linux_arm(&g, g.man.n > 0) < 0)
+		goto fail;
 	if (r->changed && write_manifest(&g) < 0)
 		goto fail;
 	/* Nothing removed: the session is dropped unwritten. */
@@ -2336,8 +2755,16 @@ check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
 		return 0;
 	r->problems = xrealloc(r->problems, (r->nproblems + 1) *
 	    sizeof(char *));
-	r->problems[r->nproblems++] = xasprintf("%s (CopyToVm from %s\\%s): "
-	    "%s", c->dest, c->package, c->source, what);
+	if (!*c->package)
+		r->problems[r->nproblems++] = xasprintf("%s (generated by "
+		    "gpupv-prep): %s", c->dest, what);
+	else if (g->is_linux)
+		r->problems[r->nproblems++] = xasprintf("%s (from %s/%s%s%s): "
+		    "%s", c->dest, c->package, c->source, c->link ? ", a link "
+		    "to " : "", c->link ? c->link : "", what);
+	else
+		r->problems[r->nproblems++] = xasprintf("%s (CopyToVm from "
+		    "%s\\%s): %s", c->dest, c->package, c->source, what);
 	return 1;
 }
 
@@ -2386,6 +2813,7 @@ stage_verify(const char *image, const struct stage_opts *o,
 		goto fail;
 	r->repo = xstrdup(g.repo);
 	r->partition = g.partition;
+	r->linux_guest = g.is_linux;
 	if (!g.have_manifest) {
 		error_set(ENOENT, "%s: nothing staged (no %s)", image,
 		    g.manifest_path);
@@ -2442,6 +2870,7 @@ stage_report_free(struct stage_report *r)
 	for (i = 0; i < r->nsysfiles; i++) {
 		free(r->sysfiles[i].dest);
 		free(r->sysfiles[i].source);
+		free(r->sysfiles[i].link);
 	}
 	free(r->sysfiles);
 	free(r->v);

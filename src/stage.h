@@ -71,11 +71,13 @@ struct stage_sysfile {
 	char *dest;			/* guest path */
 	char *source;			/* "package\\file"; NULL for remove */
 	bool restored;			/* remove: the guest's original is back */
+	char *link;			/* Linux: a symbolic link to this */
 };
 
 struct stage_report {
 	char *image;
 	char *repo;			/* FileRepository path in the guest */
+	bool linux_guest;		/* an ext2/3/4 Linux root */
 	unsigned partition;
 	struct stage_item *v;
 	size_t n;
