@@ -27,6 +27,9 @@
 #define BUNDLE_JSON_MAX		(1024 * 1024)
 #define BUNDLE_MAX_GPUS		64
 #define BUNDLE_MAX_REG		64
+/* The WSL library folder: a handful of files, the largest ~15 MB. */
+#define WSL_LIB_MAX_FILES	64
+#define WSL_LIB_MARKER		"libdxcore.so"
 
 /* Caps on a package tree and an archive's entries: NVIDIA's largest
  * package has a few hundred files, a dozen levels deep. */
@@ -625,10 +628,90 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 			}
 		}
 	}
+	b->wsl_lib = jdup(root, "wsl_lib");
+	if (b->wsl_lib) {
+		char *w = b->wsl_lib;
+
+		if (strchr(w, '/') || strchr(w, '\\') || !strcmp(w, "..") ||
+		    !strcmp(w, ".")) {
+			error_input(EINVAL, "%s: %s: wsl_lib is not a folder name "
+			    "in the bundle", arg, BUNDLE_JSON);
+			goto out;
+		}
+		b->wsl_lib = xasprintf("%s/%s", dir, w);
+		free(w);
+		if (lstat(b->wsl_lib, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			error_input(ENOENT, "%s: %s names the folder %s, which "
+			    "the bundle does not hold", arg, BUNDLE_JSON,
+			    path_basename(b->wsl_lib));
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	jv_free(root);
 	return ret;
+}
+
+/*
+ * The host's WSL libraries: the regular files of dir (no links, no
+ * folders), names a Linux folder can hold.
+ */
+static int
+load_wsl_lib(struct pkg_set *set, const char *arg, const char *dir)
+{
+	struct pkg *p;
+	char **names;
+	size_t n, i;
+
+	if (set->wsl_lib) {
+		error_setc(GP_EXIT_USAGE, EINVAL, "%s: a second set of WSL "
+		    "libraries; give one per run", arg);
+		return -1;
+	}
+	if (!(names = read_names(dir, &n)))
+		return -1;
+	p = set->wsl_lib = xcalloc(1, sizeof(*p));
+	p->name = xstrdup("wsl-lib");
+	for (i = 0; i < n; i++) {
+		char *full = path_join(dir, names[i]);
+		const char *c;
+		struct stat st;
+
+		for (c = names[i]; *c && (unsigned char)*c >= 0x20 && *c != 0x7f &&
+		    *c != '\\'; c++)
+			;
+		if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode) || *c ||
+		    strlen(names[i]) > 255) {
+			warn_add("%s: %s is not a plain file; not placed", arg,
+			    full);
+			free(full);
+			continue;
+		}
+		if (p->nfiles >= WSL_LIB_MAX_FILES) {
+			free(full);
+			free_names(names, n);
+			error_input(E2BIG, "%s: more than %d files in the WSL "
+			    "library folder", arg, WSL_LIB_MAX_FILES);
+			return -1;
+		}
+		add_file(p, names[i], full, false, &st);
+		free(full);
+	}
+	free_names(names, n);
+	return 0;
+}
+
+/* Whether dir is a copy of the host's WSL library folder. */
+static bool
+is_wsl_lib(const char *dir)
+{
+	char *m = path_join(dir, WSL_LIB_MARKER);
+	struct stat st;
+	bool r = lstat(m, &st) == 0 && S_ISREG(st.st_mode);
+
+	free(m);
+	return r;
 }
 
 static int
@@ -682,6 +765,7 @@ bundle_free(struct bundle *b)
 	free(b->source);
 	free(b->install_section);
 	free(b->driver_version);
+	free(b->wsl_lib);
 	host_cfg_free(&b->host);
 	memset(b, 0, sizeof(*b));
 }
@@ -716,6 +800,11 @@ pkg_collect(struct pkg_set *set, const char *arg)
 	}
 	if (read_bundle(set, arg, dir) < 0)
 		return -1;
+	if (set->bundle.wsl_lib && !set->wsl_lib &&
+	    load_wsl_lib(set, arg, set->bundle.wsl_lib) < 0)
+		return -1;
+	if (!set->bundle.present && is_wsl_lib(dir))
+		return load_wsl_lib(set, arg, dir);
 	if (collect_dir(set, dir, 0, &found) < 0) {
 		error_prefix("%s", arg);
 		return -1;
@@ -793,6 +882,10 @@ pkg_set_free(struct pkg_set *set)
 		free(set->tmpdirs[i]);
 	}
 	free(set->tmpdirs);
+	if (set->wsl_lib) {
+		pkg_free(set->wsl_lib);
+		free(set->wsl_lib);
+	}
 	bundle_free(&set->bundle);
 	memset(set, 0, sizeof(*set));
 }

@@ -65,12 +65,18 @@ struct bundle {
 	char **reg;			/* .reg exports it holds (host paths) */
 	size_t nreg;
 	size_t ngpus;
+	char *wsl_lib;			/* its copy of the host's WSL libraries
+					   ("wsl_lib"), or NULL */
 };
 
 struct pkg_set {
 	struct pkg *v;
 	size_t n;
 	struct bundle bundle;
+	/* The host's WSL libraries (C:\\Program Files\\WSL\\lib: libdxcore.so,
+	 * libd3d12.so, libd3d12core.so) for a Linux guest: from a bundle,
+	 * or a folder given that holds them; files only, NULL when none. */
+	struct pkg *wsl_lib;
 	char **tmpdirs;			/* archives unpacked here; removed */
 	size_t ntmp;
 };

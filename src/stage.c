@@ -1380,6 +1380,7 @@ struct copy_plan {
 	bool overwrite;
 	/* Linux guests: */
 	char *link;			/* a symbolic link to this name */
+	bool host_lib;			/* from the host's WSL libraries */
 	const char *data;		/* generated contents */
 	uint32_t mode;			/* 0: the file system's default */
 	char sha[65];			/* of data */
@@ -1389,12 +1390,15 @@ static bool source_is_newer(struct guest *g, const struct copy_plan *cp,
     const struct gp_stat *dst);
 
 static struct man_copy *
-copy_find(struct manifest *m, const char *dest)
+copy_find(struct guest *g, const char *dest)
 {
+	struct manifest *m = &g->man;
 	size_t i;
 
+	/* Names as the guest's file system matches them. */
 	for (i = 0; i < m->ncopies; i++)
-		if (strcasecmp(m->copies[i].dest, dest) == 0)
+		if ((g->is_linux ? strcmp : strcasecmp)(m->copies[i].dest,
+		    dest) == 0)
 			return &m->copies[i];
 	return NULL;
 }
@@ -1620,6 +1624,91 @@ linux_not_ours(struct guest *g, const char *dest)
 	return 0;
 }
 
+/* The SHA-256 of a host file, as hex. */
+static int
+hash_host_file(const char *path, char hex[65])
+{
+	struct hasher h;
+	uint8_t d[32], *buf = xmalloc(READ_CHUNK);
+	int fd = open_package_file(path), ret = 0;
+	ssize_t r;
+
+	if (fd < 0) {
+		free(buf);
+		return -1;
+	}
+	sha256_init(&h.sha);
+	while ((r = read(fd, buf, READ_CHUNK)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			error_set(errno, "%s: %s", path, strerror(errno));
+			ret = -1;
+			break;
+		}
+		sha256_update(&h.sha, buf, (size_t)r);
+	}
+	close(fd);
+	free(buf);
+	sha256_final(&h.sha, d);
+	sha256_hex(d, hex);
+	return ret;
+}
+
+/*
+ * The host's WSL libraries into /usr/lib/wsl/lib (as WSL has them there),
+ * with the libD3D12Core.so name some loaders ask for linked to
+ * libd3d12core.so.  Kept while any package is staged.
+ */
+static int
+plan_wsl_lib(struct guest *g, const struct pkg *w, struct copy_plan **out,
+    size_t *nout, bool *changed)
+{
+	const struct pkg_file *core = NULL;
+	size_t k, n = w->nfiles;
+	bool has_alias = false;
+
+	for (k = 0; k < w->nfiles; k++) {
+		if (!strcmp(w->files[k].rel, "libd3d12core.so"))
+			core = &w->files[k];
+		if (!strcmp(w->files[k].rel, "libD3D12Core.so"))
+			has_alias = true;
+	}
+	for (k = 0; k < n + (core && !has_alias); k++) {
+		const struct pkg_file *f = k < n ? &w->files[k] : core;
+		char *dest = xasprintf("%s/%s", g->system32, k < n ? f->rel :
+		    "libD3D12Core.so");
+		struct man_copy *rec = copy_find(g, dest);
+		struct copy_plan *cp;
+		char *src = xasprintf("wsl-lib/%s", f->rel);
+		int same = 0;
+
+		cp = plan_add(out, nout);
+		cp->p = w;
+		cp->f = f;
+		cp->dest = dest;
+		cp->host_lib = true;
+		cp->mode = 0555;
+		cp->link = k < n ? NULL : xstrdup("libd3d12core.so");
+		if (hash_host_file(f->src, cp->sha) < 0 ||
+		    (!rec && linux_not_ours(g, dest) < 0)) {
+			free(src);
+			return -1;
+		}
+		if (rec && !*rec->package && !strcmp(rec->source, src) &&
+		    !strcmp(rec->sha256, cp->sha))
+			same = linux_in_place(g, rec, cp->link, f->size);
+		free(src);
+		if (same < 0)
+			return -1;
+		if (same)
+			cp->dest[0] = '\0';
+		else
+			*changed = true;
+	}
+	return 0;
+}
+
 /*
  * A Linux guest's system files: the INFs' 11,lxss\lib files into
  * /usr/lib/wsl/lib (one file per source, links for its other names),
@@ -1670,7 +1759,7 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 				continue;
 			}
 			link = lxss_link(lf, nlf, k);
-			rec = copy_find(&g->man, dest);
+			rec = copy_find(g, dest);
 			if (!rec && linux_not_ours(g, dest) < 0) {
 				free(dest);
 				free(link);
@@ -1703,6 +1792,9 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 	}
 	/* Microsoft's Direct3D libraries: only from the host (a bundle's
 	 * WSL libraries), never shipped by gpupv-prep. */
+	if (set->wsl_lib && plan_wsl_lib(g, set->wsl_lib, out, nout,
+	    changed) < 0)
+		goto fail;
 	for (k = 0; k < *nout; k++)
 		if (!strcasecmp(path_basename((*out)[k].dest), "libdxcore.so"))
 			d3d = true;
@@ -1723,7 +1815,7 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 		    "without them the guest reports \"GPU access blocked by "
 		    "the operating system\"", WSL_ROOT);
 	for (k = 0; k < sizeof(lx_generated) / sizeof(*lx_generated); k++) {
-		struct man_copy *rec = copy_find(&g->man, lx_generated[k].dest);
+		struct man_copy *rec = copy_find(g, lx_generated[k].dest);
 		struct copy_plan *cp;
 		struct sha256 sh;
 		uint8_t d[32];
@@ -1839,7 +1931,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 			}
 			dest = xasprintf("%s\\%s", cv[k].wow64 ? wow :
 			    g->system32, cv[k].dest);
-			rec = copy_find(&g->man, dest);
+			rec = copy_find(g, dest);
 			same = rec && !restage[i] &&
 			    !strcasecmp(rec->package, p->name) &&
 			    !strcasecmp(rec->source, f->rel) &&
@@ -2061,7 +2153,7 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 
 	for (i = 0; i < n; i++) {
 		struct copy_plan *cp = &plan[i];
-		struct man_copy *rec = copy_find(&g->man, cp->dest);
+		struct man_copy *rec = copy_find(g, cp->dest);
 		struct gp_file_meta m = { .mode = cp->mode };
 		struct copy c = { .fd = -1, .src = cp->f ? cp->f->src : NULL };
 		char *backup = NULL;
@@ -2149,12 +2241,14 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			free(rec->source);
 			free(rec->link);
 		}
-		rec->package = xstrdup(cp->p ? cp->p->name : "");
-		rec->source = xstrdup(cp->f ? cp->f->rel : "gpupv-prep");
+		rec->package = xstrdup(cp->p && !cp->host_lib ? cp->p->name :
+		    "");
+		rec->source = cp->host_lib ? xasprintf("wsl-lib/%s",
+		    cp->f->rel) : xstrdup(cp->f ? cp->f->rel : "gpupv-prep");
 		rec->link = cp->link ? xstrdup(cp->link) : NULL;
 		rec->size = cp->f ? cp->f->size : strlen(cp->data);
-		memcpy(rec->sha256, cp->f ? pkg_sha(g, cp->p, cp->f) : cp->sha,
-		    65);
+		memcpy(rec->sha256, cp->f && !cp->host_lib ? pkg_sha(g, cp->p,
+		    cp->f) : cp->sha, 65);
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
 		    sizeof(*r->sysfiles));
 		r->sysfiles[r->nsysfiles++] = (struct stage_sysfile){
@@ -2395,6 +2489,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		    g.lx.fs);
 		goto fail;
 	}
+	if (!g.is_linux && set->wsl_lib)
+		warn_add("%s: the WSL libraries are for a Linux guest; not "
+		    "placed in Windows", image);
 	if (g.is_linux) {
 		if (set->bundle.nreg)
 			warn_add("%s: the bundle's .reg files are for a Windows "
@@ -2465,7 +2562,7 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 
 		need_copies += gp_volume_file_cost(g.vol,
 		    plan[i].f ? plan[i].f->size : strlen(plan[i].data));
-		if (!copy_find(&g.man, plan[i].dest) &&
+		if (!copy_find(&g, plan[i].dest) &&
 		    gp_volume_stat(g.vol, plan[i].dest, &st) == 0)
 			need_copies += gp_volume_file_cost(g.vol, st.size);
 		gp_error_clear();
