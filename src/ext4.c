@@ -364,10 +364,13 @@ ev_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	e = ext2fs_open2(name, NULL, flags, 0, 0, &gp_io_manager, &v->fs);
 	if (e) {
 		v->fs = NULL;
+		const char *ver = "?";
+
+		ext2fs_get_library_version(&ver, NULL);
 		if (e == EXT2_ET_UNSUPP_FEATURE || e == EXT2_ET_RO_UNSUPP_FEATURE)
 			ext_fail(v, GP_EXIT_CORRUPT, e, "the ext file system "
 			    "uses a feature libext2fs %s does not know; "
-			    "nothing was written", EXT2FS_VERSION);
+			    "nothing was written", ver);
 		else
 			ext_fail(v, GP_EXIT_CORRUPT, e, "cannot open the ext "
 			    "file system");

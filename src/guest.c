@@ -360,7 +360,8 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
     struct gp_linux *l)
 {
 	struct gp_image_info info;
-	char other[256] = "";
+	char other[256] = "", *bad = NULL;
+	int bad_code = 0;
 	unsigned i;
 	bool found = false, forced_found = false;
 
@@ -390,8 +391,11 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 			continue;
 		vol = gp_volume_open(img, p->start, p->size, false);
 		if (!vol) {
-			warn_add("partition %u: %s", p->index,
-			    gp_error_message());
+			/* Reported when no other root is found. */
+			if (!bad) {
+				bad = xstrdup(gp_error_message());
+				bad_code = gp_error_code();
+			}
 			gp_error_clear();
 			continue;
 		}
@@ -406,11 +410,23 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 		gp_volume_close(vol);
 		gp_error_clear();
 	}
+	if (found || (partition >= 0 && !forced_found) || *other) {
+		if (bad && found)
+			warn_add("%s", bad);
+		free(bad);
+		bad = NULL;
+	}
 	if (found)
 		return 0;
 	if (partition >= 0 && !forced_found) {
 		error_setc(GP_EXIT_USAGE, ENOENT, "%s: no partition %d "
 		    "(the table has %u)", info.path, partition, pt->count);
+		return -1;
+	}
+	if (bad) {
+		/* An ext file system that could not be opened. */
+		error_setc(bad_code, EINVAL, "%s", bad);
+		free(bad);
 		return -1;
 	}
 	if (*other) {

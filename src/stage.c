@@ -2483,8 +2483,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	j = (size_t)wants_registry(set, o);
 	if (g.is_linux && j == 2) {
 		error_setc(GP_EXIT_USAGE, EINVAL, "%s: partition %u holds "
-		    "Linux (%s); --reg, --copy-key, --copy-mode, --virt-flags "
-		    "and --disable-fast-startup edit a Windows registry",
+		    "Linux (%s); --reg, --copy-key, --driver-store-copy-mode, "
+		    "--gpu-virtualization-flags and --disable-fast-startup "
+		    "edit a Windows registry",
 		    image, g.partition, g.lx.pretty_name ? g.lx.pretty_name :
 		    g.lx.fs);
 		goto fail;
