@@ -302,3 +302,42 @@ run 0 "$GPUPV_PREP" inspect "$TMP/gpt.raw"
 grep -q '^linux: *partition 1, ext4, Debian GNU/Linux 12, volume clean' "$TMP/out" ||
   fail "inspect: $(cat "$TMP/out")"
 pass "inspect reports the distribution, kernels, packages and first-boot status"
+
+# kill -9 at random moments of a stage of a ~40 MB package into a VHDX:
+# after qemu replays the log as Hyper-V would, e2fsck -fn is clean and
+# the guest holds the old state or the new one, whole.
+BIG="$TMP/src3/big.inf_amd64_00112233445566ff"
+mkdir -p "$BIG"
+printf '[Version]\r\nDriverVer = 01/02/2024,1.2.3.4\r\n' >"$BIG/big.inf"
+for i in 1 2 3 4; do head -c 10000000 /dev/urandom >"$BIG/part$i.bin"; done
+mkpart "$TMP/pk.ext" 128 -t ext4
+mkdisk "$TMP/k.raw" gpt "$TMP/pk.ext"
+qemu-img convert -f raw -O vhdx -o block_size=8M "$TMP/k.raw" "$TMP/k0.vhdx"
+cp "$TMP/k0.vhdx" "$TMP/kt.vhdx"
+t0=$(date +%s%N); "$GPUPV_PREP" stage "$TMP/kt.vhdx" "$BIG" >/dev/null; t1=$(date +%s%N)
+dur=$(((t1 - t0) / 1000000))
+old=0 new=0
+for t in $(seq "${CRASH_TRIALS:-8}"); do
+  cp "$TMP/k0.vhdx" "$TMP/k.vhdx"
+  delay=$(( $(od -An -N4 -tu4 /dev/urandom) % (dur + dur / 5 + 1) ))
+  "$GPUPV_PREP" stage "$TMP/k.vhdx" "$BIG" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')"
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  cp "$TMP/k.vhdx" "$TMP/q.vhdx"
+  qemu-img check -q -r all "$TMP/q.vhdx" >/dev/null 2>&1 || true
+  part_of "$TMP/q.vhdx"
+  fsck_clean "kill $t at $delay ms"
+  if dbg 'stat /usr/lib/wsl/gpupv-prep.json' | grep -q Inode:; then
+    run 0 "$GPUPV_PREP" verify "$TMP/k.vhdx"
+    new=$((new + 1))
+  else
+    dbg "stat /usr/lib/wsl/drivers/$(basename "$BIG")" | grep -q Inode: &&
+      fail "kill $t: a package folder without a manifest"
+    old=$((old + 1))
+  fi
+  run 0 "$GPUPV_PREP" stage "$TMP/k.vhdx" "$BIG"
+  run 0 "$GPUPV_PREP" verify "$TMP/k.vhdx"
+done
+pass "$((old + new)) kills over a $dur ms stage: $old old, $new new, e2fsck clean each time"
