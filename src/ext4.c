@@ -52,6 +52,10 @@ struct ext_vol {
 	char label[EXT2_LABEL_LEN + 1];
 	ext2fs_block_bitmap busy;	/* in use at the start, or since */
 	void (*old_stats)(ext2_filsys fs, blk64_t blk, int inuse);
+	void (*old_range_stats)(ext2_filsys fs, blk64_t blk, blk_t num,
+	    int inuse);
+	blk64_t goal;			/* after the last file's data: the next
+					   one is packed behind it */
 };
 
 #define EV(pv)	((struct ext_vol *)(pv))
@@ -253,16 +257,26 @@ static struct struct_io_manager gp_io_manager = {
 
 /* ---- allocation: nothing freed in the session is used again ------ */
 
+/*
+ * busy is kept by the two stats callbacks; the allocators also check the
+ * file system's own bitmap, so that a block marked in use by a path that
+ * does not call back (libext2fs versions differ) is never handed out.
+ */
 static errcode_t
 get_alloc_block(ext2_filsys fs, blk64_t goal, blk64_t *ret)
 {
 	struct ext_vol *v = fs->priv_data;
-	errcode_t e = ext2fs_new_block2(fs, goal, v->busy, ret);
+	errcode_t e;
 
-	if (e)
-		return e;
-	ext2fs_mark_block_bitmap2(v->busy, *ret);
-	return 0;
+	for (;;) {
+		e = ext2fs_new_block2(fs, goal, v->busy, ret);
+		if (e)
+			return e;
+		ext2fs_mark_block_bitmap2(v->busy, *ret);
+		if (!ext2fs_test_block_bitmap2(fs->block_map, *ret))
+			return 0;
+		goal = *ret + 1;
+	}
 }
 
 static void
@@ -274,6 +288,42 @@ block_stats(ext2_filsys fs, blk64_t blk, int inuse)
 		ext2fs_mark_block_bitmap2(v->busy, blk);
 	if (v->old_stats)
 		v->old_stats(fs, blk, inuse);
+}
+
+static errcode_t
+new_range(ext2_filsys fs, int flags, blk64_t goal, blk64_t len,
+    blk64_t *pblk, blk64_t *plen)
+{
+	struct ext_vol *v = fs->priv_data;
+	errcode_t e;
+
+	for (;;) {
+		blk64_t b;
+
+		e = ext2fs_new_range(fs, flags, goal, len, v->busy, pblk, plen);
+		if (e)
+			return e;
+		if (ext2fs_test_block_bitmap_range2(fs->block_map, *pblk,
+		    (unsigned)*plen))
+			return 0;
+		/* In use after all: busy learns it, and the search goes on. */
+		for (b = *pblk; b < *pblk + *plen; b++)
+			if (ext2fs_test_block_bitmap2(fs->block_map, b))
+				ext2fs_mark_block_bitmap2(v->busy, b);
+		if (flags & EXT2_NEWRANGE_FIXED_GOAL)
+			return EXT2_ET_BLOCK_ALLOC_FAIL;
+	}
+}
+
+static void
+range_stats(ext2_filsys fs, blk64_t blk, blk_t num, int inuse)
+{
+	struct ext_vol *v = fs->priv_data;
+
+	if (inuse > 0)
+		ext2fs_mark_block_bitmap_range2(v->busy, blk, num);
+	if (v->old_range_stats)
+		v->old_range_stats(fs, blk, num, inuse);
 }
 
 /* Tell the session which blocks are free now: writes there bypass the
@@ -433,6 +483,9 @@ ev_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	ext2fs_set_alloc_block_callback(v->fs, get_alloc_block, NULL);
 	ext2fs_set_block_alloc_stats_callback(v->fs, block_stats,
 	    &v->old_stats);
+	ext2fs_set_new_range_callback(v->fs, new_range, NULL);
+	ext2fs_set_block_alloc_stats_range_callback(v->fs, range_stats,
+	    &v->old_range_stats);
 	if (declare_unused(v) < 0)
 		goto fail;
 	return &v->pub;
@@ -1098,6 +1151,89 @@ new_inode(struct ext_vol *v, ext2_ino_t dir, const char *name,
 	return 0;
 }
 
+/*
+ * Write size bytes from fill into the empty extent-mapped inode ino: its
+ * blocks allocated at once (ext2fs_fallocate, in runs as long as the free
+ * space has), then written run by run in large pieces.  Nothing is
+ * written twice, and the tail of the last block is zeros.
+ */
+static int
+write_extents(struct ext_vol *v, ext2_ino_t ino, struct ext2_inode_large *in,
+    const char *path, uint64_t size,
+    int (*fill)(void *ctx, void *buf, size_t len), void *ctx)
+{
+	ext2_filsys fs = v->fs;
+	uint64_t bs = fs->blocksize, nblk = (size + bs - 1) / bs;
+	uint64_t next = 0, chunk = EXT_IO_CHUNK / bs;
+	ext2_extent_handle_t h = NULL;
+	struct ext2fs_extent ex;
+	uint8_t *buf = NULL;
+	errcode_t e;
+	int ret = -1;
+
+	in->i_size = (uint32_t)size;
+	in->i_size_high = (uint32_t)(size >> 32);
+	if (write_inode(v, ino, in) < 0)
+		return -1;
+	if (nblk == 0)
+		return 0;
+	e = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT |
+	    EXT2_FALLOCATE_INIT_BEYOND_EOF, ino, (struct ext2_inode *)in,
+	    v->goal ? v->goal : ~0ULL, 0, nblk);
+	if (e)
+		return ext_fail(v, GP_EXIT_FAILURE, e, "cannot allocate %.200s",
+		    path);
+	e = ext2fs_extent_open(fs, ino, &h);
+	if (!e)
+		e = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ex);
+	buf = xmalloc(EXT_IO_CHUNK);
+	while (!e && next < nblk) {
+		uint64_t k;
+
+		if (!(ex.e_flags & EXT2_EXTENT_FLAGS_LEAF)) {
+			e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_LEAF, &ex);
+			continue;
+		}
+		/* Claimed for the session whatever libext2fs reported. */
+		ext2fs_mark_block_bitmap_range2(v->busy, ex.e_pblk, ex.e_len);
+		if (ex.e_lblk != next || ex.e_len == 0 ||
+		    (ex.e_flags & EXT2_EXTENT_FLAGS_UNINIT)) {
+			ext_fail(v, GP_EXIT_FAILURE, 0, "%.200s: blocks "
+			    "allocated with a gap or uninitialized at %llu",
+			    path, (unsigned long long)next);
+			goto out;
+		}
+		for (k = 0; k < ex.e_len && next < nblk;) {
+			uint64_t n = MIN(MIN(chunk, (uint64_t)ex.e_len - k),
+			    nblk - next);
+			uint64_t bytes = MIN(n * bs, size - next * bs);
+
+			if (fill(ctx, buf, (size_t)bytes) < 0)
+				goto out;
+			memset(buf + bytes, 0, (size_t)(n * bs - bytes));
+			e = io_channel_write_blk64(fs->io, ex.e_pblk + k,
+			    (int)n, buf);
+			if (e)
+				break;
+			v->goal = ex.e_pblk + k + n;
+			k += n;
+			next += n;
+		}
+		if (!e && next < nblk)
+			e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_LEAF, &ex);
+	}
+	if (e) {
+		ext_fail(v, GP_EXIT_FAILURE, e, "cannot write %.200s", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(buf);
+	if (h)
+		ext2fs_extent_free(h);
+	return ret;
+}
+
 /* Write size bytes from fill into the (empty) regular inode ino. */
 static int
 write_data(struct ext_vol *v, ext2_ino_t ino, struct ext2_inode_large *in,
@@ -1120,6 +1256,7 @@ write_data(struct ext_vol *v, ext2_ino_t ino, struct ext2_inode_large *in,
 		ext2fs_extent_free(h);
 		if (write_inode(v, ino, in) < 0)
 			return -1;
+		return write_extents(v, ino, in, path, size, fill, ctx);
 	}
 	e = ext2fs_file_open(v->fs, ino, EXT2_FILE_WRITE, &f);
 	if (e)
