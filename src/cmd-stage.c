@@ -260,7 +260,7 @@ enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
 	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR, OPT_FORCE,
-	OPT_PARENT_PATH,
+	OPT_PARENT_PATH, OPT_DKMS,
 };
 
 /*
@@ -341,6 +341,7 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "no-rewrite", no_argument, NULL, OPT_NO_REWRITE },
 		{ "all-control-sets", no_argument, NULL, OPT_ALL_CSETS },
 		{ "inf-section", required_argument, NULL, OPT_INF_SECTION },
+		{ "dkms", required_argument, NULL, OPT_DKMS },
 		{ "driver-store-copy-mode", required_argument, NULL,
 		    OPT_COPY_MODE },
 		{ "gpu-virtualization-flags", required_argument, NULL,
@@ -408,6 +409,12 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			continue;
 		case OPT_REPAIR:
 			c->o.repair = true;
+			continue;
+		case OPT_DKMS:
+			if (!stage)
+				return cli_usage_error(cmd, "--dkms: only stage "
+				    "places a DKMS tree");
+			c->o.dkms = optarg;
 			continue;
 		case OPT_FORCE:
 			if (!writes || (!stage && strcmp(cmd->name, "remove")))
@@ -621,6 +628,11 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 			pkg_set_free(&set);
 			return rc;
 		}
+	if (c.o.dkms && pkg_load_dkms(&set, c.o.dkms) < 0) {
+		rc = cli_fail(cmd);
+		pkg_set_free(&set);
+		return rc;
+	}
 	if (set.bundle.present) {
 		size_t k;
 
@@ -770,6 +782,10 @@ const struct cmd cmd_stage = {
 	    "Select names\n"
 	    "  --inf-section NAME the INF install section whose CopyToVm files "
 	    "to place\n"
+	    "  --dkms DIR         Linux guest: a DKMS source tree (dxgkrnl) for "
+	    "/usr/src,\n"
+	    "                     built by the first-boot unit with the guest's "
+	    "headers\n"
 	    "  --driver-store-copy-mode N  GraphicsDrivers\\DriverStoreCopyMode "
 	    "(0-2)\n"
 	    "  --gpu-virtualization-flags N  GraphicsDrivers\\"

@@ -193,10 +193,24 @@ manifest_linux_generated(const char *dest)
 static bool
 linux_copy_ok(const char *dest, const char *backup, const char *link)
 {
-	static const char lib[] = "/usr/lib/wsl/lib/";
+	static const char lib[] = "/usr/lib/wsl/lib/", src[] = "/usr/src/";
 
 	if (backup)
 		return false;
+	if (!strncmp(dest, src, sizeof(src) - 1) && !link) {
+		/* A DKMS tree: /usr/src/NAME-VERSION/REL, REL of plain names. */
+		char *copy = xstrdup(dest + sizeof(src) - 1), *save, *c;
+		bool ok = true;
+		int n = 0;
+
+		for (c = strtok_r(copy, "/", &save); c && ok;
+		    c = strtok_r(NULL, "/", &save), n++)
+			ok = linux_name_ok(c) && n < 64;
+		ok = ok && n >= 2 && !strstr(dest, "//") &&
+		    dest[strlen(dest) - 1] != '/';
+		free(copy);
+		return ok;
+	}
 	if (!strncmp(dest, lib, sizeof(lib) - 1))
 		return linux_name_ok(dest + sizeof(lib) - 1) &&
 		    (!link || linux_name_ok(link));

@@ -702,6 +702,96 @@ load_wsl_lib(struct pkg_set *set, const char *arg, const char *dir)
 	return 0;
 }
 
+/* A dkms.conf value: PACKAGE_NAME and PACKAGE_VERSION as dkms reads
+ * them (KEY=value or KEY="value"), limited to what a folder name in
+ * /usr/src and a dkms command line can carry. */
+static char *
+dkms_value(const char *text, const char *key)
+{
+	const char *p = text;
+	size_t kl = strlen(key);
+
+	while (p && *p) {
+		const char *e = strchr(p, '\n'), *v;
+		size_t n = e ? (size_t)(e - p) : strlen(p), i;
+		char *r;
+
+		while (n && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		if (n > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+			v = p + kl + 1;
+			n -= kl + 1;
+			while (n && (v[n - 1] == '\r' || v[n - 1] == ' '))
+				n--;
+			if (n >= 2 && (*v == '"' || *v == '\'') && v[n - 1] == *v) {
+				v++;
+				n -= 2;
+			}
+			if (n == 0 || n > 64)
+				return NULL;
+			for (i = 0; i < n; i++)
+				if (!isalnum((unsigned char)v[i]) &&
+				    !strchr("._+-", v[i]))
+					return NULL;
+			r = xmalloc(n + 1);
+			memcpy(r, v, n);
+			r[n] = '\0';
+			return r;
+		}
+		p = e ? e + 1 : NULL;
+	}
+	return NULL;
+}
+
+int
+pkg_load_dkms(struct pkg_set *set, const char *dir)
+{
+	char *root = realpath(dir, NULL), *conf, *text = NULL;
+	struct walk w = { 0 };
+	struct stat st;
+	int fd = -1, ret = -1;
+
+	if (!root) {
+		error_set(errno, "--dkms %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	conf = path_join(root, "dkms.conf");
+	if (lstat(conf, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > 65536) {
+		error_input(ENOENT, "--dkms %s: no dkms.conf (a DKMS source tree "
+		    "has one at its top)", dir);
+		goto out;
+	}
+	text = xcalloc(1, (size_t)st.st_size + 1);
+	if ((fd = open(conf, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    read(fd, text, (size_t)st.st_size) != st.st_size) {
+		error_set(errno ? errno : EIO, "%s: cannot read", conf);
+		goto out;
+	}
+	set->dkms_module = dkms_value(text, "PACKAGE_NAME");
+	set->dkms_version = dkms_value(text, "PACKAGE_VERSION");
+	if (!set->dkms_module || !set->dkms_version) {
+		error_input(EINVAL, "%s: PACKAGE_NAME and PACKAGE_VERSION must "
+		    "be set, each at most 64 of A-Z a-z 0-9 . _ + -", conf);
+		goto out;
+	}
+	set->dkms = xcalloc(1, sizeof(*set->dkms));
+	set->dkms->name = xasprintf("%s-%s", set->dkms_module,
+	    set->dkms_version);
+	w.p = set->dkms;
+	w.root = root;
+	ret = walk_dir(&w, root, "", 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	free(conf);
+	free(root);
+	return ret;
+}
+
 /* Whether dir is a copy of the host's WSL library folder. */
 static bool
 is_wsl_lib(const char *dir)
@@ -886,6 +976,12 @@ pkg_set_free(struct pkg_set *set)
 		pkg_free(set->wsl_lib);
 		free(set->wsl_lib);
 	}
+	if (set->dkms) {
+		pkg_free(set->dkms);
+		free(set->dkms);
+	}
+	free(set->dkms_module);
+	free(set->dkms_version);
 	bundle_free(&set->bundle);
 	memset(set, 0, sizeof(*set));
 }

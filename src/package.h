@@ -77,6 +77,10 @@ struct pkg_set {
 	 * libd3d12.so, libd3d12core.so) for a Linux guest: from a bundle,
 	 * or a folder given that holds them; files only, NULL when none. */
 	struct pkg *wsl_lib;
+	/* --dkms DIR: a DKMS source tree (dxgkrnl) for a Linux guest's
+	 * /usr/src/NAME-VERSION; its name is "NAME-VERSION" from dkms.conf. */
+	struct pkg *dkms;
+	char *dkms_module, *dkms_version;
 	char **tmpdirs;			/* archives unpacked here; removed */
 	size_t ntmp;
 };
@@ -87,6 +91,8 @@ int	bundle_parse(struct bundle *b, const char *text, size_t len,
 	    const char *arg, const char *dir);
 /* Add the package(s) that arg (folder or archive) holds. */
 int	pkg_collect(struct pkg_set *set, const char *arg);
+/* Read a DKMS source tree (its dkms.conf names module and version). */
+int	pkg_load_dkms(struct pkg_set *set, const char *dir);
 void	pkg_set_free(struct pkg_set *set);
 
 

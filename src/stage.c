@@ -1382,6 +1382,7 @@ struct copy_plan {
 	char *link;			/* a symbolic link to this name */
 	bool host_lib;			/* from the host's WSL libraries */
 	const char *data;		/* generated contents */
+	char *owned;			/* data, when made for this run */
 	uint32_t mode;			/* 0: the file system's default */
 	char sha[65];			/* of data */
 };
@@ -1411,6 +1412,7 @@ copy_plans_free(struct copy_plan *v, size_t n)
 	for (i = 0; i < n; i++) {
 		free(v[i].dest);
 		free(v[i].link);
+		free(v[i].owned);
 	}
 	free(v);
 }
@@ -1450,33 +1452,62 @@ static const char lx_unit[] =
 	"[Install]\n"
 	"WantedBy=multi-user.target\n";
 
-static const char lx_script[] =
-	"#!/bin/sh\n"
-	"# Written by gpupv-prep: run once at the first boot after a stage (by\n"
-	"# gpupv-prep-firstboot.service).  Builds the loader cache so that\n"
-	"# " WSL_ROOT "/lib is found, records the result, and disables the unit.\n"
-	"status=" GP_LINUX_STATUS "\n"
-	"wants=" LX_WANTS "\n"
-	"now=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n"
-	"mkdir -p " LX_STATUS_DIR "\n"
-	"if ldconfig; then\n"
-	"\techo \"ok $now: ldconfig ran; " WSL_ROOT "/lib is in the loader "
-	"cache\" >\"$status\"\n"
-	"\trm -f \"$wants\"\n"
-	"\techo \"gpupv-prep-firstboot: ldconfig ran, " WSL_ROOT "/lib is in "
-	"the loader cache\"\n"
-	"else\n"
-	"\techo \"failed $now: ldconfig exited $?\" >\"$status\"\n"
-	"\techo \"gpupv-prep-firstboot: ldconfig failed\" >&2\n"
-	"\texit 1\n"
-	"fi\n";
+/*
+ * The first-boot script: ldconfig, and with a DKMS tree staged, dkms
+ * builds and installs the module for the running kernel (the guest's own
+ * headers are needed: that cannot be done offline).  On success it
+ * records "ok", disables its unit and leaves; on failure it records why
+ * and stays enabled, so the next boot tries again.
+ */
+static char *
+lx_script_text(const char *module, const char *version)
+{
+	char *dk = module ? xasprintf(
+	    "if ! command -v dkms >/dev/null 2>&1; then\n"
+	    "\tfail \"dkms is not installed (apt install dkms "
+	    "linux-headers-$(uname -r))\"\n"
+	    "fi\n"
+	    "dkms status -m %s -v %s | grep -q . || dkms add -m %s -v %s ||\n"
+	    "\tfail \"dkms add %s/%s\"\n"
+	    "dkms install -m %s -v %s -k \"$(uname -r)\" ||\n"
+	    "\tfail \"dkms install %s/%s for $(uname -r) (are its headers "
+	    "installed?)\"\n"
+	    "modprobe %s || fail \"modprobe %s\"\n"
+	    "done=\"$done; dkms installed %s %s for $(uname -r)\"\n",
+	    module, version, module, version, module, version, module, version,
+	    module, version, module, module, module, version) : xstrdup("");
+	char *s = xasprintf(
+	    "#!/bin/sh\n"
+	    "# Written by gpupv-prep: run at the first boot after a stage (by\n"
+	    "# gpupv-prep-firstboot.service).  Builds the loader cache so that\n"
+	    "# " WSL_ROOT "/lib is found%s, records the result in\n"
+	    "# " GP_LINUX_STATUS " and, when all went well, disables the unit.\n"
+	    "status=" GP_LINUX_STATUS "\n"
+	    "now=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)\n"
+	    "mkdir -p " LX_STATUS_DIR "\n"
+	    "fail() {\n"
+	    "\techo \"failed $now: $1\" >\"$status\"\n"
+	    "\techo \"gpupv-prep-firstboot: $1\" >&2\n"
+	    "\texit 1\n"
+	    "}\n"
+	    "ldconfig || fail \"ldconfig exited $?\"\n"
+	    "done=\"ldconfig ran; " WSL_ROOT "/lib is in the loader cache\"\n"
+	    "%s"
+	    "echo \"ok $now: $done\" >\"$status\"\n"
+	    "rm -f " LX_WANTS "\n"
+	    "echo \"gpupv-prep-firstboot: $done\"\n",
+	    module ? " and the DKMS module is built" : "", dk);
+
+	free(dk);
+	return s;
+}
 
 static const struct {
 	const char *dest, *data;
 	uint32_t mode;
 } lx_generated[] = {
 	{ LX_LDCONF, lx_ldconf, 0644 },
-	{ LX_SCRIPT, lx_script, 0755 },
+	{ LX_SCRIPT, NULL, 0755 },	/* lx_script_text() */
 	{ LX_UNIT, lx_unit, 0644 },
 };
 
@@ -1655,20 +1686,35 @@ hash_host_file(const char *path, char hex[65])
 	return ret;
 }
 
+/* Whether the manifest records a DKMS tree in /usr/src. */
+static bool
+dkms_staged(struct guest *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->man.ncopies; i++)
+		if (!strncmp(g->man.copies[i].dest, "/usr/src/", 9))
+			return true;
+	return false;
+}
+
 /*
- * The host's WSL libraries into /usr/lib/wsl/lib (as WSL has them there),
- * with the libD3D12Core.so name some loaders ask for linked to
- * libd3d12core.so.  Kept while any package is staged.
+ * A tree from the host placed file by file under dir, kept while any
+ * package is staged (system-file records of package "", source
+ * "TAG/REL"): the host's WSL libraries into /usr/lib/wsl/lib (as WSL has
+ * them there, with the libD3D12Core.so name some loaders ask for linked
+ * to libd3d12core.so), or a DKMS source tree into /usr/src/NAME-VERSION.
  */
 static int
-plan_wsl_lib(struct guest *g, const struct pkg *w, struct copy_plan **out,
-    size_t *nout, bool *changed)
+plan_tree(struct guest *g, const struct pkg *w, const char *dir,
+    const char *tag, uint32_t mode, struct copy_plan **out, size_t *nout,
+    bool *changed)
 {
 	const struct pkg_file *core = NULL;
 	size_t k, n = w->nfiles;
-	bool has_alias = false;
+	bool has_alias = false, wsl = !strcmp(tag, "wsl-lib");
 
-	for (k = 0; k < w->nfiles; k++) {
+	for (k = 0; wsl && k < w->nfiles; k++) {
 		if (!strcmp(w->files[k].rel, "libd3d12core.so"))
 			core = &w->files[k];
 		if (!strcmp(w->files[k].rel, "libD3D12Core.so"))
@@ -1676,19 +1722,23 @@ plan_wsl_lib(struct guest *g, const struct pkg *w, struct copy_plan **out,
 	}
 	for (k = 0; k < n + (core && !has_alias); k++) {
 		const struct pkg_file *f = k < n ? &w->files[k] : core;
-		char *dest = xasprintf("%s/%s", g->system32, k < n ? f->rel :
-		    "libD3D12Core.so");
-		struct man_copy *rec = copy_find(g, dest);
+		char *dest, *src;
+		struct man_copy *rec;
 		struct copy_plan *cp;
-		char *src = xasprintf("wsl-lib/%s", f->rel);
 		int same = 0;
 
+		if (f->is_dir)
+			continue;	/* made with the files in them */
+		dest = xasprintf("%s/%s", dir, k < n ? f->rel :
+		    "libD3D12Core.so");
+		rec = copy_find(g, dest);
+		src = xasprintf("%s/%s", tag, f->rel);
 		cp = plan_add(out, nout);
 		cp->p = w;
 		cp->f = f;
 		cp->dest = dest;
 		cp->host_lib = true;
-		cp->mode = 0555;
+		cp->mode = mode;
 		cp->link = k < n ? NULL : xstrdup("libd3d12core.so");
 		if (hash_host_file(f->src, cp->sha) < 0 ||
 		    (!rec && linux_not_ours(g, dest) < 0)) {
@@ -1792,9 +1842,18 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 	}
 	/* Microsoft's Direct3D libraries: only from the host (a bundle's
 	 * WSL libraries), never shipped by gpupv-prep. */
-	if (set->wsl_lib && plan_wsl_lib(g, set->wsl_lib, out, nout,
-	    changed) < 0)
+	if (set->wsl_lib && plan_tree(g, set->wsl_lib, g->system32, "wsl-lib",
+	    0555, out, nout, changed) < 0)
 		goto fail;
+	if (set->dkms) {
+		char *dir = xasprintf("/usr/src/%s", set->dkms->name);
+		int r = plan_tree(g, set->dkms, dir, "dkms", 0644, out, nout,
+		    changed);
+
+		free(dir);
+		if (r < 0)
+			goto fail;
+	}
 	for (k = 0; k < *nout; k++)
 		if (!strcasecmp(path_basename((*out)[k].dest), "libdxcore.so"))
 			d3d = true;
@@ -1821,9 +1880,15 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 		uint8_t d[32];
 		int same = 0;
 
+		if (!lx_generated[k].data && !set->dkms && rec &&
+		    dkms_staged(g))
+			continue;	/* the script that builds it stays */
 		cp = plan_add(out, nout);
 		cp->dest = xstrdup(lx_generated[k].dest);
 		cp->data = lx_generated[k].data;
+		if (!cp->data)
+			cp->data = cp->owned = lx_script_text(set->dkms ?
+			    set->dkms_module : NULL, set->dkms_version);
 		cp->mode = lx_generated[k].mode;
 		sha256_init(&sh);
 		sha256_update(&sh, cp->data, strlen(cp->data));
@@ -1848,6 +1913,7 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 		}
 		free((*out)[i].dest);
 		free((*out)[i].link);
+		free((*out)[i].owned);
 	}
 	*nout = k;
 	return 0;
@@ -2122,6 +2188,32 @@ undo_copy(struct guest *g, struct man_copy *rec)
 	return r;
 }
 
+/* After a DKMS tree's file went: its folders, as they empty, up to
+ * /usr/src/NAME-VERSION itself. */
+static int
+prune_src_dirs(struct guest *g, const char *dest)
+{
+	char *dir = path_dirname(dest);
+	int ret = 0;
+
+	while (!strncmp(dir, "/usr/src/", 9) && dir[9]) {
+		char *up;
+
+		if (gp_volume_remove(g->vol, dir) < 0) {
+			if (errno != ENOTEMPTY && errno != ENOENT)
+				ret = -1;
+			else
+				gp_error_clear();
+			break;
+		}
+		up = path_dirname(dir);
+		free(dir);
+		dir = up;
+	}
+	free(dir);
+	return ret;
+}
+
 static void
 copy_drop(struct manifest *m, struct man_copy *rec)
 {
@@ -2216,7 +2308,12 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			if (rc == 0)
 				rc = gp_volume_set_meta(g->vol, cp->dest, &m);
 		} else {
-			c.fd = open_package_file(cp->f->src);
+			char *dir = path_dirname(cp->dest);
+
+			/* A tree's folders are made with its files. */
+			rc = cp->host_lib ? gp_volume_mkdir_p(g->vol, dir) : 0;
+			free(dir);
+			c.fd = rc < 0 ? -1 : open_package_file(cp->f->src);
 			if (c.fd < 0) {
 				free(backup);
 				return -1;
@@ -2243,7 +2340,8 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		}
 		rec->package = xstrdup(cp->p && !cp->host_lib ? cp->p->name :
 		    "");
-		rec->source = cp->host_lib ? xasprintf("wsl-lib/%s",
+		rec->source = cp->host_lib ? xasprintf("%s/%s",
+		    strncmp(cp->dest, "/usr/src/", 9) ? "wsl-lib" : "dkms",
 		    cp->f->rel) : xstrdup(cp->f ? cp->f->rel : "gpupv-prep");
 		rec->link = cp->link ? xstrdup(cp->link) : NULL;
 		rec->size = cp->f ? cp->f->size : strlen(cp->data);
@@ -2262,7 +2360,8 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 	/* Copies of packages no longer staged go, originals come back. */
 	for (i = g->man.ncopies; i-- > 0;)
 		if (!copy_wanted(&g->man, &g->man.copies[i])) {
-			if (undo_copy(g, &g->man.copies[i]) < 0)
+			if (undo_copy(g, &g->man.copies[i]) < 0 ||
+			    prune_src_dirs(g, g->man.copies[i].dest) < 0)
 				return -1;
 			copy_drop(&g->man, &g->man.copies[i]);
 		}
@@ -2493,6 +2592,12 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	if (!g.is_linux && set->wsl_lib)
 		warn_add("%s: the WSL libraries are for a Linux guest; not "
 		    "placed in Windows", image);
+	if (!g.is_linux && set->dkms) {
+		error_setc(GP_EXIT_USAGE, EINVAL, "%s: --dkms places a Linux "
+		    "module's source; partition %u holds Windows", image,
+		    g.partition);
+		goto fail;
+	}
 	if (g.is_linux) {
 		if (set->bundle.nreg)
 			warn_add("%s: the bundle's .reg files are for a Windows "
@@ -2781,7 +2886,7 @@ stage_remove(const char *image, char **names, size_t n,
 
 		if (copy_wanted(&g.man, c))
 			continue;
-		if (undo_copy(&g, c) < 0)
+		if (undo_copy(&g, c) < 0 || prune_src_dirs(&g, c->dest) < 0)
 			goto fail;
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
 		    sizeof(*r->sysfiles));

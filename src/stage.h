@@ -24,6 +24,7 @@ struct stage_opts {
 	bool no_rewrite;		/* keep DriverStore paths as given */
 	bool all_control_sets;
 	const char *inf_section;	/* --inf-section, or a bundle's */
+	const char *dkms;		/* --dkms DIR (Linux guests) */
 	bool inf_section_soft;		/* a bundle's: INFs without it are
 					   read whole */
 	int copy_mode;			/* DriverStoreCopyMode, -1 unset */
