@@ -186,6 +186,26 @@ static const char ps_vm_settings[] =
     "}\n"
     "\n";
 
+/* A Linux guest that builds the dxgkrnl module at its first boot: the
+ * module is not signed for Secure Boot. */
+static const char ps_linux_secure_boot[] =
+    "# The guest is Linux and builds the dxgkrnl module (DKMS) at its first\n"
+    "# boot.  The module is not signed, and Secure Boot refuses to load it:\n"
+    "# Secure Boot is turned off for this VM.  To keep it on, run with\n"
+    "# -KeepSecureBoot and enrol a Machine Owner Key in the guest (mokutil\n"
+    "# --import with the key DKMS signs with) before the module is built.\n"
+    "if ($vm.Generation -ge 2 -and -not $KeepSecureBoot) {\n"
+    "    if ((Get-VMFirmware -VM $vm).SecureBoot -ne 'Off') {\n"
+    "        if ($PSCmdlet.ShouldProcess($VMName, 'Set-VMFirmware "
+    "-EnableSecureBoot Off')) {\n"
+    "            Set-VMFirmware -VM $vm -EnableSecureBoot Off\n"
+    "        }\n"
+    "    } else {\n"
+    "        Write-Host \"VM '$VMName': Secure Boot already off\"\n"
+    "    }\n"
+    "}\n"
+    "\n";
+
 static const char ps_gpupv_adapter[] =
     "# One adapter for this GPU; partition sizes are left alone (GPU-PV\n"
     "# ignores them).\n"
@@ -502,6 +522,18 @@ sidecar_check(const struct sidecar *s)
 	return 0;
 }
 
+/* Whether the manifest is a Linux guest's that places a DKMS tree. */
+static bool
+linux_module(const struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; m && i < m->ncopies; i++)
+		if (!strncmp(m->copies[i].dest, "/usr/src/", 9))
+			return true;
+	return false;
+}
+
 static void
 ps_header(FILE *f, const struct sidecar *s, bool dda)
 {
@@ -551,12 +583,14 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 		ps_str(f, h->gpu);
 	}
 	fprintf(f, ",\n    [UInt64]$LowMemoryMappedIoSpace = %llu,\n"
-	    "    [UInt64]$HighMemoryMappedIoSpace = %llu,\n"
+	    "    [UInt64]$HighMemoryMappedIoSpace = %llu,\n%s"
 	    "    [switch]$SkipDriverCheck\n)\n\n",
 	    (unsigned long long)(h->low_mmio_mb ? h->low_mmio_mb :
 	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB) << 20,
 	    (unsigned long long)(h->high_mmio_mb ? h->high_mmio_mb :
-	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB) << 20);
+	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB) << 20,
+	    !dda && linux_module(s->man) ? "    [switch]$KeepSecureBoot,\n" :
+	    "");
 	fputs("# What gpupv-prep staged into the guest's HostDriverStore.\n"
 	    "$StagedPackages = @(\n", f);
 	for (i = 0; s->man && i < s->man->n; i++) {
@@ -595,6 +629,8 @@ sidecar_vm_script(const struct sidecar *s)
 	fputs(ps_checks, f);
 	fputs(dda ? ps_dda_device : ps_gpupv_gpu, f);
 	fputs(ps_vm_settings, f);
+	if (!dda && linux_module(s->man))
+		fputs(ps_linux_secure_boot, f);
 	fputs(dda ? ps_dda_assign : ps_gpupv_adapter, f);
 	return finish(f, &buf);
 }

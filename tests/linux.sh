@@ -7,7 +7,7 @@
 # (journal needing recovery, unclean, unknown features, btrfs, xfs, LVM,
 # a full file system) name the reason and leave the image byte-identical.
 . "$(dirname "$0")/functions.sh"
-requires mke2fs e2fsck debugfs sfdisk qemu-img jq cmp
+requires mke2fs e2fsck debugfs sfdisk qemu-img jq cmp sgdisk mkntfs hivexregedit
 
 KVER=6.1.0-28-amd64
 PKG="$TMP/src/nv_dispig.inf_amd64_0123456789abcdef"
@@ -341,3 +341,42 @@ for t in $(seq "${CRASH_TRIALS:-8}"); do
   run 0 "$GPUPV_PREP" verify "$TMP/k.vhdx"
 done
 pass "$((old + new)) kills over a $dur ms stage: $old old, $new new, e2fsck clean each time"
+
+# --dkms: the module's source in /usr/src/NAME-VERSION, built by the
+# first-boot script; the Hyper-V script turns Secure Boot off.
+DK="$TMP/src/dxgkrnl-dkms"
+mkdir -p "$DK/dxgkrnl" "$DK/include/uapi"
+printf '%s\n' 'PACKAGE_NAME="dxgkrnl"' 'PACKAGE_VERSION="2.0.3"' \
+  'BUILT_MODULE_NAME[0]="dxgkrnl"' 'AUTOINSTALL="yes"' >"$DK/dkms.conf"
+echo 'obj-m := dxgkrnl/' >"$DK/Makefile"
+echo '/* module */' >"$DK/dxgkrnl/dxgmodule.c"
+echo '/* uapi */' >"$DK/include/uapi/d3dkmthk.h"
+cp "$TMP/p4k.ext" "$TMP/dk.ext"
+mkdisk "$TMP/dk.raw" gpt "$TMP/dk.ext"
+run 0 "$GPUPV_PREP" stage --dkms "$DK" --script "$TMP/dk.ps1" "$TMP/dk.raw" "$PKG" "$WSL"
+part_of "$TMP/dk.raw"
+fsck_clean dkms
+check_file /usr/src/dxgkrnl-2.0.3/include/uapi/d3dkmthk.h "$DK/include/uapi/d3dkmthk.h" 644
+check_file /usr/src/dxgkrnl-2.0.3/dkms.conf "$DK/dkms.conf" 644
+dbg 'cat /usr/lib/wsl/gpupv-prep-firstboot' >"$TMP/fb.sh"
+grep -q 'dkms install -m dxgkrnl -v 2.0.3 -k "$(uname -r)"' "$TMP/fb.sh" ||
+  fail "dkms: the first-boot script does not build the module"
+sh -n "$TMP/fb.sh" || fail "dkms: the first-boot script is not valid sh"
+grep -q 'Set-VMFirmware -VM $vm -EnableSecureBoot Off' "$TMP/dk.ps1" ||
+  fail "dkms: the Hyper-V script keeps Secure Boot"
+if command -v node >/dev/null 2>&1 && [ -d "$top_srcdir/tests/node_modules/web-tree-sitter" ]; then
+  node "$top_srcdir/tests/ps-parse.mjs" "$TMP/dk.ps1" || fail "dkms: script parse"
+fi
+h=$(sha "$TMP/dk.raw")
+run 0 "$GPUPV_PREP" stage "$TMP/dk.raw" "$PKG" "$WSL"
+expect_eq "$(sha "$TMP/dk.raw")" "$h" "dkms: a run without --dkms keeps the module and its script"
+run 0 "$GPUPV_PREP" remove "$TMP/dk.raw"
+part_of "$TMP/dk.raw"
+fsck_clean "dkms removed"
+dbg 'stat /usr/src/dxgkrnl-2.0.3' | grep -q Inode: && fail "dkms: /usr/src/dxgkrnl-2.0.3 is left"
+pass "--dkms places the source, the first boot builds it, remove takes it away"
+
+mkgpt_windows "$TMP/win.raw"
+run 2 "$GPUPV_PREP" stage --dkms "$DK" "$TMP/win.raw" "$PKG"
+grep -q 'holds Windows' "$TMP/err" || fail "--dkms on Windows: $(cat "$TMP/err")"
+pass "--dkms on a Windows guest is a usage error"
