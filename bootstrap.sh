@@ -11,7 +11,7 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config
   libext2fs-dev comerr-dev"
 TEST_DEPS="qemu-utils ntfs-3g sleuthkit libfsntfs-utils libregf-utils
   libhivex-bin libwin-hivex-perl libvhdi-utils gdisk fdisk dosfstools mtools jq xz-utils
-  gzip unzip zip gcab xxd time e2fsprogs"
+  gzip unzip zip gcab xxd time e2fsprogs debootstrap qemu-system-x86 seabios"
 
 missing=""
 for p in $BUILD_DEPS $TEST_DEPS; do

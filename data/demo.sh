@@ -5,7 +5,8 @@
 # hives made by the project's own code (then filled through hivex) - then
 # stage the sample driver package of data/sample-package into it (dry run,
 # for real, and again to show the re-run writes nothing), verify it through
-# libvhdi and inspect the result.  Everything goes into demo-out/.
+# libvhdi and inspect the result; then the same package into a small
+# Linux guest (ext4).  Everything goes into demo-out/
 set -eu
 build=${1:-.}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,7 @@ tool="$build/gpupv-prep"
 imgtool="$build/tests/imgtool"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-for t in qemu-img sgdisk mkntfs mkfs.fat hivexregedit; do
+for t in qemu-img sgdisk mkntfs mkfs.fat hivexregedit mke2fs e2fsck debugfs sfdisk; do
   command -v "$t" >/dev/null 2>&1 || {
     echo "demo: $t is missing; run ./bootstrap.sh first" >&2
     exit 1
@@ -56,3 +57,33 @@ qemu-img check "$out/guest.vhdx" | sed 's/^/  /'
 echo
 echo "\$ gpupv-prep inspect demo-out/guest.vhdx"
 (cd "$build" && "$tool" inspect demo-out/guest.vhdx)
+
+# A Linux guest: a tiny ext4 root made with mke2fs -d, on GPT, in a VHDX.
+echo
+echo "demo: building a Linux guest disk (GPT, ext4 root made with mke2fs -d) ..."
+lroot="$out/linux-root"
+mkdir -p "$lroot/etc" "$lroot/usr/lib/modules/6.1.0-28-amd64" "$lroot/etc/ld.so.conf.d"
+ln -s usr/lib "$lroot/lib"
+printf '%s\n' 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"' 'NAME="Debian GNU/Linux"' \
+  'VERSION_ID="12"' 'ID=debian' >"$lroot/etc/os-release"
+truncate -s 64M "$out/linux.ext4"
+mke2fs -q -F -t ext4 -d "$lroot" "$out/linux.ext4" >/dev/null
+truncate -s 66M "$out/linux.raw"
+printf 'label: gpt\nstart=2048, size=131072, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
+  sfdisk -q "$out/linux.raw" >/dev/null 2>&1
+dd if="$out/linux.ext4" of="$out/linux.raw" bs=1M seek=1 conv=notrunc status=none
+qemu-img convert -f raw -O vhdx "$out/linux.raw" "$out/linux.vhdx"
+rm -rf "$lroot" "$out/linux.ext4" "$out/linux.raw"
+echo
+echo "\$ gpupv-prep stage demo-out/linux.vhdx data/sample-package/..."
+"$tool" stage "$out/linux.vhdx" "$pkg" 2>&1
+echo
+echo "\$ gpupv-prep inspect demo-out/linux.vhdx"
+(cd "$build" && "$tool" inspect demo-out/linux.vhdx)
+echo
+echo "demo: e2fsck -fn of the staged ext4 root:"
+qemu-img convert -f vhdx -O raw "$out/linux.vhdx" "$out/linux.raw"
+dd if="$out/linux.raw" of="$out/linux.ext4" bs=1M skip=1 status=none
+e2fsck -fn "$out/linux.ext4" 2>&1 | tail -1 | sed 's/^/  /'
+debugfs -R 'ls -l /usr/lib/wsl/lib' "$out/linux.ext4" 2>/dev/null | sed 's/^/  /'
+rm -f "$out/linux.raw" "$out/linux.ext4"

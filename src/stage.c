@@ -2008,8 +2008,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 				free(dest);
 				continue;
 			}
-			*out = xrealloc(*out, (*nout + 1) * sizeof(**out));
-			cp = &(*out)[(*nout)++];
+			cp = plan_add(out, nout);
 			cp->p = p;
 			cp->f = f;
 			cp->dest = dest;
