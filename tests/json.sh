@@ -52,9 +52,9 @@ PKGS='name:string inf:string driver_ver:string|null action:string replaces:strin
 REGISTRY='values_set:number values_deleted:number keys_created:number keys_deleted:number hives_written:array'
 
 run 0 "$GPUPV_PREP" stage "$IMG" "$PKG" --dry-run --json
-schema "stage --dry-run" 'version:number command:string image:string partition:number repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean space:object registry:object system_files:array system_files_kept:number packages:array warnings:array'
+schema "stage --dry-run" 'version:number command:string image:string partition:number guest:string repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean space:object registry:object system_files:array system_files_kept:number packages:array warnings:array'
 run 0 "$GPUPV_PREP" stage "$IMG" "$PKG" --json
-schema stage 'version:number command:string image:string partition:number repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean space:object registry:object system_files:array system_files_kept:number packages:array warnings:array'
+schema stage 'version:number command:string image:string partition:number guest:string repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean space:object registry:object system_files:array system_files_kept:number packages:array warnings:array'
 expect_eq "$(jqv .command)" stage "command"
 fields stage '.packages[]' "$PKGS"
 fields stage '.space' 'free:number needed:number'
@@ -62,12 +62,12 @@ fields stage '.registry' "$REGISTRY"
 expect_eq "$(jqv '.packages[0].action')" stage "stage action"
 
 run 0 "$GPUPV_PREP" verify "$IMG" --json
-schema verify 'version:number command:string image:string partition:number repository:string verified:boolean files_checked:number reader:string problems:array packages:array warnings:array'
+schema verify 'version:number command:string image:string partition:number guest:string repository:string verified:boolean files_checked:number reader:string problems:array packages:array warnings:array'
 fields verify '.packages[]' "$PKGS"
 expect_eq "$(jqv '.packages[0].action')" check "verify action"
 
 run 0 "$GPUPV_PREP" inspect "$IMG" --json
-schema inspect 'version:number command:string image:object partition_table:string partitions:array windows:object host_driver_store:array warnings:array'
+schema inspect 'version:number command:string image:object partition_table:string partitions:array windows:object linux:null host_driver_store:array warnings:array'
 fields inspect '.image' 'path:string format:string subformat:string|null virtual_size:number file_size:number logical_sector_size:number physical_sector_size:number block_size:number|null parent:string|null disk_id:string|null creator:string|null log_replayed:boolean journal_replayed:boolean chain:array'
 fields inspect '.partitions[]' 'index:number start:number size:number type:string type_name:string|null name:string|null filesystem:string label:string|null'
 fields inspect '.windows' 'partition:number system_root:string build:string|null product:string|null volume_state:string hives:object'
@@ -83,7 +83,7 @@ schema host-script 'version:number command:string written:array warnings:array'
 expect_eq "$(jqv '.written[0].kind')" host-script "host-script: kind"
 
 run 0 "$GPUPV_PREP" remove "$IMG" --json
-schema remove 'version:number command:string image:string partition:number repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean registry:object system_files:array system_files_kept:number packages:array warnings:array'
+schema remove 'version:number command:string image:string partition:number guest:string repository:string dry_run:boolean changed:boolean files_written:number bytes_written:number verified:boolean registry:object system_files:array system_files_kept:number packages:array warnings:array'
 expect_eq "$(jqv '.packages[0].action')" remove "remove action"
 
 qemu-img convert -f raw -O vpc "$TMP/g.raw" "$TMP/g.vhd"
