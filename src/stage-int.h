@@ -1,0 +1,82 @@
+/*
+ * stage-int.h - what the files of the stage layer share (stage.c: the
+ * session, the plan and its execution for Windows and Linux guests;
+ * stage-linux.c: what a Linux guest needs besides the packages).  Not
+ * part of any public interface.
+ */
+#ifndef GPUPV_STAGE_INT_H
+#define GPUPV_STAGE_INT_H
+
+#include "inf.h"
+#include "sha256.h"
+#include "stage.h"
+
+#define READ_CHUNK	(1024 * 1024)
+/* Where WSL puts what a Linux guest needs (microsoft/WSL's layout). */
+#define WSL_ROOT	"/usr/lib/wsl"
+
+struct guest {
+	gp_image *img;
+	struct gp_partition_table pt;
+	struct gp_windows w;
+	bool is_linux;			/* an ext2/3/4 Linux root */
+	struct gp_linux lx;
+	gp_volume *vol;
+	unsigned partition;
+	char *system32;			/* "\Windows\System32"; Linux:
+					   /usr/lib/wsl/lib */
+	char *hds;			/* ...\HostDriverStore */
+	char *repo;			/* ...\HostDriverStore\FileRepository */
+	char *manifest_path;
+	struct manifest man;
+	bool have_manifest;
+};
+
+/* A system file the run places: a CopyToVm copy in System32/SysWOW64, or
+ * in a Linux guest a library, link, tree file or generated file. */
+struct copy_plan {
+	const struct pkg *p;		/* NULL: generated (data) */
+	const struct pkg_file *f;
+	char *dest;			/* guest path */
+	bool overwrite;
+	/* Linux guests: */
+	char *link;			/* a symbolic link to this name */
+	bool host_lib;			/* from the host's WSL libraries */
+	const char *data;		/* generated contents */
+	char *owned;			/* data, when made for this run */
+	uint32_t mode;			/* 0: the file system's default */
+	char sha[65];			/* of data */
+};
+
+/* stage.c */
+int	open_package_file(const char *path);
+int	read_manifest(struct guest *g, const char *image);
+struct man_copy *copy_find(struct guest *g, const char *dest);
+void	copy_plans_free(struct copy_plan *v, size_t n);
+struct copy_plan *plan_add(struct copy_plan **out, size_t *nout);
+const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
+
+/* stage-linux.c */
+/* The session's Linux root (g->lx found): volume, paths, manifest. */
+int	linux_open(struct guest *g, const char *image, bool writable);
+/*
+ * A Linux guest's system files: the INFs' 11,lxss\lib files into
+ * /usr/lib/wsl/lib, the host's WSL libraries, a DKMS tree, and the loader
+ * configuration and first-boot unit; entries already in place are left
+ * out, *changed set when any is not.
+ */
+int	plan_linux(struct guest *g, const struct pkg_set *set,
+	    const bool *restage, struct copy_plan **out, size_t *nout,
+	    bool *changed);
+/* Whether a system-file record is still wanted: its package is staged,
+ * or it is gpupv-prep's own (package "") and some package is. */
+bool	copy_wanted(struct manifest *m, const struct man_copy *c);
+/* Re-arm the first-boot unit after a change (on), or take it away with
+ * its status (off: nothing is staged any more). */
+int	linux_arm(struct guest *g, bool on);
+/* After a DKMS tree's file went: its folders, as they empty. */
+int	prune_src_dirs(struct guest *g, const char *dest);
+/* An entry gpupv-prep did not place is never replaced: EEXIST. */
+int	linux_not_ours(struct guest *g, const char *dest);
+
+#endif
