@@ -76,6 +76,12 @@ bool	copy_wanted(struct manifest *m, const struct man_copy *c);
 int	linux_arm(struct guest *g, bool on);
 /* After a DKMS tree's file went: its folders, as they empty. */
 int	prune_src_dirs(struct guest *g, const char *dest);
+/*
+ * Read, before the first write, every folder and entry the run may touch
+ * (libext2fs finds a damaged block or inode only when it reads it): damage
+ * there is then a refusal that leaves the image byte-identical.
+ */
+int	linux_preflight(struct guest *g);
 /* An entry gpupv-prep did not place is never replaced: EEXIST. */
 int	linux_not_ours(struct guest *g, const char *dest);
 

@@ -565,3 +565,82 @@ prune_src_dirs(struct guest *g, const char *dest)
 	free(dir);
 	return ret;
 }
+
+/* ---- reading first what the run will touch ------------------------ */
+
+/* Folders a Linux run writes in or removes from. */
+static const char *const lx_touched[] = {
+	"/", "/usr", "/usr/lib", WSL_ROOT, WSL_ROOT "/drivers", WSL_ROOT "/lib",
+	"/etc", "/etc/ld.so.conf.d", "/etc/systemd", "/etc/systemd/system",
+	LX_WANTS_DIR, "/var", "/var/lib", LX_STATUS_DIR, "/usr/src",
+};
+
+static int
+read_entry(void *ctx, const char *name, const struct gp_stat *st)
+{
+	(void)ctx;
+	(void)name;
+	(void)st;
+	return 0;
+}
+
+/* List path (every directory block and entry's inode read) and what is
+ * under it, when it is a folder that exists. */
+static int
+read_dir(struct guest *g, const char *path)
+{
+	struct gp_stat st;
+
+	if (gp_volume_stat(g->vol, path, &st) < 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -1;
+		gp_error_clear();
+		return 0;
+	}
+	return st.is_dir ? gp_volume_list(g->vol, path, read_entry, NULL) : 0;
+}
+
+int
+linux_preflight(struct guest *g)
+{
+	struct gp_stat st;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(lx_touched) / sizeof(*lx_touched); i++)
+		if (read_dir(g, lx_touched[i]) < 0)
+			goto fail;
+	for (i = 0; i < g->man.n; i++) {
+		const struct man_pkg *mp = &g->man.v[i];
+		char *path = xasprintf("%s/%s", g->repo, mp->name);
+		int r = read_dir(g, path);
+
+		free(path);
+		for (k = 0; r == 0 && k < mp->nfiles; k++) {
+			path = xasprintf("%s/%s/%s", g->repo, mp->name,
+			    mp->files[k].rel);
+			r = mp->files[k].is_dir ? read_dir(g, path) :
+			    gp_volume_stat(g->vol, path, &st);
+			if (r < 0 && errno == ENOENT && !error_pending())
+				r = 0;
+			free(path);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	for (i = 0; i < g->man.ncopies; i++) {
+		char *dir = path_dirname(g->man.copies[i].dest);
+		int r = read_dir(g, dir);
+
+		free(dir);
+		if (r == 0 && gp_volume_stat(g->vol, g->man.copies[i].dest,
+		    &st) < 0 && (errno != ENOENT || error_pending()))
+			r = -1;
+		if (r < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	if (!error_pending())
+		error_set(errno, "%s: %s", g->manifest_path, strerror(errno));
+	return -1;
+}

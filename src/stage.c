@@ -2156,6 +2156,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		free(dir);
 	}
 
+	if (g.is_linux && linux_preflight(&g) < 0)
+		goto fail;
+
 	/* The execution. */
 	if (gp_volume_mkdir_p(g.vol, g.repo) < 0)
 		goto fail;
@@ -2286,6 +2289,8 @@ stage_remove(const char *image, char **names, size_t n,
 		for (k = 0; k < mp->nfiles; k++)
 			it->files += !mp->files[k].is_dir;
 	}
+	if (g.is_linux && r->n && linux_preflight(&g) < 0)
+		goto fail;
 	for (i = 0; i < r->n; i++) {
 		struct man_pkg *mp = manifest_find(&g.man, r->v[i].name);
 
