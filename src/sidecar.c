@@ -6,10 +6,14 @@
  * The scripts target Windows PowerShell 5.1 and PowerShell 7: they check
  * everything before changing anything, change only what differs (a second
  * run changes nothing), and honour -WhatIf.  Facts they rest on (the
- * GPU-PV seeds, DESIGN.md section 7): -InstancePath needs host build 22000;
- * GPU-PV wants guest-controlled cache types, 1 GB low and 32 GB high MMIO
- * space, TurnOff as the stop action and static memory; DDA 3 GB and
- * 33280 MB; partition sizes are ignored by GPU-PV and never set.
+ * GPU-PV seeds, DESIGN.md section 7, what Easy-GPU-PV's users learned):
+ * -InstancePath where Add-VMGpuPartitionAdapter has it; GPU-PV wants
+ * guest-controlled cache types, 1 GB low and 64 GB high MMIO space
+ * (Easy-GPU-PV #444: 32 GB failed on 25H2 / Server 2025 hosts), ShutDown
+ * as the stop action (TurnOff leaves the guest dirty for the next offline
+ * run), no checkpoints (the VM would run from an .avhdx) and static
+ * memory; DDA TurnOff, 3 GB and 33280 MB; partition sizes are ignored by
+ * GPU-PV and never set.
  */
 #include <config.h>
 
@@ -109,6 +113,11 @@ static const char ps_checks[] =
     "    Stop-WithError \"VM '$VMName' is $($vm.State); turn it off (Stop-VM) "
     "and run again.\"\n"
     "}\n"
+    "if (@(Get-VMSnapshot -VM $vm -ErrorAction SilentlyContinue).Count -gt 0) {\n"
+    "    Stop-WithError \"VM '$VMName' has checkpoints: it runs from their .avhdx, "
+    "not from the disk gpupv-prep staged. Remove them (Get-VMSnapshot -VMName "
+    "'$VMName' | Remove-VMSnapshot) and run again.\"\n"
+    "}\n"
     "if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) "
     "{\n"
     "    Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space "
@@ -127,11 +136,16 @@ static const char ps_gpupv_gpu[] =
     "    Stop-WithError 'this host has no GPU that Hyper-V can partition (Get-VMH"
     "ostPartitionableGpu lists none).'\n"
     "}\n"
+    "# Whether this host's Add-VMGpuPartitionAdapter can choose the GPU: asked\n"
+    "# of the cmdlet itself, not guessed from the build (Server 2022 is build\n"
+    "# 20348 and has it).\n"
+    "$canChoose = (Get-Command Add-VMGpuPartitionAdapter).Parameters.ContainsKey("
+    "'InstancePath')\n"
     "if ($InstancePath) {\n"
-    "    if ($HostBuild -lt 22000) {\n"
-    "        Stop-WithError \"choosing the GPU with -InstancePath needs host "
-    "build 22000 or later (Windows 11, Server 2022); this host is build $HostBuil"
-    "d. Run with -InstancePath '' for the default GPU.\"\n"
+    "    if (-not $canChoose) {\n"
+    "        Stop-WithError \"this host's Add-VMGpuPartitionAdapter has no "
+    "-InstancePath (host build $HostBuild), so the GPU cannot be chosen. Run with "
+    "-InstancePath '' for the default GPU.\"\n"
     "    }\n"
     "    $gpu = @($gpus | Where-Object { $_.Name -eq $InstancePath })\n"
     "    if ($gpu.Count -eq 0) {\n"
@@ -169,8 +183,17 @@ static const char ps_vm_settings[] =
     "if ($vm.HighMemoryMappedIoSpace -ne $HighMemoryMappedIoSpace) {\n"
     "    $settings['HighMemoryMappedIoSpace'] = $HighMemoryMappedIoSpace\n"
     "}\n"
-    "if ($vm.AutomaticStopAction -ne 'TurnOff') {\n"
-    "    $settings['AutomaticStopAction'] = 'TurnOff'\n"
+    "if ($vm.AutomaticStopAction -ne $StopAction) {\n"
+    "    $settings['AutomaticStopAction'] = $StopAction\n"
+    "}\n"
+    "# A checkpoint makes the VM run from an .avhdx child, not from the staged\n"
+    "# disk (and a GPU-PV VM with checkpoints may not start).\n"
+    "if ($vm.CheckpointType -ne 'Disabled') {\n"
+    "    $settings['CheckpointType'] = 'Disabled'\n"
+    "}\n"
+    "if ($vm.PSObject.Properties['AutomaticCheckpointsEnabled'] -and "
+    "$vm.AutomaticCheckpointsEnabled) {\n"
+    "    $settings['AutomaticCheckpointsEnabled'] = $false\n"
     "}\n"
     "if ($vm.DynamicMemoryEnabled) {\n"
     "    $settings['StaticMemory'] = $true\n"
@@ -181,8 +204,8 @@ static const char ps_vm_settings[] =
     "        Set-VM -VM $vm @settings\n"
     "    }\n"
     "} else {\n"
-    "    Write-Host \"VM '$VMName': cache types, memory-mapped IO, stop action "
-    "and static memory already set\"\n"
+    "    Write-Host \"VM '$VMName': cache types, memory-mapped IO, stop action, "
+    "checkpoints and static memory already set\"\n"
     "}\n"
     "\n";
 
@@ -209,15 +232,17 @@ static const char ps_linux_secure_boot[] =
 static const char ps_gpupv_adapter[] =
     "# One adapter for this GPU; partition sizes are left alone (GPU-PV\n"
     "# ignores them).\n"
+    "# An adapter added without an instance path is Hyper-V's default GPU,\n"
+    "# the first one listed.\n"
     "$adapters = @(Get-VMGpuPartitionAdapter -VM $vm)\n"
     "if ($InstancePath) {\n"
     "    $adapters = @($adapters | Where-Object { $_.InstancePath -eq $InstancePa"
-    "th })\n"
+    "th -or (-not $_.InstancePath -and $gpus[0].Name -eq $InstancePath) })\n"
     "}\n"
     "if ($adapters.Count -eq 0) {\n"
     "    if ($PSCmdlet.ShouldProcess($VMName, 'Add-VMGpuPartitionAdapter')) "
     "{\n"
-    "        if ($InstancePath) {\n"
+    "        if ($InstancePath -and $canChoose) {\n"
     "            Add-VMGpuPartitionAdapter -VM $vm -InstancePath $InstancePath\n"
     "        } else {\n"
     "            Add-VMGpuPartitionAdapter -VM $vm\n"
@@ -227,8 +252,10 @@ static const char ps_gpupv_adapter[] =
     "    Write-Host \"VM '$VMName' already has a GPU partition adapter for "
     "this GPU\"\n"
     "}\n"
-    "Write-Host \"VM '$VMName' is set up for GPU-PV; start it with Start-VM "
-    "-Name '$VMName'\"\n";
+    "if (-not $WhatIfPreference) {\n"
+    "    Write-Host \"VM '$VMName' is set up for GPU-PV; start it with Start-VM "
+    "-Name '$VMName'\"\n"
+    "}\n";
 
 static const char ps_dda_device[] =
     "$inVm = @(Get-VMAssignableDevice -VM $vm | Where-Object { $_.LocationPath "
@@ -270,8 +297,10 @@ static const char ps_dda_assign[] =
     "} else {\n"
     "    Write-Host \"VM '$VMName' already has the device at $LocationPath\"\n"
     "}\n"
-    "Write-Host \"VM '$VMName' is set up for DDA; start it with Start-VM -Name "
-    "'$VMName'\"\n";
+    "if (-not $WhatIfPreference) {\n"
+    "    Write-Host \"VM '$VMName' is set up for DDA; start it with Start-VM "
+    "-Name '$VMName'\"\n"
+    "}\n";
 
 static const char ps_collect[] =
     "#Requires -Version 5.1\n"
@@ -621,9 +650,12 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 		    "    [string]$InstancePath = ", f);
 		ps_str(f, h->gpu);
 	}
-	fprintf(f, ",\n    [UInt64]$LowMemoryMappedIoSpace = %llu,\n"
+	fprintf(f, ",\n%s    [UInt64]$LowMemoryMappedIoSpace = %llu,\n"
 	    "    [UInt64]$HighMemoryMappedIoSpace = %llu,\n%s"
-	    "    [switch]$SkipDriverCheck\n)\n\n",
+	    "    [switch]$SkipDriverCheck\n)\n\n", dda ?
+	    "    # MMIO space for the device's BARs (Microsoft's DDA guide)\n" :
+	    "    # MMIO space: 1 GB low, 64 GB high (32 GB was too little for\n"
+	    "    # GPU-PV on 25H2 and Server 2025 hosts: Easy-GPU-PV #444)\n",
 	    (unsigned long long)(h->low_mmio_mb ? h->low_mmio_mb :
 	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB) << 20,
 	    (unsigned long long)(h->high_mmio_mb ? h->high_mmio_mb :
@@ -667,6 +699,11 @@ sidecar_vm_script(const struct sidecar *s)
 	ps_header(f, s, dda);
 	fputs(ps_checks, f);
 	fputs(dda ? ps_dda_device : ps_gpupv_gpu, f);
+	fputs(dda ? "# DDA: TurnOff when the host shuts down, as Microsoft's DDA "
+	    "guide says.\n$StopAction = 'TurnOff'\n\n" :
+	    "# GPU-PV: the guest is shut down with the host.  TurnOff would leave "
+	    "its\n# volume and registry dirty, and gpupv-prep refuses to edit "
+	    "those offline.\n$StopAction = 'ShutDown'\n\n", f);
 	fputs(ps_vm_settings, f);
 	if (!dda && linux_module(s->man))
 		fputs(ps_linux_secure_boot, f);

@@ -10,7 +10,7 @@
 #include "package.h"
 
 #define SIDECAR_LOW_MMIO_MB	1024		/* GPU-PV defaults */
-#define SIDECAR_HIGH_MMIO_MB	(32 * 1024)
+#define SIDECAR_HIGH_MMIO_MB	(64 * 1024)
 #define SIDECAR_DDA_LOW_MMIO_MB	(3 * 1024)	/* DDA */
 #define SIDECAR_DDA_HIGH_MMIO_MB 33280
 

@@ -23,6 +23,13 @@ for f in "$R/ntfs"/*.gz; do
   "$B/replay-ntfs" "$TMP/ntfs" || fail "replay-ntfs crashed on $(basename "$f")"
   n=$((n + 1))
 done
+# ext file systems (gzipped too).
+for f in "$R/ext4"/*.gz; do
+  [ -e "$f" ] || continue
+  gzip -dc "$f" >"$TMP/ext4"
+  "$B/replay-ext4" "$TMP/ext4" || fail "replay-ext4 crashed on $(basename "$f")"
+  n=$((n + 1))
+done
 # Images: real ones cut short, with their headers and tables swapped
 # about, and anything kept under regress/image.
 truncate -s 8M "$TMP/d.raw"

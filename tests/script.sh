@@ -44,6 +44,16 @@ for f in gpupv.ps1; do
   grep -q '^Test-StagedDriver \$deviceId$' "$f" || fail "$f: no stale-driver check"
   grep -q "Folder = 'nv_dispig.inf_amd64_677da8a9230cea15'; DriverVer = '10/23/2023,31.0.15.4601'" "$f" ||
     fail "$f: staged package not recorded"
+  # What the anchors' users learned: ShutDown (TurnOff leaves the guest
+  # dirty), no checkpoints, -InstancePath where the cmdlet has it, 64 GB
+  # of high MMIO, nothing reported as done under -WhatIf.
+  for w in "^\$StopAction = 'ShutDown'" "CheckpointType'\] = 'Disabled'" \
+      "AutomaticCheckpointsEnabled'\] = \$false" 'Get-VMSnapshot -VM \$vm' \
+      "Parameters.ContainsKey('InstancePath')" 'HighMemoryMappedIoSpace = 68719476736' \
+      '^if (-not \$WhatIfPreference) {' '-not \$_.InstancePath -and \$gpus\[0\].Name -eq \$InstancePath'; do
+    grep -q -- "$w" "$f" || fail "$f lacks $w"
+  done
+  ! grep -q 'HostBuild -lt 22000' "$f" || fail "$f still guesses -InstancePath from the build"
 done
 pass "stage --script: GPU-PV with an instance path matches its golden file"
 
@@ -80,7 +90,7 @@ run 0 "$GPUPV_PREP" script g.vhdx -o dda.ps1 --dda 'PCIROOT(0)#PCI(0100)#PCI(000
 golden dda.ps1 dda.ps1
 for w in Dismount-VMHostAssignableDevice Add-VMAssignableDevice 'Test-StagedDriver \$device.InstanceId' \
     "LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)'" 'HighMemoryMappedIoSpace = 34896609280' \
-    'LowMemoryMappedIoSpace = 3221225472'; do
+    'LowMemoryMappedIoSpace = 3221225472' "^\$StopAction = 'TurnOff'"; do
   grep -q "$w" dda.ps1 || fail "DDA script lacks $w"
 done
 ! grep -q Add-VMGpuPartitionAdapter dda.ps1 || fail "DDA script adds a GPU-PV adapter"

@@ -17,7 +17,7 @@ mkdir -p "$out/obj" "$out/findings"
 
 libs=$(cd "$src" && sed -n '/^libgpupv_a_SOURCES/,/^[^\t]/p' Makefile.am |
   tr ' \t\\' '\n\n\n' | grep '^src/.*\.c$')
-pc="libntfs-3g hivex libvhdi zlib libarchive"
+pc="libntfs-3g hivex libvhdi zlib libarchive ext2fs com_err"
 flags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
   -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
   -I$build -I$src/include -I$src/src $(pkg-config --cflags $pc)"
@@ -42,6 +42,7 @@ link fuzz-inf fuzz-inf.c
 link fuzz-json fuzz-json.c
 link fuzz-hivelog fuzz-hivelog.c
 link fuzz-ntfs fuzz-ntfs.c -DFUZZ_MUTATOR
+link fuzz-ext4 fuzz-ext4.c
 
 # Seeds, made with outside tools where possible.
 seeds=$out/seeds
@@ -112,6 +113,33 @@ if [ ! -e "$seeds/ntfs/guest" ]; then
   rm -rf "$t"
 fi
 
+# Small ext file systems laid out as a Linux guest (mke2fs -d): ext4 with
+# and without metadata_csum, with a journal and 64-bit, ext2 with 128-byte
+# inodes; a staged package, a manifest and a file to remove.
+if [ ! -e "$seeds/ext4/csum" ]; then
+  mkdir -p "$seeds/ext4"
+  t=$(mktemp -d)
+  mkdir -p "$t/r/etc" "$t/r/usr/lib/wsl/drivers/a.inf_amd64_0123456789abcdef" \
+    "$t/r/usr/lib/wsl/lib" "$t/r/usr/lib/modules/6.1.0-1-amd64" \
+    "$t/r/etc/systemd/system"
+  printf 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n' >"$t/r/etc/os-release"
+  printf '{"format": 1}' >"$t/r/usr/lib/wsl/gpupv-prep.json"
+  echo old >"$t/r/etc/old"
+  for i in $(seq 1 40); do echo "$i" >"$t/r/usr/lib/wsl/drivers/a.inf_amd64_0123456789abcdef/file-$i.so"; done
+  ln -s file-1.so "$t/r/usr/lib/wsl/drivers/a.inf_amd64_0123456789abcdef/link"
+  ln -s usr/lib "$t/r/lib"
+  mk() {  # NAME SIZE OPTIONS...
+    n=$1 s=$2; shift 2
+    truncate -s "$s" "$t/$n"
+    mke2fs -q -F "$@" -d "$t/r" "$t/$n" >/dev/null 2>&1 && cp "$t/$n" "$seeds/ext4/$n"
+  }
+  mk csum 1M -t ext4 -b 1024 -O ^has_journal
+  mk nocsum 1M -t ext4 -b 1024 -O ^has_journal,^metadata_csum
+  mk journal 4M -t ext4 -b 1024 -J size=1 -O 64bit
+  mk ext2 1M -t ext2 -b 1024 -I 128
+  rm -rf "$t"
+fi
+
 run_one() {  # NAME SEEDDIR MAXLEN [LIBFUZZER OPTION]
   mkdir -p "$out/corpus/$1" "$out/findings/$1"
   "$out/$1" ${4:-} -max_total_time="$time" -max_len="$3" -rss_limit_mb=2048 \
@@ -120,7 +148,7 @@ run_one() {  # NAME SEEDDIR MAXLEN [LIBFUZZER OPTION]
   grep -E "INITED|DONE|stat::number_of_executed_units|ERROR" "$out/$1.log" |
     sed "s|^|$1: |"
 }
-want=${*:-"fuzz-vhdx fuzz-vhd fuzz-part fuzz-reg fuzz-inf fuzz-json fuzz-hivelog fuzz-ntfs"}
+want=${*:-"fuzz-vhdx fuzz-vhd fuzz-part fuzz-reg fuzz-inf fuzz-json fuzz-hivelog fuzz-ntfs fuzz-ext4"}
 # FUZZ_JOBS at a time: each batch is waited for before the next.
 n=0
 for h in $want; do
@@ -142,6 +170,7 @@ for h in $want; do
     # path, as it does outside ASan, which would abort instead.
     fuzz-ntfs) ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 \
       run_one $h ntfs 2097152 -detect_leaks=0 ;;
+    fuzz-ext4) run_one $h ext4 4194304 ;;
   esac &
   n=$((n + 1))
   if [ "$n" -ge "$jobs" ]; then

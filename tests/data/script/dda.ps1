@@ -14,6 +14,7 @@
 param(
     [string]$VMName = 'guest',
     [string]$LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)',
+    # MMIO space for the device's BARs (Microsoft's DDA guide)
     [UInt64]$LowMemoryMappedIoSpace = 3221225472,
     [UInt64]$HighMemoryMappedIoSpace = 34896609280,
     [switch]$SkipDriverCheck
@@ -85,6 +86,9 @@ if (-not $vm) {
 if ($vm.State -ne 'Off') {
     Stop-WithError "VM '$VMName' is $($vm.State); turn it off (Stop-VM) and run again."
 }
+if (@(Get-VMSnapshot -VM $vm -ErrorAction SilentlyContinue).Count -gt 0) {
+    Stop-WithError "VM '$VMName' has checkpoints: it runs from their .avhdx, not from the disk gpupv-prep staged. Remove them (Get-VMSnapshot -VMName '$VMName' | Remove-VMSnapshot) and run again."
+}
 if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) {
     Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space in all; raise -HighMemoryMappedIoSpace.'
 }
@@ -106,6 +110,9 @@ if ($inVm.Count -eq 0 -and $dismounted.Count -eq 0) {
     Test-StagedDriver $device.InstanceId
 }
 
+# DDA: TurnOff when the host shuts down, as Microsoft's DDA guide says.
+$StopAction = 'TurnOff'
+
 # VM settings, only those that differ.
 $settings = @{}
 if (-not $vm.GuestControlledCacheTypes) {
@@ -117,8 +124,16 @@ if ($vm.LowMemoryMappedIoSpace -ne $LowMemoryMappedIoSpace) {
 if ($vm.HighMemoryMappedIoSpace -ne $HighMemoryMappedIoSpace) {
     $settings['HighMemoryMappedIoSpace'] = $HighMemoryMappedIoSpace
 }
-if ($vm.AutomaticStopAction -ne 'TurnOff') {
-    $settings['AutomaticStopAction'] = 'TurnOff'
+if ($vm.AutomaticStopAction -ne $StopAction) {
+    $settings['AutomaticStopAction'] = $StopAction
+}
+# A checkpoint makes the VM run from an .avhdx child, not from the staged
+# disk (and a GPU-PV VM with checkpoints may not start).
+if ($vm.CheckpointType -ne 'Disabled') {
+    $settings['CheckpointType'] = 'Disabled'
+}
+if ($vm.PSObject.Properties['AutomaticCheckpointsEnabled'] -and $vm.AutomaticCheckpointsEnabled) {
+    $settings['AutomaticCheckpointsEnabled'] = $false
 }
 if ($vm.DynamicMemoryEnabled) {
     $settings['StaticMemory'] = $true
@@ -129,7 +144,7 @@ if ($settings.Count -gt 0) {
         Set-VM -VM $vm @settings
     }
 } else {
-    Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action and static memory already set"
+    Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action, checkpoints and static memory already set"
 }
 
 if ($inVm.Count -eq 0) {
@@ -145,4 +160,6 @@ if ($inVm.Count -eq 0) {
 } else {
     Write-Host "VM '$VMName' already has the device at $LocationPath"
 }
-Write-Host "VM '$VMName' is set up for DDA; start it with Start-VM -Name '$VMName'"
+if (-not $WhatIfPreference) {
+    Write-Host "VM '$VMName' is set up for DDA; start it with Start-VM -Name '$VMName'"
+}

@@ -15,8 +15,10 @@ param(
     [string]$VMName = 'guest',
     # '' lets Hyper-V pick the GPU
     [string]$InstancePath = '',
+    # MMIO space: 1 GB low, 64 GB high (32 GB was too little for
+    # GPU-PV on 25H2 and Server 2025 hosts: Easy-GPU-PV #444)
     [UInt64]$LowMemoryMappedIoSpace = 1073741824,
-    [UInt64]$HighMemoryMappedIoSpace = 34359738368,
+    [UInt64]$HighMemoryMappedIoSpace = 68719476736,
     [switch]$SkipDriverCheck
 )
 
@@ -86,6 +88,9 @@ if (-not $vm) {
 if ($vm.State -ne 'Off') {
     Stop-WithError "VM '$VMName' is $($vm.State); turn it off (Stop-VM) and run again."
 }
+if (@(Get-VMSnapshot -VM $vm -ErrorAction SilentlyContinue).Count -gt 0) {
+    Stop-WithError "VM '$VMName' has checkpoints: it runs from their .avhdx, not from the disk gpupv-prep staged. Remove them (Get-VMSnapshot -VMName '$VMName' | Remove-VMSnapshot) and run again."
+}
 if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) {
     Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space in all; raise -HighMemoryMappedIoSpace.'
 }
@@ -98,9 +103,13 @@ if (Get-Command Get-VMHostPartitionableGpu -ErrorAction SilentlyContinue) {
 if ($gpus.Count -eq 0) {
     Stop-WithError 'this host has no GPU that Hyper-V can partition (Get-VMHostPartitionableGpu lists none).'
 }
+# Whether this host's Add-VMGpuPartitionAdapter can choose the GPU: asked
+# of the cmdlet itself, not guessed from the build (Server 2022 is build
+# 20348 and has it).
+$canChoose = (Get-Command Add-VMGpuPartitionAdapter).Parameters.ContainsKey('InstancePath')
 if ($InstancePath) {
-    if ($HostBuild -lt 22000) {
-        Stop-WithError "choosing the GPU with -InstancePath needs host build 22000 or later (Windows 11, Server 2022); this host is build $HostBuild. Run with -InstancePath '' for the default GPU."
+    if (-not $canChoose) {
+        Stop-WithError "this host's Add-VMGpuPartitionAdapter has no -InstancePath (host build $HostBuild), so the GPU cannot be chosen. Run with -InstancePath '' for the default GPU."
     }
     $gpu = @($gpus | Where-Object { $_.Name -eq $InstancePath })
     if ($gpu.Count -eq 0) {
@@ -123,6 +132,10 @@ if ($cut -ge 0) {
 $deviceId = $deviceId.Replace('#', '\')
 Test-StagedDriver $deviceId
 
+# GPU-PV: the guest is shut down with the host.  TurnOff would leave its
+# volume and registry dirty, and gpupv-prep refuses to edit those offline.
+$StopAction = 'ShutDown'
+
 # VM settings, only those that differ.
 $settings = @{}
 if (-not $vm.GuestControlledCacheTypes) {
@@ -134,8 +147,16 @@ if ($vm.LowMemoryMappedIoSpace -ne $LowMemoryMappedIoSpace) {
 if ($vm.HighMemoryMappedIoSpace -ne $HighMemoryMappedIoSpace) {
     $settings['HighMemoryMappedIoSpace'] = $HighMemoryMappedIoSpace
 }
-if ($vm.AutomaticStopAction -ne 'TurnOff') {
-    $settings['AutomaticStopAction'] = 'TurnOff'
+if ($vm.AutomaticStopAction -ne $StopAction) {
+    $settings['AutomaticStopAction'] = $StopAction
+}
+# A checkpoint makes the VM run from an .avhdx child, not from the staged
+# disk (and a GPU-PV VM with checkpoints may not start).
+if ($vm.CheckpointType -ne 'Disabled') {
+    $settings['CheckpointType'] = 'Disabled'
+}
+if ($vm.PSObject.Properties['AutomaticCheckpointsEnabled'] -and $vm.AutomaticCheckpointsEnabled) {
+    $settings['AutomaticCheckpointsEnabled'] = $false
 }
 if ($vm.DynamicMemoryEnabled) {
     $settings['StaticMemory'] = $true
@@ -146,18 +167,20 @@ if ($settings.Count -gt 0) {
         Set-VM -VM $vm @settings
     }
 } else {
-    Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action and static memory already set"
+    Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action, checkpoints and static memory already set"
 }
 
 # One adapter for this GPU; partition sizes are left alone (GPU-PV
 # ignores them).
+# An adapter added without an instance path is Hyper-V's default GPU,
+# the first one listed.
 $adapters = @(Get-VMGpuPartitionAdapter -VM $vm)
 if ($InstancePath) {
-    $adapters = @($adapters | Where-Object { $_.InstancePath -eq $InstancePath })
+    $adapters = @($adapters | Where-Object { $_.InstancePath -eq $InstancePath -or (-not $_.InstancePath -and $gpus[0].Name -eq $InstancePath) })
 }
 if ($adapters.Count -eq 0) {
     if ($PSCmdlet.ShouldProcess($VMName, 'Add-VMGpuPartitionAdapter')) {
-        if ($InstancePath) {
+        if ($InstancePath -and $canChoose) {
             Add-VMGpuPartitionAdapter -VM $vm -InstancePath $InstancePath
         } else {
             Add-VMGpuPartitionAdapter -VM $vm
@@ -166,4 +189,6 @@ if ($adapters.Count -eq 0) {
 } else {
     Write-Host "VM '$VMName' already has a GPU partition adapter for this GPU"
 }
-Write-Host "VM '$VMName' is set up for GPU-PV; start it with Start-VM -Name '$VMName'"
+if (-not $WhatIfPreference) {
+    Write-Host "VM '$VMName' is set up for GPU-PV; start it with Start-VM -Name '$VMName'"
+}
