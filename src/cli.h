@@ -57,7 +57,7 @@ int	host_write(const struct host_opts *h, const char *image,
 	"  --gpu PATH         GPU-PV instance path (\\\\?\\PCI#...\\GPUPARAV);\n" \
 	"                     default: from a host bundle, else Hyper-V's choice\n" \
 	"  --low-mmio SIZE    low MMIO space (default 1G; DDA 3G)\n" \
-	"  --high-mmio SIZE   high MMIO space (default 32G; DDA 33280M)\n" \
+	"  --high-mmio SIZE   high MMIO space (default 64G; DDA 33280M)\n" \
 	"  --dda LOCPATH      a DDA script for the device at this location path\n" \
 	"  --nanabox FILE     also write a NanaBox .7b configuration\n" \
 	"  --cpus N, --memory SIZE   processors and memory in the NanaBox file\n"

@@ -437,6 +437,22 @@ ev_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 		if ((unsigned char)v->label[i] < 0x20 ||
 		    (unsigned char)v->label[i] > 0x7e)
 			v->label[i] = '?';
+	/* What libext2fs 1.47.0 takes on trust when it reads the bitmaps
+	 * (a first data block past 1 made it copy past its buffer). */
+	if (sb->s_first_data_block > 1 || (v->fs->blocksize > 1024 &&
+	    sb->s_first_data_block != 0) ||
+	    sb->s_first_data_block >= ext2fs_blocks_count(sb) ||
+	    sb->s_blocks_per_group == 0 ||
+	    sb->s_blocks_per_group > 8 * v->fs->blocksize ||
+	    sb->s_clusters_per_group > 8 * v->fs->blocksize ||
+	    sb->s_inodes_per_group > 8 * v->fs->blocksize) {
+		ext_fail(v, GP_EXIT_CORRUPT, 0, "the ext superblock's group "
+		    "layout is impossible (first data block %u, %u blocks and "
+		    "%u inodes per group of %u-byte blocks)",
+		    sb->s_first_data_block, sb->s_blocks_per_group,
+		    sb->s_inodes_per_group, v->fs->blocksize);
+		goto fail;
+	}
 	if (ext2fs_blocks_count(sb) > size / v->fs->blocksize) {
 		ext_fail(v, GP_EXIT_CORRUPT, 0, "the %s file system claims "
 		    "%llu blocks of %u bytes, more than its partition holds",

@@ -16,19 +16,14 @@ for kind in reg inf json hivelog; do
     n=$((n + 1))
   done
 done
-# NTFS volumes (kept gzipped: they are mostly zeros).
-for f in "$R/ntfs"/*.gz; do
-  [ -e "$f" ] || continue
-  gzip -dc "$f" >"$TMP/ntfs"
-  "$B/replay-ntfs" "$TMP/ntfs" || fail "replay-ntfs crashed on $(basename "$f")"
-  n=$((n + 1))
-done
-# ext file systems (gzipped too).
-for f in "$R/ext4"/*.gz; do
-  [ -e "$f" ] || continue
-  gzip -dc "$f" >"$TMP/ext4"
-  "$B/replay-ext4" "$TMP/ext4" || fail "replay-ext4 crashed on $(basename "$f")"
-  n=$((n + 1))
+# NTFS and ext volumes (kept gzipped: they are mostly zeros).
+for kind in ntfs ext4; do
+  for f in "$R/$kind"/*.gz; do
+    [ -e "$f" ] || continue
+    gzip -dc "$f" >"$TMP/vol"
+    "$B/replay-$kind" "$TMP/vol" || fail "replay-$kind crashed on $(basename "$f")"
+    n=$((n + 1))
+  done
 done
 # Images: real ones cut short, with their headers and tables swapped
 # about, and anything kept under regress/image.
