@@ -640,6 +640,23 @@ lookup(struct ext_vol *v, const char *path, bool follow, ext2_ino_t *ino)
 	return 0;
 }
 
+/* A lookup that failed without an error recorded (absent, or a file where
+ * a folder should be) becomes the error. */
+static int
+missing(struct ext_vol *v, const char *path)
+{
+	if (!error_pending())
+		error_set(errno, "%s: %s: %s", v->where, path, strerror(errno));
+	return -1;
+}
+
+/* lookup, with absence an error too. */
+static int
+lookup_err(struct ext_vol *v, const char *path, bool follow, ext2_ino_t *ino)
+{
+	return lookup(v, path, follow, ino) < 0 ? missing(v, path) : 0;
+}
+
 /* The folder of path and the last name in it (norm_path'd; caller frees
  * *name). */
 static int
@@ -852,12 +869,8 @@ ev_list(gp_volume *pv, const char *path,
 	ext2_ino_t ino;
 	errcode_t e;
 
-	if (lookup(v, path, true, &ino) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+	if (lookup_err(v, path, true, &ino) < 0)
 		return -1;
-	}
 	e = ext2fs_dir_iterate2(v->fs, ino, 0, NULL, list_cb, &l);
 	if (l.ret < 0)
 		return -1;
@@ -896,12 +909,8 @@ ev_read_cb(gp_volume *pv, const char *path,
 	errcode_t e;
 	int ret = 0;
 
-	if (lookup(v, path, true, &ino) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+	if (lookup_err(v, path, true, &ino) < 0)
 		return -1;
-	}
 	if (read_inode(v, ino, &in) < 0)
 		return -1;
 	if (!LINUX_S_ISREG(in.i_mode)) {
@@ -1131,8 +1140,8 @@ next:
 	}
 	ret = 0;
 out:
-	if (ret < 0 && !error_pending())
-		error_set(errno, "%s: %s: %s", v->where, path, strerror(errno));
+	if (ret < 0)
+		missing(v, path);
 	free(n);
 	return ret;
 }
@@ -1334,12 +1343,8 @@ ev_create(gp_volume *pv, const char *path, bool is_dir, uint64_t size,
 
 	if (require_writable(v) < 0)
 		return -1;
-	if (lookup_parent(v, path, &dir, &name) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
-		return -1;
-	}
+	if (lookup_parent(v, path, &dir, &name) < 0)
+		return missing(v, path);
 	if (exists_error(v, dir, name, path) < 0)
 		goto out;
 	if (is_dir) {
@@ -1366,16 +1371,6 @@ out:
 }
 
 static int
-overwrite_fill(void *ctx, void *buf, size_t n)
-{
-	const uint8_t **p = ctx;
-
-	memcpy(buf, *p, n);
-	*p += n;
-	return 0;
-}
-
-static int
 ev_symlink(gp_volume *pv, const char *path, const char *target,
     const struct gp_file_meta *m)
 {
@@ -1394,12 +1389,8 @@ ev_symlink(gp_volume *pv, const char *path, const char *target,
 		    v->where, path, len);
 		return -1;
 	}
-	if (lookup_parent(v, path, &dir, &name) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
-		return -1;
-	}
+	if (lookup_parent(v, path, &dir, &name) < 0)
+		return missing(v, path);
 	if (exists_error(v, dir, name, path) < 0 ||
 	    new_inode(v, dir, name, path, LINUX_S_IFLNK, 0777, ns, ns, &ino,
 	    &in) < 0)
@@ -1410,9 +1401,9 @@ ev_symlink(gp_volume *pv, const char *path, const char *target,
 		in.i_size = (uint32_t)len;
 		ret = write_inode(v, ino, &in);
 	} else {
-		const uint8_t *p = (const uint8_t *)target;
+		struct fs_mem src = { (const uint8_t *)target, len };
 
-		ret = write_data(v, ino, &in, path, len, overwrite_fill, &p);
+		ret = write_data(v, ino, &in, path, len, fs_mem_fill, &src);
 	}
 out:
 	free(name);
@@ -1429,12 +1420,8 @@ ev_set_meta(gp_volume *pv, const char *path, const struct gp_file_meta *m)
 
 	if (require_writable(v) < 0)
 		return -1;
-	if (lookup(v, path, false, &ino) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+	if (lookup_err(v, path, false, &ino) < 0)
 		return -1;
-	}
 	if (read_inode(v, ino, &in) < 0)
 		return -1;
 	mode = m->mode ? m->mode : in.i_mode & 07777;
@@ -1449,17 +1436,13 @@ ev_overwrite(gp_volume *pv, const char *path, const void *data, size_t len)
 	struct ext_vol *v = EV(pv);
 	struct ext2_inode_large in;
 	ext2_ino_t ino;
-	const uint8_t *p = data;
+	struct fs_mem src = { data, len };
 	errcode_t e;
 
 	if (require_writable(v) < 0)
 		return -1;
-	if (lookup(v, path, false, &ino) < 0) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+	if (lookup_err(v, path, false, &ino) < 0)
 		return -1;
-	}
 	if (read_inode(v, ino, &in) < 0)
 		return -1;
 	if (!LINUX_S_ISREG(in.i_mode)) {
@@ -1475,7 +1458,7 @@ ev_overwrite(gp_volume *pv, const char *path, const void *data, size_t len)
 	in.i_size_high = 0;
 	if (write_inode(v, ino, &in) < 0)
 		return -1;
-	if (write_data(v, ino, &in, path, len, overwrite_fill, &p) < 0)
+	if (write_data(v, ino, &in, path, len, fs_mem_fill, &src) < 0)
 		return -1;
 	return 0;
 }

@@ -195,15 +195,10 @@ gp_volume_file_cost(gp_volume *v, uint64_t size)
 	return v->ops->file_cost(v, size);
 }
 
-struct mem_src {
-	const uint8_t *p;
-	size_t left;
-};
-
-static int
-mem_fill(void *ctx, void *buf, size_t n)
+int
+fs_mem_fill(void *ctx, void *buf, size_t n)
 {
-	struct mem_src *m = ctx;
+	struct fs_mem *m = ctx;
 
 	if (n > m->left)
 		n = m->left;
@@ -221,7 +216,7 @@ gp_volume_write_file(gp_volume *v, const char *path, const void *data,
 	struct gp_file_meta m = {
 		.mtime_ns = (int64_t)time(NULL) * 1000000000,
 	};
-	struct mem_src src = { data, len };
+	struct fs_mem src = { data, len };
 	char *copy = xstrdup(path), *parent, *c;
 	struct gp_stat st;
 	int ret = -1;
@@ -244,7 +239,7 @@ gp_volume_write_file(gp_volume *v, const char *path, const void *data,
 	} else if (error_pending()) {
 		goto out;
 	}
-	ret = gp_volume_create(v, path, false, len, &m, mem_fill, &src);
+	ret = gp_volume_create(v, path, false, len, &m, fs_mem_fill, &src);
 out:
 	free(parent);
 	return ret;

@@ -52,6 +52,13 @@ struct gp_volume {
 	const struct fs_ops *ops;
 };
 
+/* A fill function for create over bytes in memory (ctx: struct fs_mem). */
+struct fs_mem {
+	const uint8_t *p;
+	size_t left;
+};
+int	fs_mem_fill(void *ctx, void *buf, size_t n);
+
 extern const struct fs_ops ntfs_fs_ops;
 extern const struct fs_ops ext4_fs_ops;
 

@@ -1888,22 +1888,6 @@ nv_mkdir_p(gp_volume *pv, const char *path)
 	return 0;
 }
 
-struct mem_src {
-	const uint8_t *p;
-	size_t left;
-};
-
-static int
-mem_fill(void *ctx, void *buf, size_t n)
-{
-	struct mem_src *m = ctx;
-
-	memcpy(buf, m->p, n);
-	m->p += n;
-	m->left -= n;
-	return 0;
-}
-
 /* ---- staging: entries with Windows' metadata ----------------------- */
 
 static ntfs_time
@@ -2257,7 +2241,7 @@ nv_overwrite(gp_volume *pv, const char *path, const void *data,
     size_t len)
 {
 	struct ntfs_vol *v = NV(pv);
-	struct mem_src src = { data, len };
+	struct fs_mem src = { data, len };
 	ntfs_inode *ni;
 	int ret = -1;
 
@@ -2270,7 +2254,7 @@ nv_overwrite(gp_volume *pv, const char *path, const void *data,
 			    strerror(errno));
 		return -1;
 	}
-	if (write_data(v, ni, len, mem_fill, &src) < 0)
+	if (write_data(v, ni, len, fs_mem_fill, &src) < 0)
 		goto out;
 	ntfs_inode_update_times(ni, NTFS_UPDATE_MCTIME);
 	ret = 0;
