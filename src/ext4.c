@@ -395,7 +395,8 @@ ev_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	struct gp_image_info info;
 	char name[64];
 	errcode_t e;
-	int flags = EXT2_FLAG_64BITS;
+	/* MMP is refused below, by name, not tried on our device. */
+	int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
 	struct ext2_super_block *sb;
 	size_t i;
 

@@ -7,7 +7,7 @@
 # (journal needing recovery, unclean, unknown features, btrfs, xfs, LVM,
 # a full file system) name the reason and leave the image byte-identical.
 . "$(dirname "$0")/functions.sh"
-requires mke2fs e2fsck debugfs sfdisk qemu-img jq cmp sgdisk mkntfs hivexregedit
+requires mke2fs e2fsck debugfs tune2fs sfdisk qemu-img jq cmp sgdisk mkntfs hivexregedit
 
 KVER=6.1.0-28-amd64
 PKG="$TMP/src/nv_dispig.inf_amd64_0123456789abcdef"
@@ -264,6 +264,25 @@ refuse 3 'uses a feature libext2fs .* does not know' "an unknown incompatible fe
 cp "$TMP/p4k.ext" "$TMP/x.ext"
 debugfs -w -R 'feature FEATURE_R30' "$TMP/x.ext" >/dev/null 2>&1
 refuse 3 'uses a feature libext2fs .* does not know' "an unknown read-only-compatible feature" "$TMP/x.ext"
+cp "$TMP/p4k.ext" "$TMP/x.ext"
+debugfs -w -R 'ssv state 3' "$TMP/x.ext" >/dev/null 2>&1
+refuse 6 'has errors recorded' "a file system with errors recorded" "$TMP/x.ext"
+cp "$TMP/p4k.ext" "$TMP/x.ext"
+debugfs -w -R 'ssv journal_inum 0' "$TMP/x.ext" >/dev/null 2>&1
+refuse 3 'keeps its journal on another device' "a journal elsewhere" "$TMP/x.ext"
+cp "$TMP/p4k.ext" "$TMP/x.ext"
+tune2fs -O mmp "$TMP/x.ext" >/dev/null 2>&1
+refuse 3 'multi-mount protection' "multi-mount protection" "$TMP/x.ext"
+cp "$TMP/p1k.ext" "$TMP/x.ext"
+debugfs -w -R 'ssv first_data_block 255' "$TMP/x.ext" >/dev/null 2>&1
+refuse 3 'group layout is impossible (first data block 255' "an impossible group layout" "$TMP/x.ext"
+# A loader file the guest already has is not taken over.
+rm -rf "$TMP/ownroot"; cp -a "$ROOT" "$TMP/ownroot"
+echo /usr/lib/wsl/lib >"$TMP/ownroot/etc/ld.so.conf.d/ld.wsl.conf"
+truncate -s 64M "$TMP/x.ext"
+mke2fs -q -F -t ext4 -d "$TMP/ownroot" "$TMP/x.ext" >/dev/null
+refuse 1 '/etc/ld.so.conf.d/ld.wsl.conf exists and was not placed by gpupv-prep' \
+  "a loader file gpupv-prep did not write" "$TMP/x.ext"
 truncate -s 64M "$TMP/x.ext"
 dd if=/dev/zero of="$TMP/x.ext" bs=1M count=1 conv=notrunc status=none
 printf '_BHRfS_M' | dd of="$TMP/x.ext" bs=1 seek=$((65536 + 64)) conv=notrunc status=none
@@ -376,6 +395,8 @@ fsck_clean "dkms removed"
 dbg 'stat /usr/src/dxgkrnl-2.0.3' | grep -q Inode: && fail "dkms: /usr/src/dxgkrnl-2.0.3 is left"
 pass "--dkms places the source, the first boot builds it, remove takes it away"
 
+run 10 "$GPUPV_PREP" stage --dkms "$TMP/src" "$TMP/dk.raw" "$PKG"
+grep -q 'no dkms.conf' "$TMP/err" || fail "--dkms without dkms.conf: $(cat "$TMP/err")"
 mkgpt_windows "$TMP/win.raw"
 run 2 "$GPUPV_PREP" stage --dkms "$DK" "$TMP/win.raw" "$PKG"
 grep -q 'holds Windows' "$TMP/err" || fail "--dkms on Windows: $(cat "$TMP/err")"
