@@ -252,30 +252,22 @@ refuse() {  # RC PATTERN WHAT PART
   [ ! -e "$TMP/r.raw.gpupv-journal" ] || fail "$3: a journal was left"
   pass "$3 refused (exit $1), image byte-identical"
 }
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'feature needs_recovery' "$TMP/x.ext" >/dev/null 2>&1
-refuse 6 'partition at offset 1048576: the ext4 journal needs recovery' "a journal needing recovery" "$TMP/x.ext"
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'ssv state 0' "$TMP/x.ext" >/dev/null 2>&1
-refuse 6 'was not cleanly unmounted' "a file system not cleanly unmounted" "$TMP/x.ext"
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'feature FEATURE_I30' "$TMP/x.ext" >/dev/null 2>&1
-refuse 3 'uses a feature libext2fs .* does not know' "an unknown incompatible feature" "$TMP/x.ext"
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'feature FEATURE_R30' "$TMP/x.ext" >/dev/null 2>&1
-refuse 3 'uses a feature libext2fs .* does not know' "an unknown read-only-compatible feature" "$TMP/x.ext"
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'ssv state 3' "$TMP/x.ext" >/dev/null 2>&1
-refuse 6 'has errors recorded' "a file system with errors recorded" "$TMP/x.ext"
-cp "$TMP/p4k.ext" "$TMP/x.ext"
-debugfs -w -R 'ssv journal_inum 0' "$TMP/x.ext" >/dev/null 2>&1
-refuse 3 'keeps its journal on another device' "a journal elsewhere" "$TMP/x.ext"
+# refuse_debugfs RC PATTERN WHAT BASE REQUEST: BASE changed by debugfs -w.
+refuse_debugfs() {
+  cp "$4" "$TMP/x.ext"
+  debugfs -w -R "$5" "$TMP/x.ext" >/dev/null 2>&1
+  refuse "$1" "$2" "$3" "$TMP/x.ext"
+}
+refuse_debugfs 6 'partition at offset 1048576: the ext4 journal needs recovery' "a journal needing recovery" "$TMP/p4k.ext" 'feature needs_recovery'
+refuse_debugfs 6 'was not cleanly unmounted' "a file system not cleanly unmounted" "$TMP/p4k.ext" 'ssv state 0'
+refuse_debugfs 3 'uses a feature libext2fs .* does not know' "an unknown incompatible feature" "$TMP/p4k.ext" 'feature FEATURE_I30'
+refuse_debugfs 3 'uses a feature libext2fs .* does not know' "an unknown read-only-compatible feature" "$TMP/p4k.ext" 'feature FEATURE_R30'
+refuse_debugfs 6 'has errors recorded' "a file system with errors recorded" "$TMP/p4k.ext" 'ssv state 3'
+refuse_debugfs 3 'keeps its journal on another device' "a journal elsewhere" "$TMP/p4k.ext" 'ssv journal_inum 0'
 cp "$TMP/p4k.ext" "$TMP/x.ext"
 tune2fs -O mmp "$TMP/x.ext" >/dev/null 2>&1
 refuse 3 'multi-mount protection' "multi-mount protection" "$TMP/x.ext"
-cp "$TMP/p1k.ext" "$TMP/x.ext"
-debugfs -w -R 'ssv first_data_block 255' "$TMP/x.ext" >/dev/null 2>&1
-refuse 3 'group layout is impossible (first data block 255' "an impossible group layout" "$TMP/x.ext"
+refuse_debugfs 3 'group layout is impossible (first data block 255' "an impossible group layout" "$TMP/p1k.ext" 'ssv first_data_block 255'
 # A loader file the guest already has is not taken over.
 rm -rf "$TMP/ownroot"; cp -a "$ROOT" "$TMP/ownroot"
 echo /usr/lib/wsl/lib >"$TMP/ownroot/etc/ld.so.conf.d/ld.wsl.conf"
