@@ -146,12 +146,26 @@ host_write(const struct host_opts *h, const char *image,
 	struct host_cfg cfg = { 0 };
 	struct sidecar s = { .image = image, .man = m, .host = &cfg,
 	    .cpus = h->cpus, .memory_mb = h->memory_mb };
+	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY | GP_OPEN_NO_PARENT };
+	struct gp_image_info info;
+	gp_image *img;
 	char *text;
 	size_t len;
 	int rc = 0;
 
 	if (!h->script && !h->nanabox)
 		return 0;
+	/* The image's own identifier, for the script to find it among the
+	 * VM's disks (a raw image has none: the check is left out). */
+	info.disk_id[0] = '\0';
+	img = gp_image_open(image, &oo);
+	if (img) {
+		gp_image_get_info(img, &info);
+		gp_image_close(img);
+	}
+	gp_error_clear();
+	if (info.disk_id[0])
+		s.disk_id = info.disk_id;
 	host_cfg_merge(&cfg, &m->host);
 	host_cfg_merge(&cfg, &h->cfg);
 	if (!cfg.vm_name)

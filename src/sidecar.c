@@ -113,6 +113,26 @@ static const char ps_checks[] =
     "    Stop-WithError \"VM '$VMName' is $($vm.State); turn it off (Stop-VM) "
     "and run again.\"\n"
     "}\n"
+    "# The VM should run from the disk that was staged: a warning otherwise\n"
+    "# (a copy of the file keeps its identifier; another disk does not).\n"
+    "if ($StagedDiskIdentifier) {\n"
+    "    $found = $false\n"
+    "    foreach ($drive in @(Get-VMHardDiskDrive -VM $vm)) {\n"
+    "        if (-not $drive.Path) {\n"
+    "            continue\n"
+    "        }\n"
+    "        $vhd = Get-VHD -Path $drive.Path -ErrorAction SilentlyContinue\n"
+    "        if ($vhd -and $vhd.DiskIdentifier -and ([guid]$vhd.DiskIdentifier) "
+    "-eq ([guid]$StagedDiskIdentifier)) {\n"
+    "            $found = $true\n"
+    "        }\n"
+    "    }\n"
+    "    if (-not $found) {\n"
+    "        Write-Warning \"none of the disks of VM '$VMName' is the image "
+    "gpupv-prep staged (DiskIdentifier $StagedDiskIdentifier); attach it, or "
+    "stage the disk the VM uses.\"\n"
+    "    }\n"
+    "}\n"
     "if (@(Get-VMSnapshot -VM $vm -ErrorAction SilentlyContinue).Count -gt 0) {\n"
     "    Stop-WithError \"VM '$VMName' has checkpoints: it runs from their .avhdx, "
     "not from the disk gpupv-prep staged. Remove them (Get-VMSnapshot -VMName "
@@ -662,6 +682,10 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB) << 20,
 	    !dda && linux_module(s->man) ? "    [switch]$KeepSecureBoot,\n" :
 	    "");
+	fputs("# The disk gpupv-prep staged (Get-VHD's DiskIdentifier), or '' when "
+	    "it has\n# none (raw).\n$StagedDiskIdentifier = ", f);
+	ps_str(f, s->disk_id ? s->disk_id : "");
+	fputs("\n", f);
 	fputs("# What gpupv-prep staged into the guest's HostDriverStore.\n"
 	    "$StagedPackages = @(\n", f);
 	for (i = 0; s->man && i < s->man->n; i++) {

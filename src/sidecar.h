@@ -18,6 +18,8 @@ struct sidecar {
 	const char *image;		/* as given; named in comments */
 	const struct manifest *man;	/* what was staged */
 	const struct host_cfg *host;	/* VM name, GPU, MMIO, DDA */
+	const char *disk_id;		/* the image's (Get-VHD DiskIdentifier),
+					   or NULL */
 	unsigned cpus;			/* NanaBox only */
 	uint64_t memory_mb;		/* NanaBox only */
 };

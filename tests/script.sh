@@ -20,8 +20,12 @@ qemu-img convert -f raw -O vhdx "$TMP/g.raw" "$TMP/g.vhdx"
 rm -f "$TMP/g.raw"
 cd "$TMP"
 
-# The tool's version is left out of the comparison.
-unversioned() { sed 's/^\(    Written by gpupv-prep\) [^ ]* for/\1 VERSION for/' "$1"; }
+# The tool's version and the image's random DiskIdentifier are left out
+# of the comparison.
+unversioned() {
+  sed -e 's/^\(    Written by gpupv-prep\) [^ ]* for/\1 VERSION for/' \
+    -e "s/^\(\$StagedDiskIdentifier = \)'{[0-9A-F-]*}'$/\1'{ID}'/" "$1"
+}
 golden() {  # FILE NAME
   unversioned "$1" >"$TMP/actual"
   diff -u "$GOLD/$2" "$TMP/actual" >"$TMP/diff" || {
@@ -36,6 +40,7 @@ golden() {  # FILE NAME
 run 0 "$GPUPV_PREP" stage g.vhdx "$PKG" --script gpupv.ps1 --vm-name 'Win 11 GPU' \
   --gpu "$GPU" --nanabox vm.7b
 golden gpupv.ps1 gpupv-instance.ps1
+"$GPUPV_PREP" inspect --json g.vhdx >"$TMP/id.json"
 grep -q "^    \[string\]\$InstancePath = '\\\\\\\\?\\\\PCI#VEN_10DE" gpupv.ps1 ||
   fail "instance path default missing"
 for f in gpupv.ps1; do
@@ -54,6 +59,10 @@ for f in gpupv.ps1; do
     grep -q -- "$w" "$f" || fail "$f lacks $w"
   done
   ! grep -q 'HostBuild -lt 22000' "$f" || fail "$f still guesses -InstancePath from the build"
+  # The VM's disks are compared with the staged image's identifier.
+  id=$(jq -r .image.disk_id "$TMP/id.json")
+  grep -q "^\$StagedDiskIdentifier = '$id'$" "$f" || fail "$f: DiskIdentifier $id missing"
+  grep -q 'Get-VHD -Path \$drive.Path' "$f" || fail "$f: no check of the VM's disks"
 done
 pass "stage --script: GPU-PV with an instance path matches its golden file"
 

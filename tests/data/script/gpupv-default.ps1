@@ -22,6 +22,9 @@ param(
     [switch]$SkipDriverCheck
 )
 
+# The disk gpupv-prep staged (Get-VHD's DiskIdentifier), or '' when it has
+# none (raw).
+$StagedDiskIdentifier = '{ID}'
 # What gpupv-prep staged into the guest's HostDriverStore.
 $StagedPackages = @(
     [pscustomobject]@{ Folder = 'nv_dispig.inf_amd64_677da8a9230cea15'; DriverVer = '10/23/2023,31.0.15.4601' }
@@ -87,6 +90,23 @@ if (-not $vm) {
 }
 if ($vm.State -ne 'Off') {
     Stop-WithError "VM '$VMName' is $($vm.State); turn it off (Stop-VM) and run again."
+}
+# The VM should run from the disk that was staged: a warning otherwise
+# (a copy of the file keeps its identifier; another disk does not).
+if ($StagedDiskIdentifier) {
+    $found = $false
+    foreach ($drive in @(Get-VMHardDiskDrive -VM $vm)) {
+        if (-not $drive.Path) {
+            continue
+        }
+        $vhd = Get-VHD -Path $drive.Path -ErrorAction SilentlyContinue
+        if ($vhd -and $vhd.DiskIdentifier -and ([guid]$vhd.DiskIdentifier) -eq ([guid]$StagedDiskIdentifier)) {
+            $found = $true
+        }
+    }
+    if (-not $found) {
+        Write-Warning "none of the disks of VM '$VMName' is the image gpupv-prep staged (DiskIdentifier $StagedDiskIdentifier); attach it, or stage the disk the VM uses."
+    }
 }
 if (@(Get-VMSnapshot -VM $vm -ErrorAction SilentlyContinue).Count -gt 0) {
     Stop-WithError "VM '$VMName' has checkpoints: it runs from their .avhdx, not from the disk gpupv-prep staged. Remove them (Get-VMSnapshot -VMName '$VMName' | Remove-VMSnapshot) and run again."
