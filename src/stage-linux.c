@@ -226,14 +226,6 @@ lxss_link(const struct lxss_file *v, size_t n, size_t at)
 	return r;
 }
 
-struct copy_plan *
-plan_add(struct copy_plan **out, size_t *nout)
-{
-	*out = xrealloc(*out, (*nout + 1) * sizeof(**out));
-	memset(&(*out)[*nout], 0, sizeof(**out));
-	return &(*out)[(*nout)++];
-}
-
 /* Whether the guest's entry at dest is the record's, as placed. */
 static int
 linux_in_place(struct guest *g, const struct man_copy *rec, const char *link,

@@ -1352,6 +1352,15 @@ copy_find(struct guest *g, const char *dest)
 	return NULL;
 }
 
+/* A new, zeroed entry at the end of a plan. */
+struct copy_plan *
+plan_add(struct copy_plan **out, size_t *nout)
+{
+	*out = xrealloc(*out, (*nout + 1) * sizeof(**out));
+	memset(&(*out)[*nout], 0, sizeof(**out));
+	return &(*out)[(*nout)++];
+}
+
 void
 copy_plans_free(struct copy_plan *v, size_t n)
 {
