@@ -814,6 +814,14 @@ ev_stat(gp_volume *pv, const char *path, struct gp_stat *st)
 	return 0;
 }
 
+/* "." or "..", which no listing reports. */
+static bool
+dot_entry(const struct ext2_dir_entry *de, int n)
+{
+	return (n == 1 && de->name[0] == '.') ||
+	    (n == 2 && de->name[0] == '.' && de->name[1] == '.');
+}
+
 struct list_ctx {
 	struct ext_vol *v;
 	int (*fn)(void *ctx, const char *name, const struct gp_stat *st);
@@ -837,8 +845,7 @@ list_cb(ext2_ino_t dirino, int entry, struct ext2_dir_entry *de, int offset,
 	(void)offset;
 	(void)blocksize;
 	(void)buf;
-	if ((n == 1 && de->name[0] == '.') ||
-	    (n == 2 && de->name[0] == '.' && de->name[1] == '.'))
+	if (dot_entry(de, n))
 		return 0;
 	if (++l->count > EXT_MAX_DIR_ENTRIES) {
 		error_setc(GP_EXIT_CORRUPT, E2BIG, "%s: a folder holds more "
@@ -1480,8 +1487,7 @@ empty_cb(ext2_ino_t dirino, int entry, struct ext2_dir_entry *de, int offset,
 	(void)offset;
 	(void)blocksize;
 	(void)buf;
-	if ((n == 1 && de->name[0] == '.') ||
-	    (n == 2 && de->name[0] == '.' && de->name[1] == '.'))
+	if (dot_entry(de, n))
 		return 0;
 	c->n++;
 	return DIRENT_ABORT;
