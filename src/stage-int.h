@@ -11,7 +11,6 @@
 #include "sha256.h"
 #include "stage.h"
 
-#define READ_CHUNK	(1024 * 1024)
 /* Where WSL puts what a Linux guest needs (microsoft/WSL's layout). */
 #define WSL_ROOT	"/usr/lib/wsl"
 
@@ -49,7 +48,6 @@ struct copy_plan {
 };
 
 /* stage.c */
-int	open_package_file(const char *path);
 int	read_manifest(struct guest *g, const char *image);
 struct man_copy *copy_find(struct guest *g, const char *dest);
 void	copy_plans_free(struct copy_plan *v, size_t n);

@@ -263,35 +263,22 @@ linux_not_ours(struct guest *g, const char *dest)
 	return 0;
 }
 
-/* The SHA-256 of a host file, as hex. */
+/* The SHA-256 of a host file of the set, as hex (sha256_files: never
+ * through a link, and the size it had when the set was read). */
 static int
-hash_host_file(const char *path, char hex[65])
+hash_host_file(const struct pkg_file *f, char hex[65])
 {
-	struct sha256 sh;
-	uint8_t d[32], *buf = xmalloc(READ_CHUNK);
-	int fd = open_package_file(path), ret = 0;
-	ssize_t r;
+	struct sha256_job j = { .path = f->src, .size = f->size };
+	volatile int stop = 0;
 
-	if (fd < 0) {
-		free(buf);
+	sha256_files(&j, 1, &stop);
+	if (j.err) {
+		error_set(j.err, "%s: %s", f->src, j.err == EIO ? "changed size "
+		    "while the run was reading it" : strerror(j.err));
 		return -1;
 	}
-	sha256_init(&sh);
-	while ((r = read(fd, buf, READ_CHUNK)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			error_set(errno, "%s: %s", path, strerror(errno));
-			ret = -1;
-			break;
-		}
-		sha256_update(&sh, buf, (size_t)r);
-	}
-	close(fd);
-	free(buf);
-	sha256_final(&sh, d);
-	sha256_hex(d, hex);
-	return ret;
+	sha256_hex(j.digest, hex);
+	return 0;
 }
 
 /* Whether the manifest records a DKMS tree in /usr/src. */
@@ -348,7 +335,7 @@ plan_tree(struct guest *g, const struct pkg *w, const char *dir,
 		cp->host_lib = true;
 		cp->mode = mode;
 		cp->link = k < n ? NULL : xstrdup("libd3d12core.so");
-		if (hash_host_file(f->src, cp->sha) < 0 ||
+		if (hash_host_file(f, cp->sha) < 0 ||
 		    (!rec && linux_not_ours(g, dest) < 0)) {
 			free(src);
 			return -1;

@@ -29,11 +29,12 @@
 
 /* Cap on the manifest read from an image (ours is a few KiB per package). */
 #define MANIFEST_MAX	(64u * 1024 * 1024)
+#define READ_CHUNK	(1024 * 1024)
 
 
 /* A package file, opened for copying: never through a link (one that
  * appeared since the package was read would lead out of it). */
-int
+static int
 open_package_file(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
