@@ -78,16 +78,7 @@ rm -f "$tmp/p.ext"
 qemu-img convert -f raw -O vhdx -o block_size=32M "$tmp/g.raw" "$tmp/base.vhdx"
 rm -f "$tmp/g.raw"
 
-now() { date +%s%N; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-size() { stat -c %s "$1"; }
-floor() {
-  rm -rf "$tmp/copy"
-  sync
-  f0=$(now); cp -r "$1" "$tmp/copy"; sync; f1=$(now)
-  echo $((f1 - f0))
-}
+. "$(dirname "$0")/common.inc"
 timed() {
   t0=$(now); "$@" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
   sync; t1=$(now); echo $((t1 - t0))

@@ -119,17 +119,7 @@ rm -f "$tmp/g.raw"
 guest_hives "$tmp/base.vhdx" 3 "$build/tests/imgtool"
 "$build/tests/imgtool" mkdir "$tmp/base.vhdx" 3 Windows/SysWOW64
 
-now() { date +%s%N; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-size() { stat -c %s "$1"; }
-# floor PKG: nanoseconds for cp -r of PKG and sync.
-floor() {
-  rm -rf "$tmp/copy"
-  sync
-  f0=$(now); cp -r "$1" "$tmp/copy"; sync; f1=$(now)
-  echo $((f1 - f0))
-}
+. "$(dirname "$0")/common.inc"
 time_cmd() {  # nanoseconds of CMD
   t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo $((t1 - t0))
 }
