@@ -410,25 +410,25 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 		gp_volume_close(vol);
 		gp_error_clear();
 	}
-	if (found || (partition >= 0 && !forced_found) || *other) {
-		if (bad && found)
+	if (found) {
+		if (bad)		/* another ext partition, unreadable */
 			warn_add("%s", bad);
 		free(bad);
-		bad = NULL;
-	}
-	if (found)
 		return 0;
+	}
 	if (partition >= 0 && !forced_found) {
+		free(bad);
 		error_setc(GP_EXIT_USAGE, ENOENT, "%s: no partition %d "
 		    "(the table has %u)", info.path, partition, pt->count);
 		return -1;
 	}
-	if (bad) {
+	if (bad && !*other) {
 		/* An ext file system that could not be opened. */
 		error_setc(bad_code, EINVAL, "%s", bad);
 		free(bad);
 		return -1;
 	}
+	free(bad);
 	if (*other) {
 		error_setc(GP_EXIT_CORRUPT, ENOTSUP, "%s: %s; gpupv-prep "
 		    "writes NTFS and ext2/3/4 only (libguestfs can write "
