@@ -1,6 +1,7 @@
 /*
  * hive.h - registry hive layer (gp_hive_* in the public header): the
- * regf base block and log replay (hive-log.c), editing through hivex
+ * regf base block and log replay (hive-log.c), compaction
+ * (hive-compact.c), editing through hivex
  * (hive.c, the only file that includes hivex.h), the .reg reader
  * (reg.c) and the INF reader (inf.c).
  */
@@ -38,6 +39,14 @@ uint64_t marvin32(const void *data, size_t n, uint64_t seed);
  */
 int	hive_log_replay(uint8_t **buf, size_t *len, const uint8_t *const log[2],
 	    const size_t loglen[2], const char *name);
+
+/*
+ * Rewrite the hive *buf with only the cells its root reaches, in new
+ * bins (hive-compact.c).  Returns 1 when *buf and *len were replaced by
+ * a smaller hive, 0 when they were left as they are: *why then says what
+ * stood in the way, or is NULL when there was nothing to gain.
+ */
+int	hive_compact(uint8_t **buf, size_t *len, const char **why);
 
 /* ---- editing (hive.c) ---- */
 

@@ -841,7 +841,7 @@ struct guest_reg {
 	char *tmpdir;
 	char *tmp[REG_NHIVES];		/* the hive copied out, on the host */
 	char *gpath[REG_NHIVES];	/* ...and where it is in the guest */
-	void *out[REG_NHIVES];		/* the edited hive, to be written */
+	uint8_t *out[REG_NHIVES];		/* the edited hive, to be written */
 	size_t outlen[REG_NHIVES];
 };
 
@@ -965,6 +965,26 @@ out:
 	return ret;
 }
 
+/*
+ * hivex leaves every cell it replaced free inside the hive, so each
+ * stage/remove cycle would leave the hive larger: rewrite it with only
+ * the cells in use.  A hive whose shape the rewrite does not know stays
+ * as hivex wrote it, with a warning.
+ */
+static void
+compact_hive(struct guest_reg *gr, size_t hv)
+{
+	const char *why;
+	size_t before = gr->outlen[hv];
+
+	if (hive_compact(&gr->out[hv], &gr->outlen[hv], &why) > 0)
+		debug("%s: %zu bytes after compaction (%zu before)",
+		    reg_hive_name(hv), gr->outlen[hv], before);
+	else if (why)
+		warn_add("%s: left with the space hivex freed in it: %s",
+		    reg_hive_name(hv), why);
+}
+
 /* Commit the edited hives to bytes (before the space check: their size
  * counts). */
 static int
@@ -1001,6 +1021,7 @@ commit_hives(struct guest_reg *gr)
 		free(out);
 		if (rc < 0)
 			return -1;
+		compact_hive(gr, hv);
 	}
 	return 0;
 }

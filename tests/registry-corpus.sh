@@ -106,6 +106,38 @@ ours=$(stat -c %s "$TMP/clean.plain") ref=$(stat -c %s "$TMP/ref.hive")
   fail "regipy_SYSTEM: the imports grew the hive to $ours bytes; hivexregedit --merge: $ref"
 pass "regipy_SYSTEM: $(stat -c %s "$TMP/regipy_SYSTEM") bytes, $ours after the imports (hivexregedit --merge: $ref)"
 
+# Stage/remove cycles: hivex frees cells it never reuses; the hive is
+# rewritten with only the cells in use, so cycles do not pile them up.
+# Each state is read back by hivex and libregf (hive_export); remove restores the
+# original contents every time.
+img "$TMP/regipy_SYSTEM"
+hive_export "$TMP/regipy_SYSTEM" "$TMP/orig.reg"
+sizes=
+for c in 1 2 3; do
+  run 0 "$GPUPV_PREP" stage "$TMP/d.img" --reg "$TMP/ref0.reg" --reg "$TMP/ref1.reg" \
+    --reg "$TMP/ref2.reg" --reg "$TMP/ref3.reg"
+  guest_file "$TMP/d.img" raw $SYS "$TMP/cy.staged" || fail "cycle $c: SYSTEM gone"
+  hive_export "$TMP/cy.staged" "$TMP/cy.staged.reg"
+  diff -q "$TMP/clean.ref.reg" "$TMP/cy.staged.reg" >/dev/null ||
+    fail "cycle $c: the staged hive differs from hivexregedit --merge"
+  run 0 "$GPUPV_PREP" remove "$TMP/d.img"
+  guest_file "$TMP/d.img" raw $SYS "$TMP/cy.removed" || fail "cycle $c: SYSTEM gone"
+  hive_export "$TMP/cy.removed" "$TMP/cy.removed.reg"
+  diff -q "$TMP/orig.reg" "$TMP/cy.removed.reg" >/dev/null ||
+    fail "cycle $c: remove did not restore the hive"
+  for f in staged removed; do
+    set -- $("$IMGTOOL" regf "$TMP/cy.$f")
+    expect_eq "$3 $4" "clean sum-ok" "cycle $c ($f): base block"
+  done
+  sizes="$sizes $(stat -c %s "$TMP/cy.staged") $(stat -c %s "$TMP/cy.removed")"
+done
+set -- $sizes
+[ "$5" -le "$1" ] && [ "$6" -le "$2" ] ||
+  fail "three stage/remove cycles grew the hive: $sizes (staged, removed per cycle)"
+[ "$1" -lt "$ref" ] ||
+  fail "the staged hive ($1 bytes) is no smaller than hivexregedit --merge's ($ref)"
+pass "regipy_SYSTEM: three stage/remove cycles, staged/removed sizes:$sizes (original $(stat -c %s "$TMP/regipy_SYSTEM"), merge $ref)"
+
 # The dirty hive with its logs: replayed, then imported.
 import dirty "$TMP/regipy_SYSTEM_B" "$TMP/regipy_SYSTEM_B.LOG1" "$TMP/regipy_SYSTEM_B.LOG2"
 jq -r '.warnings[]' "$TMP/dirty.json" | grep -q 'was dirty; 24 entries of its transaction logs were replayed' ||

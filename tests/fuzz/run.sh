@@ -91,6 +91,21 @@ if [ ! -d "$seeds" ]; then
     dd of="$t/log" bs=1 seek=560 conv=notrunc status=none
   printf '\000\024\000\000\000\000\000\000' >"$seeds/hivelog/replay"
   cat "$t/log" "$t/h" >>"$seeds/hivelog/replay"
+  # Hives with keys, values, classes and shared security for compaction:
+  # hivex's own test hive, and one hivexregedit filled and emptied again
+  # (so that it holds the cells hivex freed).
+  "$p" mkhive "$t/m"
+  printf 'Windows Registry Editor Version 5.00\n\n[\\A]\n"s"="text"\n"d"=dword:00000007\n"b"=hex:%s\n\n[\\A\\B]\n@="x"\n\n[\\C]\n"q"=hex(b):01,00,00,00,00,00,00,00\n' \
+    "$(head -c 600 /dev/zero | od -An -v -tx1 | tr -s ' \n' ',' | sed 's/^,//; s/,$//')" >"$t/m.reg"
+  if command -v hivexregedit >/dev/null; then
+    hivexregedit --merge "$t/m" "$t/m.reg"
+    printf 'Windows Registry Editor Version 5.00\n\n[-\\C]\n\n[\\A]\n"s"="other"\n' >"$t/m2.reg"
+    hivexregedit --merge "$t/m" "$t/m2.reg"
+  fi
+  { printf '\0\0\0\0\0\0\0\0'; cat "$t/m"; } >"$seeds/hivelog/keys"
+  [ -e "$src/../shared/corpus/hives/hivex_special" ] &&
+    { printf '\0\0\0\0\0\0\0\0'; cat "$src/../shared/corpus/hives/hivex_special"; } \
+      >"$seeds/hivelog/special"
   rm -rf "$t"
 fi
 
