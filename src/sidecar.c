@@ -27,15 +27,7 @@
 #include "json.h"
 #include "sidecar.h"
 
-static const char ps_checks[] =
-    "Set-StrictMode -Version 3.0\n"
-    "$ErrorActionPreference = 'Stop'\n"
-    "\n"
-    "function Stop-WithError([string]$Message) {\n"
-    "    $Host.UI.WriteErrorLine(\"gpupv-prep script: $Message\")\n"
-    "    exit 1\n"
-    "}\n"
-    "\n"
+static const char ps_driver_check[] =
     "# The driver package a PnP device uses on this host: its INF in the\n"
     "# DriverStore (oemNN.inf), the FileRepository folder that INF came from,\n"
     "# and the driver version.\n"
@@ -87,10 +79,36 @@ static const char ps_checks[] =
     "rsion), but the guest's copy of $($pkg.Folder) is DriverVer $($match[0].Driv"
     "erVer): stage the current package again, or run with -SkipDriverCheck.\"\n"
     "    }\n"
+    "    # Every other package of the set (CopyINF companions, extensions,\n"
+    "    # components) must still be the host's too: a driver update replaces\n"
+    "    # them together, under new folder names.\n"
+    "    $store = Join-Path $env:SystemRoot 'System32\\DriverStore\\FileRepositor"
+    "y'\n"
+    "    $gone = @($StagedPackages | Where-Object { -not (Test-Path -LiteralPath "
+    "(Join-Path $store $_.Folder)) } | ForEach-Object { $_.Folder })\n"
+    "    if ($gone.Count -gt 0) {\n"
+    "        Stop-WithError \"the guest holds $($gone -join ', '), which this "
+    "host's DriverStore no longer has: the host driver changed after the image "
+    "was staged. Stage the current packages again, or run with -SkipDriverChec"
+    "k.\"\n"
+    "    }\n"
     "    Write-Verbose \"host driver $($pkg.Folder) $($pkg.Version) matches "
-    "what was staged\"\n"
+    "what was staged, and so do the other $($StagedPackages.Count - 1) "
+    "package(s)\"\n"
     "}\n"
+    "\n";
+
+static const char ps_prologue[] =
+    "Set-StrictMode -Version 3.0\n"
+    "$ErrorActionPreference = 'Stop'\n"
     "\n"
+    "function Stop-WithError([string]$Message) {\n"
+    "    $Host.UI.WriteErrorLine(\"gpupv-prep script: $Message\")\n"
+    "    exit 1\n"
+    "}\n"
+    "\n";
+
+static const char ps_checks[] =
     "$principal = New-Object Security.Principal.WindowsPrincipal([Security.Princi"
     "pal.WindowsIdentity]::GetCurrent())\n"
     "if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Admini"
@@ -278,17 +296,37 @@ static const char ps_gpupv_adapter[] =
     "}\n";
 
 static const char ps_dda_device[] =
+    "# DDA is a Windows Server feature: client Windows has the cmdlets, but\n"
+    "# Add-VMAssignableDevice fails there.\n"
+    "if ((Get-CimInstance -ClassName Win32_OperatingSystem).ProductType -eq 1) "
+    "{\n"
+    "    Stop-WithError 'Discrete Device Assignment needs Windows Server; on "
+    "this host use GPU-PV (gpupv-prep script without --dda).'\n"
+    "}\n"
     "$inVm = @(Get-VMAssignableDevice -VM $vm | Where-Object { $_.LocationPath "
     "-eq $LocationPath })\n"
     "$dismounted = @(Get-VMHostAssignableDevice | Where-Object { $_.LocationPath "
     "-eq $LocationPath })\n"
     "$device = $null\n"
     "if ($inVm.Count -eq 0 -and $dismounted.Count -eq 0) {\n"
-    "    foreach ($d in Get-PnpDevice) {\n"
-    "        $paths = (Get-PnpDeviceProperty -InstanceId $d.InstanceId -KeyName "
-    "'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue).Data\n"
-    "        if ($paths -contains $LocationPath) {\n"
-    "            $device = $d\n"
+    "    # One property query for all display devices, then (for another\n"
+    "    # class of device) one for every present device: never one per device.\n"
+    "    foreach ($class in @('Display', $null)) {\n"
+    "        if ($class) {\n"
+    "            $ids = @(Get-PnpDevice -PresentOnly -Class $class -ErrorAction "
+    "SilentlyContinue | ForEach-Object { $_.InstanceId })\n"
+    "        } else {\n"
+    "            $ids = @(Get-PnpDevice -PresentOnly | ForEach-Object { "
+    "$_.InstanceId })\n"
+    "        }\n"
+    "        if ($ids.Count -eq 0) {\n"
+    "            continue\n"
+    "        }\n"
+    "        $hit = @(Get-PnpDeviceProperty -InstanceId $ids -KeyName "
+    "'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue | "
+    "Where-Object { $_.Data -contains $LocationPath })\n"
+    "        if ($hit.Count -gt 0) {\n"
+    "            $device = Get-PnpDevice -InstanceId $hit[0].InstanceId\n"
     "            break\n"
     "        }\n"
     "    }\n"
@@ -296,23 +334,55 @@ static const char ps_dda_device[] =
     "        Stop-WithError \"no device at location path $LocationPath on "
     "this host (DEVPKEY_Device_LocationPaths).\"\n"
     "    }\n"
-    "    Test-StagedDriver $device.InstanceId\n"
     "}\n"
     "\n";
 
 static const char ps_dda_assign[] =
+    "# Disabled, dismounted, assigned: when a step fails, the steps done are\n"
+    "# undone (mounted back and enabled on the host), so a failure never\n"
+    "# leaves the GPU with neither the host nor the VM.\n"
     "if ($inVm.Count -eq 0) {\n"
-    "    if ($dismounted.Count -eq 0) {\n"
-    "        if ($PSCmdlet.ShouldProcess($LocationPath, 'Disable-PnpDevice, "
-    "Dismount-VMHostAssignableDevice')) {\n"
+    "    $disabledHere = $false\n"
+    "    $dismountedHere = $false\n"
+    "    try {\n"
+    "        if ($dismounted.Count -eq 0 -and $PSCmdlet.ShouldProcess($LocationPath"
+    ", 'Disable-PnpDevice, Dismount-VMHostAssignableDevice')) {\n"
     "            Disable-PnpDevice -InstanceId $device.InstanceId -Confirm:$false\n"
-    "            Dismount-VMHostAssignableDevice -Force -LocationPath $LocationPa"
-    "th\n"
+    "            $disabledHere = $true\n"
+    "            Dismount-VMHostAssignableDevice -Force -LocationPath "
+    "$LocationPath\n"
+    "            $dismountedHere = $true\n"
     "        }\n"
-    "    }\n"
-    "    if ($PSCmdlet.ShouldProcess($VMName, \"Add-VMAssignableDevice $LocationP"
-    "ath\")) {\n"
-    "        Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm\n"
+    "        if ($PSCmdlet.ShouldProcess($VMName, \"Add-VMAssignableDevice "
+    "$LocationPath\")) {\n"
+    "            Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm\n"
+    "        }\n"
+    "    } catch {\n"
+    "        $failure = $_.Exception.Message\n"
+    "        $undo = @()\n"
+    "        if ($dismountedHere) {\n"
+    "            try {\n"
+    "                Mount-VMHostAssignableDevice -LocationPath $LocationPath\n"
+    "                $undo += 'mounted back on the host'\n"
+    "            } catch {\n"
+    "                $undo += \"NOT mounted back ($($_.Exception.Message)): run "
+    "Mount-VMHostAssignableDevice -LocationPath '$LocationPath'\"\n"
+    "            }\n"
+    "        }\n"
+    "        if ($disabledHere) {\n"
+    "            try {\n"
+    "                Enable-PnpDevice -InstanceId $device.InstanceId "
+    "-Confirm:$false\n"
+    "                $undo += 'enabled again'\n"
+    "            } catch {\n"
+    "                $undo += \"NOT enabled again ($($_.Exception.Message))\"\n"
+    "            }\n"
+    "        }\n"
+    "        if ($undo.Count -eq 0) {\n"
+    "            $undo += 'nothing had changed on the host'\n"
+    "        }\n"
+    "        Stop-WithError \"assigning $LocationPath to VM '$VMName' failed: "
+    "$failure; the device was $($undo -join ', ').\"\n"
     "    }\n"
     "} else {\n"
     "    Write-Host \"VM '$VMName' already has the device at $LocationPath\"\n"
@@ -639,11 +709,20 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 	fputs(gp_version(), f);
 	fputs(" for the disk image ", f);
 	ps_comment(f, s->image);
-	fputs(".\n    It checks the host first (elevation, the Hyper-V module, "
-	    "the VM, the GPU and\n    that the host's driver package is the "
-	    "one staged into the image), then\n    changes only what differs: "
-	    "a second run changes nothing.  -WhatIf shows\n    the changes "
-	    "without making them.\n", f);
+	if (dda)
+		fputs(".\n    It checks the host first (elevation, the Hyper-V "
+		    "module, Windows Server,\n    the VM, the device), then "
+		    "changes only what differs: a second run\n    changes nothing."
+		    "  A failed assignment gives the device back to the host.\n"
+		    "    -WhatIf shows the changes without making them.  The guest "
+		    "uses its own\n    driver, so the host's is not compared with "
+		    "the image.\n", f);
+	else
+		fputs(".\n    It checks the host first (elevation, the Hyper-V "
+		    "module, the VM, the GPU and\n    that the host's driver "
+		    "packages are the ones staged into the image), then\n    "
+		    "changes only what differs: a second run changes nothing.  "
+		    "-WhatIf shows\n    the changes without making them.\n", f);
 	for (i = 0; s->man && i < s->man->n; i++) {
 		fputs("    Staged: ", f);
 		ps_comment(f, s->man->v[i].name);
@@ -671,8 +750,7 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 		ps_str(f, h->gpu);
 	}
 	fprintf(f, ",\n%s    [UInt64]$LowMemoryMappedIoSpace = %llu,\n"
-	    "    [UInt64]$HighMemoryMappedIoSpace = %llu,\n%s"
-	    "    [switch]$SkipDriverCheck\n)\n\n", dda ?
+	    "    [UInt64]$HighMemoryMappedIoSpace = %llu%s%s\n)\n\n", dda ?
 	    "    # MMIO space for the device's BARs (Microsoft's DDA guide)\n" :
 	    "    # MMIO space: 1 GB low, 64 GB high (32 GB was too little for\n"
 	    "    # GPU-PV on 25H2 and Server 2025 hosts: Easy-GPU-PV #444)\n",
@@ -680,12 +758,16 @@ ps_header(FILE *f, const struct sidecar *s, bool dda)
 	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB) << 20,
 	    (unsigned long long)(h->high_mmio_mb ? h->high_mmio_mb :
 	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB) << 20,
-	    !dda && linux_module(s->man) ? "    [switch]$KeepSecureBoot,\n" :
-	    "");
+	    !dda && linux_module(s->man) ? ",\n    [switch]$KeepSecureBoot" :
+	    "", dda ? "" : ",\n    [switch]$SkipDriverCheck");
 	fputs("# The disk gpupv-prep staged (Get-VHD's DiskIdentifier), or '' when "
 	    "it has\n# none (raw).\n$StagedDiskIdentifier = ", f);
 	ps_str(f, s->disk_id ? s->disk_id : "");
 	fputs("\n", f);
+	if (dda) {
+		fputs("\n", f);
+		return;
+	}
 	fputs("# What gpupv-prep staged into the guest's HostDriverStore.\n"
 	    "$StagedPackages = @(\n", f);
 	for (i = 0; s->man && i < s->man->n; i++) {
@@ -721,6 +803,9 @@ sidecar_vm_script(const struct sidecar *s)
 	if (!f)
 		abort();
 	ps_header(f, s, dda);
+	fputs(ps_prologue, f);
+	if (!dda)
+		fputs(ps_driver_check, f);
 	fputs(ps_checks, f);
 	fputs(dda ? ps_dda_device : ps_gpupv_gpu, f);
 	fputs(dda ? "# DDA: TurnOff when the host shuts down, as Microsoft's DDA "

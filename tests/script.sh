@@ -97,12 +97,28 @@ golden default.ps1 gpupv-default.ps1
 grep -q "^    \[string\]\$InstancePath = ''" default.ps1 || fail "default GPU"
 run 0 "$GPUPV_PREP" script g.vhdx -o dda.ps1 --dda 'PCIROOT(0)#PCI(0100)#PCI(0000)' --vm-name guest
 golden dda.ps1 dda.ps1
-for w in Dismount-VMHostAssignableDevice Add-VMAssignableDevice 'Test-StagedDriver \$device.InstanceId' \
+for w in Dismount-VMHostAssignableDevice Add-VMAssignableDevice \
     "LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)'" 'HighMemoryMappedIoSpace = 34896609280' \
-    'LowMemoryMappedIoSpace = 3221225472' "^\$StopAction = 'TurnOff'"; do
-  grep -q "$w" dda.ps1 || fail "DDA script lacks $w"
+    'LowMemoryMappedIoSpace = 3221225472' "^\$StopAction = 'TurnOff'" \
+    'ProductType -eq 1' 'Get-PnpDeviceProperty -InstanceId \$ids '; do
+  grep -q -- "$w" dda.ps1 || fail "DDA script lacks $w"
 done
 ! grep -q Add-VMGpuPartitionAdapter dda.ps1 || fail "DDA script adds a GPU-PV adapter"
+# DDA guests use their own driver: no host-driver check, no switch for it.
+! grep -Eq 'Test-StagedDriver|SkipDriverCheck|StagedPackages' dda.ps1 ||
+  fail "DDA script compares the host's driver with the image"
+# A step that fails is undone in the reverse order: mounted back before
+# enabled, and only what this run did.
+awk '/catch \{/ { c = 1 } c && /Mount-VMHostAssignableDevice -LocationPath/ && !m { m = NR }
+  c && /Enable-PnpDevice -InstanceId/ && !e { e = NR }
+  END { exit !(m && e && m < e) }' dda.ps1 || fail "DDA script: no rollback, or in the wrong order"
+grep -q 'if (\$dismountedHere) {' dda.ps1 && grep -q 'if (\$disabledHere) {' dda.ps1 ||
+  fail "DDA script undoes steps it did not do"
+# The device lookup asks once, not once per PnP device.
+! grep -q 'foreach (\$d in Get-PnpDevice)' dda.ps1 || fail "DDA script queries devices one by one"
+# GPU-PV: every package of the set must still be in the host's DriverStore.
+grep -q 'Test-Path -LiteralPath (Join-Path \$store \$_.Folder)' default.ps1 ||
+  fail "GPU-PV script checks only the device's own package"
 pass "script: GPU-PV without an instance path and DDA match their golden files"
 
 # Usage errors.

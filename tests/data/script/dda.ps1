@@ -4,10 +4,11 @@
     Assigns a GPU to the Hyper-V VM with Discrete Device Assignment (DDA).
 .DESCRIPTION
     Written by gpupv-prep VERSION for the disk image g.vhdx.
-    It checks the host first (elevation, the Hyper-V module, the VM, the GPU and
-    that the host's driver package is the one staged into the image), then
-    changes only what differs: a second run changes nothing.  -WhatIf shows
-    the changes without making them.
+    It checks the host first (elevation, the Hyper-V module, Windows Server,
+    the VM, the device), then changes only what differs: a second run
+    changes nothing.  A failed assignment gives the device back to the host.
+    -WhatIf shows the changes without making them.  The guest uses its own
+    driver, so the host's is not compared with the image.
     Staged: nv_dispig.inf_amd64_677da8a9230cea15, DriverVer 10/23/2023,31.0.15.4601
 #>
 [CmdletBinding(SupportsShouldProcess = $true)]
@@ -16,17 +17,12 @@ param(
     [string]$LocationPath = 'PCIROOT(0)#PCI(0100)#PCI(0000)',
     # MMIO space for the device's BARs (Microsoft's DDA guide)
     [UInt64]$LowMemoryMappedIoSpace = 3221225472,
-    [UInt64]$HighMemoryMappedIoSpace = 34896609280,
-    [switch]$SkipDriverCheck
+    [UInt64]$HighMemoryMappedIoSpace = 34896609280
 )
 
 # The disk gpupv-prep staged (Get-VHD's DiskIdentifier), or '' when it has
 # none (raw).
 $StagedDiskIdentifier = '{ID}'
-# What gpupv-prep staged into the guest's HostDriverStore.
-$StagedPackages = @(
-    [pscustomobject]@{ Folder = 'nv_dispig.inf_amd64_677da8a9230cea15'; DriverVer = '10/23/2023,31.0.15.4601' }
-)
 
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
@@ -34,43 +30,6 @@ $ErrorActionPreference = 'Stop'
 function Stop-WithError([string]$Message) {
     $Host.UI.WriteErrorLine("gpupv-prep script: $Message")
     exit 1
-}
-
-# The driver package a PnP device uses on this host: its INF in the
-# DriverStore (oemNN.inf), the FileRepository folder that INF came from,
-# and the driver version.
-function Get-DevicePackage([string]$InstanceId) {
-    $inf = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName 'DEVPKEY_Device_DriverInfPath' -ErrorAction SilentlyContinue).Data
-    $version = (Get-PnpDeviceProperty -InstanceId $InstanceId -KeyName 'DEVPKEY_Device_DriverVersion' -ErrorAction SilentlyContinue).Data
-    $folder = $null
-    if ($inf) {
-        $driver = Get-WindowsDriver -Online -Driver $inf -ErrorAction SilentlyContinue | Select-Object -First 1
-        if ($driver) {
-            $folder = Split-Path -Leaf (Split-Path -Parent $driver.OriginalFileName)
-        }
-    }
-    [pscustomobject]@{ Inf = $inf; Folder = $folder; Version = $version }
-}
-
-# A host driver update leaves the guest's copy in HostDriverStore stale:
-# the most common reason GPU-PV stops working.  Compare before changing.
-function Test-StagedDriver([string]$InstanceId) {
-    if ($SkipDriverCheck -or $StagedPackages.Count -eq 0) {
-        return
-    }
-    $pkg = Get-DevicePackage $InstanceId
-    $staged = ($StagedPackages | ForEach-Object { $_.Folder }) -join ', '
-    if (-not $pkg.Folder) {
-        Stop-WithError "cannot tell which driver package device $InstanceId uses on this host (Get-WindowsDriver found none); the guest holds $staged. Run with -SkipDriverCheck to go on without the check."
-    }
-    $match = @($StagedPackages | Where-Object { $_.Folder -eq $pkg.Folder })
-    if ($match.Count -eq 0) {
-        Stop-WithError "the host's driver for this GPU is now $($pkg.Folder) (version $($pkg.Version)), but the guest holds $staged. The host driver changed after the image was staged, so the guest's copy is stale and the GPU will not start in the VM. Stage the current package again (gpupv-prep stage IMAGE <the folder from C:\Windows\System32\DriverStore\FileRepository>), or run with -SkipDriverCheck."
-    }
-    if ($match[0].DriverVer -and $pkg.Version -and -not $match[0].DriverVer.EndsWith(',' + $pkg.Version)) {
-        Stop-WithError "the host's driver for this GPU is version $($pkg.Version), but the guest's copy of $($pkg.Folder) is DriverVer $($match[0].DriverVer): stage the current package again, or run with -SkipDriverCheck."
-    }
-    Write-Verbose "host driver $($pkg.Folder) $($pkg.Version) matches what was staged"
 }
 
 $principal = New-Object Security.Principal.WindowsPrincipal([Security.Principal.WindowsIdentity]::GetCurrent())
@@ -113,21 +72,35 @@ if (($LowMemoryMappedIoSpace + $HighMemoryMappedIoSpace) -lt 8589934592) {
     Stop-WithError 'the GPU needs at least 8 GB of memory-mapped IO space in all; raise -HighMemoryMappedIoSpace.'
 }
 
+# DDA is a Windows Server feature: client Windows has the cmdlets, but
+# Add-VMAssignableDevice fails there.
+if ((Get-CimInstance -ClassName Win32_OperatingSystem).ProductType -eq 1) {
+    Stop-WithError 'Discrete Device Assignment needs Windows Server; on this host use GPU-PV (gpupv-prep script without --dda).'
+}
 $inVm = @(Get-VMAssignableDevice -VM $vm | Where-Object { $_.LocationPath -eq $LocationPath })
 $dismounted = @(Get-VMHostAssignableDevice | Where-Object { $_.LocationPath -eq $LocationPath })
 $device = $null
 if ($inVm.Count -eq 0 -and $dismounted.Count -eq 0) {
-    foreach ($d in Get-PnpDevice) {
-        $paths = (Get-PnpDeviceProperty -InstanceId $d.InstanceId -KeyName 'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue).Data
-        if ($paths -contains $LocationPath) {
-            $device = $d
+    # One property query for all display devices, then (for another
+    # class of device) one for every present device: never one per device.
+    foreach ($class in @('Display', $null)) {
+        if ($class) {
+            $ids = @(Get-PnpDevice -PresentOnly -Class $class -ErrorAction SilentlyContinue | ForEach-Object { $_.InstanceId })
+        } else {
+            $ids = @(Get-PnpDevice -PresentOnly | ForEach-Object { $_.InstanceId })
+        }
+        if ($ids.Count -eq 0) {
+            continue
+        }
+        $hit = @(Get-PnpDeviceProperty -InstanceId $ids -KeyName 'DEVPKEY_Device_LocationPaths' -ErrorAction SilentlyContinue | Where-Object { $_.Data -contains $LocationPath })
+        if ($hit.Count -gt 0) {
+            $device = Get-PnpDevice -InstanceId $hit[0].InstanceId
             break
         }
     }
     if (-not $device) {
         Stop-WithError "no device at location path $LocationPath on this host (DEVPKEY_Device_LocationPaths)."
     }
-    Test-StagedDriver $device.InstanceId
 }
 
 # DDA: TurnOff when the host shuts down, as Microsoft's DDA guide says.
@@ -167,15 +140,45 @@ if ($settings.Count -gt 0) {
     Write-Host "VM '$VMName': cache types, memory-mapped IO, stop action, checkpoints and static memory already set"
 }
 
+# Disabled, dismounted, assigned: when a step fails, the steps done are
+# undone (mounted back and enabled on the host), so a failure never
+# leaves the GPU with neither the host nor the VM.
 if ($inVm.Count -eq 0) {
-    if ($dismounted.Count -eq 0) {
-        if ($PSCmdlet.ShouldProcess($LocationPath, 'Disable-PnpDevice, Dismount-VMHostAssignableDevice')) {
+    $disabledHere = $false
+    $dismountedHere = $false
+    try {
+        if ($dismounted.Count -eq 0 -and $PSCmdlet.ShouldProcess($LocationPath, 'Disable-PnpDevice, Dismount-VMHostAssignableDevice')) {
             Disable-PnpDevice -InstanceId $device.InstanceId -Confirm:$false
+            $disabledHere = $true
             Dismount-VMHostAssignableDevice -Force -LocationPath $LocationPath
+            $dismountedHere = $true
         }
-    }
-    if ($PSCmdlet.ShouldProcess($VMName, "Add-VMAssignableDevice $LocationPath")) {
-        Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm
+        if ($PSCmdlet.ShouldProcess($VMName, "Add-VMAssignableDevice $LocationPath")) {
+            Add-VMAssignableDevice -LocationPath $LocationPath -VM $vm
+        }
+    } catch {
+        $failure = $_.Exception.Message
+        $undo = @()
+        if ($dismountedHere) {
+            try {
+                Mount-VMHostAssignableDevice -LocationPath $LocationPath
+                $undo += 'mounted back on the host'
+            } catch {
+                $undo += "NOT mounted back ($($_.Exception.Message)): run Mount-VMHostAssignableDevice -LocationPath '$LocationPath'"
+            }
+        }
+        if ($disabledHere) {
+            try {
+                Enable-PnpDevice -InstanceId $device.InstanceId -Confirm:$false
+                $undo += 'enabled again'
+            } catch {
+                $undo += "NOT enabled again ($($_.Exception.Message))"
+            }
+        }
+        if ($undo.Count -eq 0) {
+            $undo += 'nothing had changed on the host'
+        }
+        Stop-WithError "assigning $LocationPath to VM '$VMName' failed: $failure; the device was $($undo -join ', ')."
     }
 } else {
     Write-Host "VM '$VMName' already has the device at $LocationPath"

@@ -5,7 +5,7 @@
 .DESCRIPTION
     Written by gpupv-prep VERSION for the disk image g.vhdx.
     It checks the host first (elevation, the Hyper-V module, the VM, the GPU and
-    that the host's driver package is the one staged into the image), then
+    that the host's driver packages are the ones staged into the image), then
     changes only what differs: a second run changes nothing.  -WhatIf shows
     the changes without making them.
     Staged: nv_dispig.inf_amd64_677da8a9230cea15, DriverVer 10/23/2023,31.0.15.4601
@@ -72,7 +72,15 @@ function Test-StagedDriver([string]$InstanceId) {
     if ($match[0].DriverVer -and $pkg.Version -and -not $match[0].DriverVer.EndsWith(',' + $pkg.Version)) {
         Stop-WithError "the host's driver for this GPU is version $($pkg.Version), but the guest's copy of $($pkg.Folder) is DriverVer $($match[0].DriverVer): stage the current package again, or run with -SkipDriverCheck."
     }
-    Write-Verbose "host driver $($pkg.Folder) $($pkg.Version) matches what was staged"
+    # Every other package of the set (CopyINF companions, extensions,
+    # components) must still be the host's too: a driver update replaces
+    # them together, under new folder names.
+    $store = Join-Path $env:SystemRoot 'System32\DriverStore\FileRepository'
+    $gone = @($StagedPackages | Where-Object { -not (Test-Path -LiteralPath (Join-Path $store $_.Folder)) } | ForEach-Object { $_.Folder })
+    if ($gone.Count -gt 0) {
+        Stop-WithError "the guest holds $($gone -join ', '), which this host's DriverStore no longer has: the host driver changed after the image was staged. Stage the current packages again, or run with -SkipDriverCheck."
+    }
+    Write-Verbose "host driver $($pkg.Folder) $($pkg.Version) matches what was staged, and so do the other $($StagedPackages.Count - 1) package(s)"
 }
 
 $principal = New-Object Security.Principal.WindowsPrincipal([Security.Principal.WindowsIdentity]::GetCurrent())
