@@ -133,6 +133,13 @@ for w in Get-VMHostPartitionableGpu DEVPKEY_Device_DriverInfPath DEVPKEY_Device_
     Get-WindowsDriver gpupv-bundle.json 'reg.exe export' CreateFromDirectory; do
   grep -q "$w" collect.ps1 || fail "collector lacks $w"
 done
+# The zip goes beside the script, never into the Windows folder (where an
+# elevated PowerShell starts), and the size collected is reported.
+grep -q "^    \[string\]\$OutFile = '',\$" collect.ps1 &&
+  grep -q '\$dir = \$PSScriptRoot' collect.ps1 &&
+  grep -q 'OutFile.StartsWith(\$windir, \[StringComparison\]::OrdinalIgnoreCase)' collect.ps1 ||
+  fail "collector may write its zip into System32"
+grep -q 'Measure-Object -Property Length -Sum' collect.ps1 || fail "collector does not report the size"
 pass "host-script writes the collector"
 
 # A bundle as the collector makes it, staged end to end.
