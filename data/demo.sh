@@ -66,14 +66,9 @@ mkdir -p "$lroot/etc" "$lroot/usr/lib/modules/6.1.0-28-amd64" "$lroot/etc/ld.so.
 ln -s usr/lib "$lroot/lib"
 printf '%s\n' 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"' 'NAME="Debian GNU/Linux"' \
   'VERSION_ID="12"' 'ID=debian' >"$lroot/etc/os-release"
-truncate -s 64M "$out/linux.ext4"
-mke2fs -q -F -t ext4 -d "$lroot" "$out/linux.ext4" >/dev/null
-truncate -s 66M "$out/linux.raw"
-printf 'label: gpt\nstart=2048, size=131072, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
-  sfdisk -q "$out/linux.raw" >/dev/null 2>&1
-dd if="$out/linux.ext4" of="$out/linux.raw" bs=1M seek=1 conv=notrunc status=none
+linux_layout "$out/linux.raw" "$lroot" 64
 qemu-img convert -f raw -O vhdx "$out/linux.raw" "$out/linux.vhdx"
-rm -rf "$lroot" "$out/linux.ext4" "$out/linux.raw"
+rm -rf "$lroot" "$out/linux.raw"
 echo
 echo "\$ gpupv-prep stage demo-out/linux.vhdx data/sample-package/..."
 "$tool" stage "$out/linux.vhdx" "$pkg" 2>&1

@@ -98,3 +98,20 @@ REG
   rm -f "$1.reg"
   return $gw_rc
 }
+
+# linux_layout DISK ROOT MIB: a raw GPT disk whose one partition (at 1 MiB,
+# MIB MiB) is an ext4 file system holding the tree ROOT (mke2fs -d).
+linux_layout() {
+  rm -f "$1" "$1.ext4"
+  truncate -s "$3M" "$1.ext4"
+  mke2fs -q -F -t ext4 -d "$2" "$1.ext4" >/dev/null || {
+    rm -f "$1.ext4"
+    echo "linux_layout: mke2fs failed" >&2
+    return 1
+  }
+  truncate -s $(($3 + 2))M "$1"
+  printf 'label: gpt\nstart=2048, size=%s, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' \
+    $(($3 * 2048)) | sfdisk -q "$1" >/dev/null 2>&1
+  dd if="$1.ext4" of="$1" bs=1M seek=1 conv=notrunc status=none
+  rm -f "$1.ext4"
+}

@@ -227,7 +227,8 @@ struct gp_stat {
 	uint64_t size;
 	uint32_t attributes;		/* FILE_ATTRIBUTE_* as Windows has them */
 	int64_t mtime;			/* Unix seconds */
-	bool is_link;			/* ext: a symbolic link */
+	bool is_link;			/* ext: a symbolic link; NTFS: a
+					   reparse point (junction, link) */
 	uint32_t mode;			/* ext: permission bits */
 };
 
@@ -277,9 +278,17 @@ int	gp_volume_create(gp_volume *vol, const char *path, bool is_dir,
 	    int (*fill)(void *ctx, void *buf, size_t len), void *ctx);
 int	gp_volume_set_meta(gp_volume *vol, const char *path,
 	    const struct gp_file_meta *m);
-/* ext: a symbolic link at path to target (NTFS: ENOTSUP). */
+/*
+ * ext: a symbolic link at path to target.  NTFS: a directory junction
+ * (mount-point reparse point, as mklink /J makes) at path to the absolute
+ * Windows path target ("C:\\Windows\\..."): a new empty folder with the
+ * security Windows would inherit from the parent.
+ */
 int	gp_volume_symlink(gp_volume *vol, const char *path, const char *target,
 	    const struct gp_file_meta *m);
+/* NTFS: the target of the junction at path (malloc'd; EINVAL when it is
+ * not one).  ext: ENOTSUP. */
+char	*gp_volume_link_target(gp_volume *vol, const char *path);
 /* Delete a file, a link or an empty directory (with its 8.3 alias). */
 int	gp_volume_remove(gp_volume *vol, const char *path);
 /* Cluster (block) size and free space. */
@@ -330,6 +339,7 @@ struct gp_windows {
 	char *system_root;		/* "\\Windows" in its stored case */
 	char *build;			/* CurrentBuildNumber, or NULL */
 	char *product;			/* ProductName, or NULL */
+	char drive;			/* of SystemRoot ("C:\\Windows"), or 0 */
 	enum gp_volume_state state;
 	/* SYSTEM and SOFTWARE: "clean", "dirty" (logs to replay),
 	 * "dirty-no-logs" (stage and remove refuse it), "unreadable", or

@@ -260,7 +260,7 @@ enum {
 	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
 	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
 	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR, OPT_FORCE,
-	OPT_PARENT_PATH, OPT_DKMS,
+	OPT_PARENT_PATH, OPT_DKMS, OPT_DS_LINKS, OPT_NO_DS_LINKS,
 };
 
 /*
@@ -353,6 +353,8 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 		{ "repair", no_argument, NULL, OPT_REPAIR },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "parent-path", required_argument, NULL, OPT_PARENT_PATH },
+		{ "driverstore-links", no_argument, NULL, OPT_DS_LINKS },
+		{ "no-driverstore-links", no_argument, NULL, OPT_NO_DS_LINKS },
 		HOST_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -409,6 +411,12 @@ parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
 			continue;
 		case OPT_REPAIR:
 			c->o.repair = true;
+			continue;
+		case OPT_DS_LINKS:
+			c->o.driverstore_links = 1;
+			continue;
+		case OPT_NO_DS_LINKS:
+			c->o.driverstore_links = -1;
 			continue;
 		case OPT_DKMS:
 			if (!stage)
@@ -796,6 +804,12 @@ const struct cmd cmd_stage = {
 	    "  --repair           hash the staged files of unchanged packages "
 	    "and write\n"
 	    "                     again the ones that differ or are missing\n"
+	    "  --driverstore-links  also link System32\\DriverStore\\"
+	    "FileRepository\\PKG\n"
+	    "                     to each staged package (a junction; DLSS "
+	    "looks there);\n"
+	    "                     kept through updates\n"
+	    "  --no-driverstore-links  take those junctions away\n"
 	    "  --disable-fast-startup  HiberbootEnabled=0, so the guest stays "
 	    "editable\n"
 	    "  --output NEW       leave IMAGE untouched; write IMAGE plus the "

@@ -138,6 +138,17 @@ gp_volume_symlink(gp_volume *v, const char *path, const char *target,
 	return v->ops->symlink(v, path, target, m);
 }
 
+char *
+gp_volume_link_target(gp_volume *v, const char *path)
+{
+	if (!v->ops->link_target) {
+		error_set(ENOTSUP, "%s: reading a link's target is not done on "
+		    "%s", path, v->ops->name);
+		return NULL;
+	}
+	return v->ops->link_target(v, path);
+}
+
 int
 gp_volume_set_meta(gp_volume *v, const char *path, const struct gp_file_meta *m)
 {

@@ -33,6 +33,7 @@ struct fs_ops {
 	    int (*fill)(void *ctx, void *buf, size_t len), void *ctx);
 	int (*symlink)(gp_volume *v, const char *path, const char *target,
 	    const struct gp_file_meta *m);
+	char *(*link_target)(gp_volume *v, const char *path);	/* NULL: none */
 	int (*set_meta)(gp_volume *v, const char *path,
 	    const struct gp_file_meta *m);
 	int (*remove)(gp_volume *v, const char *path);

@@ -6,6 +6,7 @@
  */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ static void
 read_build(gp_volume *vol, struct gp_windows *w)
 {
 	struct gp_stat st;
-	char *tmp;
+	char *tmp, *root;
 
 	if (gp_volume_stat(vol, SOFTWARE_HIVE, &st) < 0 || st.is_dir) {
 		gp_error_clear();
@@ -62,6 +63,11 @@ read_build(gp_volume *vol, struct gp_windows *w)
 			    "CurrentBuild");
 		w->product = gp_hive_get_string(tmp, CURRENT_VERSION,
 		    "ProductName");
+		root = gp_hive_get_string(tmp, CURRENT_VERSION, "SystemRoot");
+		/* "C:\\WINDOWS": the drive the guest sees itself on. */
+		if (root && isalpha((unsigned char)root[0]) && root[1] == ':')
+			w->drive = (char)toupper((unsigned char)root[0]);
+		free(root);
 	}
 	if (error_pending())
 		warn_add("cannot read the guest's build: %s", gp_error_message());

@@ -15,7 +15,9 @@
  *                records of their own)}],
  *  "system_files": [{"dest", "package", "source", "size", "sha256",
  *                    "backup", "link" (Linux guests: a symbolic link
- *                    to this name, absent otherwise)}]}
+ *                    to this name; Windows: a DriverStore junction to
+ *                    this path, source "junction", sha256 of the path;
+ *                    absent otherwise)}]}
  * "host" (optional) keeps what the sidecar script needs from the run;
  * "registry" and "system_files" what remove undoes.  In a Linux guest the
  * manifest is /usr/lib/wsl/gpupv-prep.json, its system files the
@@ -217,6 +219,32 @@ linux_copy_ok(const char *dest, const char *backup, const char *link)
 	return !link && manifest_linux_generated(dest);
 }
 
+/*
+ * A DriverStore junction gpupv-prep made: dest "\ROOT\System32\
+ * DriverStore\FileRepository\PKG" for its own package PKG, and link
+ * "X:\ROOT\System32\HostDriverStore\FileRepository\PKG", the same ROOT
+ * and PKG; never a backup.
+ */
+static bool
+junction_ok(const char *dest, const char *link, const char *package,
+    const char *backup)
+{
+	static const char ds[] = "\\System32\\DriverStore\\FileRepository\\";
+	static const char hds[] =
+	    "\\System32\\HostDriverStore\\FileRepository\\";
+	const char *root_end = dest[0] == '\\' ? strchr(dest + 1, '\\') : NULL;
+	size_t rl = root_end ? (size_t)(root_end - dest) : 0;
+
+	if (backup || !root_end || !package || ntfs_name_check(package) < 0 ||
+	    strncasecmp(root_end, ds, sizeof(ds) - 1) ||
+	    strcmp(root_end + sizeof(ds) - 1, package) ||
+	    !isalpha((unsigned char)link[0]) || link[1] != ':' ||
+	    strncasecmp(link + 2, dest, rl) ||
+	    strncasecmp(link + 2 + rl, hds, sizeof(hds) - 1))
+		return false;
+	return strcmp(link + 2 + rl + sizeof(hds) - 1, package) == 0;
+}
+
 static bool
 copy_ok(const char *dest, const char *backup)
 {
@@ -313,11 +341,14 @@ copies_parse(const struct jv *a, struct manifest *m)
 			return -1;
 		if (jv_str(o, "dest")[0] == '/' ? !linux_copy_ok(jv_str(o,
 		    "dest"), jv_str(o, "backup"), jv_str(o, "link")) :
-		    (jv_str(o, "link") || !copy_ok(jv_str(o, "dest"),
-		    jv_str(o, "backup")))) {
+		    jv_str(o, "link") ? !junction_ok(jv_str(o, "dest"),
+		    jv_str(o, "link"), jv_str(o, "package"), jv_str(o,
+		    "backup")) : !copy_ok(jv_str(o, "dest"), jv_str(o,
+		    "backup"))) {
 			error_setc(GP_EXIT_CORRUPT, EINVAL, "its system_files[%zu] "
 			    "names %s (backup %s), which is no System32, "
-			    "SysWOW64 or /usr/lib/wsl file gpupv-prep places; "
+			    "SysWOW64 or /usr/lib/wsl file or DriverStore "
+			    "junction gpupv-prep places; "
 			    "nothing is done "
 			    "with it", i, jv_str(o, "dest"), jv_str(o, "backup") ?
 			    jv_str(o, "backup") : "none");

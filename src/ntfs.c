@@ -32,6 +32,7 @@
 #include <ntfs-3g/logging.h>
 #include <ntfs-3g/mst.h>
 #include <ntfs-3g/ntfstime.h>
+#include <ntfs-3g/reparse.h>
 #include <ntfs-3g/runlist.h>
 #include <ntfs-3g/security.h>
 #include <ntfs-3g/unistr.h>
@@ -1049,6 +1050,7 @@ fill_stat(ntfs_inode *ni, struct gp_stat *st)
 	memset(st, 0, sizeof(*st));
 	st->is_dir = ni->mrec->flags & MFT_RECORD_IS_DIRECTORY;
 	st->attributes = le32_to_cpu(ni->flags);
+	st->is_link = (ni->flags & FILE_ATTR_REPARSE_POINT) != 0;
 	/* Any 64-bit value a record holds; divided first, so none
 	 * overflows. */
 	st->mtime = (int64_t)((uint64_t)sle64_to_cpu(ni->last_data_change_time)
@@ -2182,12 +2184,12 @@ out:
 	return ret;
 }
 
+/* A new file or folder; with reparse (rlen bytes), a reparse point. */
 static int
-nv_create(gp_volume *pv, const char *path, bool is_dir, uint64_t size,
-    const struct gp_file_meta *m, int (*fill)(void *ctx, void *buf,
-    size_t len), void *ctx)
+create_entry(struct ntfs_vol *v, const char *path, bool is_dir,
+    uint64_t size, const struct gp_file_meta *m, int (*fill)(void *ctx,
+    void *buf, size_t len), void *ctx, const void *reparse, size_t rlen)
 {
-	struct ntfs_vol *v = NV(pv);
 	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	MFT_REF mref;
@@ -2215,6 +2217,13 @@ nv_create(gp_volume *pv, const char *path, bool is_dir, uint64_t size,
 	if (!is_dir && size && write_data(v, ni, size, fill, ctx) < 0)
 		goto out;
 	apply_meta(ni, m, is_dir);
+	/* Also indexed in $Extend\$Reparse, and FILE_ATTRIBUTE_REPARSE_POINT
+	 * set in the record and (at close) in the parent's entry. */
+	if (reparse && ntfs_set_ntfs_reparse_data(ni, reparse, rlen, 0) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot set its reparse "
+		    "point");
+		goto out;
+	}
 	if (v->short_names) {
 		ret = add_short_name(v, ni, dir, name);
 		ni = dir = NULL;
@@ -2234,6 +2243,14 @@ out:
 		ntfs_inode_close(dir);
 	free(copy);
 	return ret;
+}
+
+static int
+nv_create(gp_volume *pv, const char *path, bool is_dir, uint64_t size,
+    const struct gp_file_meta *m, int (*fill)(void *ctx, void *buf,
+    size_t len), void *ctx)
+{
+	return create_entry(NV(pv), path, is_dir, size, m, fill, ctx, NULL, 0);
 }
 
 static int
@@ -2363,6 +2380,13 @@ nv_remove(gp_volume *pv, const char *path)
 	}
 	if (inode_runs(v, ni, &freed, &nfreed) < 0)
 		goto out;
+	/* A junction's entry in $Extend\$Reparse goes with it. */
+	if ((ni->flags & FILE_ATTR_REPARSE_POINT) &&
+	    ntfs_remove_ntfs_reparse_data(ni) < 0) {
+		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot remove its reparse "
+		    "point");
+		goto out;
+	}
 	/* Deletes the 8.3 alias too; closes both inodes. */
 	if (ntfs_delete(v->vol, NULL, ni, dir, uname, (u8)ulen) < 0) {
 		int e = errno == ENOENT ? EIO : errno;
@@ -2583,15 +2607,123 @@ nv_file_cost(gp_volume *pv, uint64_t size)
 	return ntfs_file_cost(size, NV(pv)->vol->cluster_size);
 }
 
+/*
+ * A junction's reparse data (IO_REPARSE_TAG_MOUNT_POINT), as mklink /J
+ * writes it: tag, data length, reserved; the substitute name's offset and
+ * length, the print name's; then the substitute name "\??\X:\..." and the
+ * print name "X:\...", each followed by a NUL the lengths leave out.
+ */
+#define JUNCTION_TAG	0xA0000003u
+#define JUNCTION_MAX	16384u		/* Windows' MAXIMUM_REPARSE_DATA_BUFFER_SIZE */
+
+static bool
+windows_abs_path(const char *t)
+{
+	return isalpha((unsigned char)t[0]) && t[1] == ':' && t[2] == '\\' &&
+	    t[3] && !strstr(t, "\\\\") && t[strlen(t) - 1] != '\\';
+}
+
+static uint8_t *
+junction_data(const char *target, size_t *len)
+{
+	ntfschar *u = NULL;
+	int n = ntfs_mbstoucs(target, &u);
+	size_t subst, print;
+	uint8_t *b;
+
+	if (n <= 0)
+		return NULL;
+	subst = (4 + (size_t)n) * 2;
+	print = (size_t)n * 2;
+	*len = 16 + subst + 2 + print + 2;
+	if (*len > JUNCTION_MAX) {
+		free(u);
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	b = xcalloc(1, *len);
+	put_le32(b, JUNCTION_TAG);
+	put_le16(b + 4, (uint16_t)(*len - 8));
+	put_le16(b + 8, 0);
+	put_le16(b + 10, (uint16_t)subst);
+	put_le16(b + 12, (uint16_t)(subst + 2));
+	put_le16(b + 14, (uint16_t)print);
+	put_le16(b + 16, '\\');
+	put_le16(b + 18, '?');
+	put_le16(b + 20, '?');
+	put_le16(b + 22, '\\');
+	memcpy(b + 24, u, print);
+	memcpy(b + 16 + subst + 2, u, print);
+	free(u);
+	return b;
+}
+
+/* NTFS: a directory junction at path to the absolute Windows path
+ * target (a new, empty folder with the parent's inherited security). */
 static int
 nv_symlink(gp_volume *pv, const char *path, const char *target,
     const struct gp_file_meta *m)
 {
-	(void)target;
-	(void)m;
-	error_set(ENOTSUP, "%s: %s: symbolic links are not staged on NTFS",
-	    NV(pv)->where, path);
-	return -1;
+	struct ntfs_vol *v = NV(pv);
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	if (!windows_abs_path(target)) {
+		error_set(ENOTSUP, "%s: %s: only junctions to an absolute "
+		    "Windows path (X:\\...) are made on NTFS, not to '%.80s'",
+		    v->where, path, target);
+		return -1;
+	}
+	data = junction_data(target, &len);
+	if (!data) {
+		error_set(errno ? errno : EINVAL, "%s: %s: junction target "
+		    "'%.80s' cannot be stored: %s", v->where, path, target,
+		    strerror(errno ? errno : EINVAL));
+		return -1;
+	}
+	ret = create_entry(v, path, true, 0, m, NULL, NULL, data, len);
+	free(data);
+	return ret;
+}
+
+/* The target of the junction at path ("X:\..."), from its substitute
+ * name; EINVAL when path is no junction. */
+static char *
+nv_link_target(gp_volume *pv, const char *path)
+{
+	struct ntfs_vol *v = NV(pv);
+	ntfs_inode *ni = open_path(v, path);
+	uint8_t *d = NULL;
+	char *t = NULL;
+	s64 len = 0;
+	uint32_t off, n;
+
+	if (!ni)
+		return NULL;
+	if (ni->flags & FILE_ATTR_REPARSE_POINT)
+		d = ntfs_attr_readall(ni, AT_REPARSE_POINT, AT_UNNAMED, 0,
+		    &len);
+	ntfs_inode_close(ni);
+	if (!d || len < 16 || len > JUNCTION_MAX + 8 ||
+	    get_le32(d) != JUNCTION_TAG ||
+	    get_le16(d + 4) != (uint64_t)len - 8)
+		goto bad;
+	off = 16u + get_le16(d + 8);
+	n = get_le16(d + 10);
+	if (off % 2 || n % 2 || n < 8 || off + n > (uint64_t)len ||
+	    memcmp(d + off, "\\\0?\0?\0\\\0", 8) != 0 ||
+	    ntfs_ucstombs((ntfschar *)(d + off + 8), (int)(n - 8) / 2, &t,
+	    0) < 0 || !t)
+		goto bad;
+	free(d);
+	return t;
+bad:
+	free(d);
+	free(t);
+	error_set(EINVAL, "%s: %s is not a junction gpupv-prep can read",
+	    v->where, path);
+	return NULL;
 }
 
 const struct fs_ops ntfs_fs_ops = {
@@ -2609,6 +2741,7 @@ const struct fs_ops ntfs_fs_ops = {
 	.overwrite = nv_overwrite,
 	.create = nv_create,
 	.symlink = nv_symlink,
+	.link_target = nv_link_target,
 	.set_meta = nv_set_meta,
 	.remove = nv_remove,
 	.space = nv_space,

@@ -29,6 +29,7 @@ struct guest {
 	char *manifest_path;
 	struct manifest man;
 	bool have_manifest;
+	bool links;			/* DriverStore junctions wanted */
 };
 
 /* A system file the run places: a CopyToVm copy in System32/SysWOW64, or
@@ -45,6 +46,7 @@ struct copy_plan {
 	char *owned;			/* data, when made for this run */
 	uint32_t mode;			/* 0: the file system's default */
 	char sha[65];			/* of data */
+	char *package;			/* whose it is, when p is NULL */
 };
 
 /* stage.c */
@@ -53,6 +55,25 @@ struct man_copy *copy_find(struct guest *g, const char *dest);
 void	copy_plans_free(struct copy_plan *v, size_t n);
 struct copy_plan *plan_add(struct copy_plan **out, size_t *nout);
 const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
+bool	in_set(const struct pkg_set *set, const char *name);
+
+/* stage-junction.c */
+/* Whether c is a DriverStore junction (a Windows guest's copy with a
+ * link). */
+bool	copy_is_junction(const struct guest *g, const struct man_copy *c);
+/*
+ * The junctions the run makes: want 1 (--driverstore-links), -1
+ * (--no-driverstore-links: they go), 0 (as the manifest has them).
+ * Sets g->links.  A junction already in place is not planned again; an
+ * entry of its name gpupv-prep did not make is refused.
+ */
+int	plan_junctions(struct guest *g, const struct pkg_set *set, int want,
+	    struct copy_plan **out, size_t *nout, bool *changed);
+/* Remove the junction rec records, if it still is that junction. */
+int	undo_junction(struct guest *g, const struct man_copy *rec);
+/* 1 with *what when the junction is missing or points elsewhere, 0, -1. */
+int	check_junction(struct guest *g, const struct man_copy *c,
+	    const char **what);
 
 /* stage-linux.c */
 /* The session's Linux root (g->lx found): volume, paths, manifest. */

@@ -680,7 +680,7 @@ human(uint64_t v, char buf[32])
 	return buf;
 }
 
-static bool
+bool
 in_set(const struct pkg_set *set, const char *name)
 {
 	size_t i;
@@ -1392,6 +1392,7 @@ copy_plans_free(struct copy_plan *v, size_t n)
 		free(v[i].dest);
 		free(v[i].link);
 		free(v[i].owned);
+		free(v[i].package);
 	}
 	free(v);
 }
@@ -1618,6 +1619,8 @@ undo_copy(struct guest *g, struct man_copy *rec)
 	char hex[65];
 	int r;
 
+	if (copy_is_junction(g, rec))
+		return undo_junction(g, rec);
 	/* Only the file gpupv-prep placed: one the guest changed since (a
 	 * driver update in the guest) stays, and so does the original kept
 	 * for it. */
@@ -1695,9 +1698,15 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		struct copy c = { .fd = -1, .src = cp->f ? cp->f->src : NULL };
 		char *backup = NULL;
 		struct gp_stat st;
+		bool here;
 		int rc;
 
-		if (gp_volume_stat(g->vol, cp->dest, &st) == 0) {
+		here = gp_volume_stat(g->vol, cp->dest, &st) == 0;
+		if (here && rec && copy_is_junction(g, rec) && st.is_link) {
+			/* Ours, made again (plan_junctions found it wrong). */
+			if (gp_volume_remove(g->vol, cp->dest) < 0)
+				return -1;
+		} else if (here) {
 			if (st.is_dir) {
 				error_set(EISDIR, "%s is a folder; the CopyToVm "
 				    "file cannot go there", cp->dest);
@@ -1784,10 +1793,11 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 			free(rec->link);
 		}
 		rec->package = xstrdup(cp->p && !cp->host_lib ? cp->p->name :
-		    "");
+		    cp->package ? cp->package : "");
 		rec->source = cp->host_lib ? xasprintf("%s/%s",
 		    strncmp(cp->dest, "/usr/src/", 9) ? "wsl-lib" : "dkms",
-		    cp->f->rel) : xstrdup(cp->f ? cp->f->rel : "gpupv-prep");
+		    cp->f->rel) : xstrdup(cp->f ? cp->f->rel : cp->package ?
+		    "junction" : "gpupv-prep");
 		rec->link = cp->link ? xstrdup(cp->link) : NULL;
 		rec->size = cp->f ? cp->f->size : strlen(cp->data);
 		memcpy(rec->sha256, cp->f && !cp->host_lib ? pkg_sha(g, cp->p,
@@ -1804,7 +1814,8 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 	}
 	/* Copies of packages no longer staged go, originals come back. */
 	for (i = g->man.ncopies; i-- > 0;)
-		if (!copy_wanted(&g->man, &g->man.copies[i])) {
+		if (!copy_wanted(&g->man, &g->man.copies[i]) ||
+		    (copy_is_junction(g, &g->man.copies[i]) && !g->links)) {
 			if (undo_copy(g, &g->man.copies[i]) < 0 ||
 			    prune_src_dirs(g, g->man.copies[i].dest) < 0)
 				return -1;
@@ -2068,16 +2079,28 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	    &r->changed) < 0 : plan_copies(&g, set, restage, o, &plan, &nplan,
 	    &r->changed, &r->sysfiles_kept) < 0)
 		goto fail;
+	if (plan_junctions(&g, set, o->driverstore_links, &plan, &nplan,
+	    &r->changed) < 0)
+		goto fail;
 	/* The plan, for -v. */
 	for (i = 0; debug_enabled() && i < r->n; i++)
 		debug("%s: plan: %s %s%s%s", image,
 		    stage_action_name(r->v[i].action), r->v[i].name,
 		    r->v[i].replaces ? ", replacing " : "",
 		    r->v[i].replaces ? r->v[i].replaces : "");
-	for (i = 0; debug_enabled() && i < nplan; i++)
-		debug("%s: plan: copy %s\\%s to %s (%s)", image,
-		    plan[i].p->name, plan[i].f->rel, plan[i].dest,
-		    plan[i].overwrite ? "overwrite" : "when newer");
+	for (i = 0; debug_enabled() && i < nplan; i++) {
+		if (plan[i].link && !plan[i].f)
+			debug("%s: plan: link %s to %s", image, plan[i].dest,
+			    plan[i].link);
+		else if (!plan[i].f)
+			debug("%s: plan: write %s", image, plan[i].dest);
+		else
+			debug("%s: plan: copy %s%c%s to %s (%s)", image,
+			    plan[i].host_lib ? "host" : plan[i].p->name,
+			    g.is_linux ? '/' : '\\', plan[i].f->rel,
+			    plan[i].dest, plan[i].overwrite ? "overwrite" :
+			    "when newer");
+	}
 	if (debug_enabled() && (gr.s.values_set || gr.s.values_deleted ||
 	    gr.s.keys_created || gr.s.keys_deleted))
 		debug("%s: plan: registry: %llu values set, %llu deleted, "
@@ -2389,7 +2412,11 @@ check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
 	char hex[65];
 	const char *what = NULL;
 
-	if (gp_volume_stat(g->vol, c->dest, &st) < 0) {
+	if (copy_is_junction(g, c)) {
+		if (check_junction(g, c, &what) < 0)
+			return -1;
+		r->files_checked++;
+	} else if (gp_volume_stat(g->vol, c->dest, &st) < 0) {
 		if (errno != ENOENT)
 			return -1;
 		gp_error_clear();
@@ -2415,6 +2442,9 @@ check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
 		r->problems[r->nproblems++] = xasprintf("%s (from %s/%s%s%s): "
 		    "%s", c->dest, c->package, c->source, c->link ? ", a link "
 		    "to " : "", c->link ? c->link : "", what);
+	else if (copy_is_junction(g, c))
+		r->problems[r->nproblems++] = xasprintf("%s (junction to %s): "
+		    "%s", c->dest, c->link, what);
 	else
 		r->problems[r->nproblems++] = xasprintf("%s (CopyToVm from "
 		    "%s\\%s): %s", c->dest, c->package, c->source, what);

@@ -33,6 +33,8 @@ struct stage_opts {
 	bool repair;			/* rewrite damaged staged files */
 	bool force;			/* delete what the guest added inside
 					   a staged folder */
+	int driverstore_links;		/* DriverStore junctions: 1 make, -1
+					   take away, 0 as they are */
 	/* Leave the image untouched and write the result to a new file: */
 	const char *output;		/* --output NEW: a full image */
 	const char *output_format;	/* vhdx, vhdx-fixed, vhd, raw */

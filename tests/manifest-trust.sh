@@ -40,7 +40,7 @@ refused() {  # PATTERN ARGS...
 lie '.system_files[0].dest = "\\Windows\\System32\\config\\SOFTWARE"'
 refused 'system_files\[0\] names \\Windows\\System32\\config\\SOFTWARE' remove "$IMG"
 lie '.system_files[0].backup = "\\Windows\\System32\\ntoskrnl.exe"'
-refused 'no System32, SysWOW64 or /usr/lib/wsl file gpupv-prep places' remove "$IMG"
+refused 'no System32, SysWOW64 or /usr/lib/wsl file or DriverStore junction gpupv-prep places' remove "$IMG"
 lie '.packages[0].files[0].path = "../../config/SYSTEM"'
 refused "lists '../../config/SYSTEM'" remove "$IMG"
 lie '.packages[0].name = ".."'
