@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "inf.h"
 #include "json.h"
+#include "package.h"
 
 #define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
 /* The same folders in a Linux guest, as WSL lays them out. */
@@ -26,6 +27,8 @@ struct hds_pkg {
 	uint64_t bytes;
 	char *driver_ver;		/* of its INF, or NULL */
 	char *wddm;
+	const char *role;		/* from the manifest (a bundle's) */
+	char *gpu;			/* its GPU, from the manifest */
 };
 
 struct pkgs {
@@ -76,15 +79,72 @@ add_pkg(void *ctx, const char *name, const struct gp_stat *st)
 	p->v[p->n].bytes = 0;
 	p->v[p->n].driver_ver = NULL;
 	p->v[p->n].wddm = NULL;
+	p->v[p->n].role = NULL;
+	p->v[p->n].gpu = NULL;
 	p->n++;
 	return 0;
 }
 
+static size_t
+role_rank(const char *role)
+{
+	size_t i;
+
+	for (i = 0; role && pkg_roles[i]; i++)
+		if (role == pkg_roles[i])
+			return i;
+	return i;
+}
+
+/* Grouped by GPU (packages of none last), by role, then by name. */
 static int
 cmp_pkg(const void *a, const void *b)
 {
-	return strcmp(((const struct hds_pkg *)a)->name,
-	    ((const struct hds_pkg *)b)->name);
+	const struct hds_pkg *x = a, *y = b;
+	int c;
+
+	if (!x->gpu != !y->gpu)
+		return x->gpu ? -1 : 1;
+	if (x->gpu && (c = strcmp(x->gpu, y->gpu)) != 0)
+		return c;
+	if (role_rank(x->role) != role_rank(y->role))
+		return role_rank(x->role) < role_rank(y->role) ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/*
+ * Each package's role and GPU as the manifest beside the store records
+ * them (what a host bundle said).  A manifest that cannot be read leaves
+ * them unknown: inspect reports, it does not judge.
+ */
+static void
+read_roles(gp_volume *vol, const char *root, struct pkgs *out)
+{
+	const char *slash = strrchr(root, '/');
+	char *path = xasprintf("%.*s/gpupv-prep.json", (int)(slash - root),
+	    root);
+	struct manifest m;
+	void *buf;
+	size_t len, i;
+
+	if (gp_volume_read(vol, path, 64u << 20, &buf, &len) == 0) {
+		if (manifest_parse(buf, len, &m) == 0) {
+			for (i = 0; i < out->n; i++) {
+				struct man_pkg *mp = manifest_find(&m,
+				    out->v[i].name);
+
+				if (!mp)
+					continue;
+				out->v[i].role = mp->role;
+				out->v[i].gpu = mp->gpu ? xstrdup(mp->gpu) :
+				    NULL;
+			}
+		}
+		manifest_free(&m);
+		free(buf);
+	}
+	gp_error_clear();
+	free(path);
 }
 
 /* The DriverVer of a package folder <inf>_<arch>_<hash>, from its INF. */
@@ -137,6 +197,8 @@ list_host_driver_store(gp_image *img, const struct gp_partition *p,
 		if (ret == 0)
 			read_driver_ver(vol, out->root, &out->v[i]);
 	}
+	if (ret == 0)
+		read_roles(vol, out->root, out);
 	if (out->n)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_pkg);
 	if (gp_volume_close(vol) < 0)
@@ -319,6 +381,10 @@ print_json(const struct gp_image_info *info, const gp_image *img,
 		json_str(&j, pk->v[i].driver_ver);
 		json_key(&j, "wddm");
 		json_str(&j, pk->v[i].wddm);
+		json_key(&j, "role");
+		json_str(&j, pk->v[i].role);
+		json_key(&j, "gpu");
+		json_str(&j, pk->v[i].gpu);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
@@ -406,14 +472,23 @@ print_human(const struct gp_image_info *info, const gp_image *img,
 	}
 	cli_printf("host driver store: %zu package%s\n", pk->n,
 	    pk->n == 1 ? "" : "s");
-	for (i = 0; i < pk->n; i++)
-		cli_printf("  %-56s %6llu files  %s%s%s%s%s%s\n", pk->v[i].name,
-		    (unsigned long long)pk->v[i].files,
-		    cli_size(pk->v[i].bytes, b1),
-		    pk->v[i].driver_ver ? "  DriverVer " : "",
-		    pk->v[i].driver_ver ? pk->v[i].driver_ver : "",
-		    pk->v[i].wddm ? " (" : "", pk->v[i].wddm ? pk->v[i].wddm : "",
-		    pk->v[i].wddm ? ")" : "");
+	for (i = 0; i < pk->n; i++) {
+		const struct hds_pkg *p = &pk->v[i];
+
+		/* A heading for each GPU a bundle named. */
+		if (p->gpu && (i == 0 || !pk->v[i - 1].gpu ||
+		    strcmp(pk->v[i - 1].gpu, p->gpu)))
+			cli_printf(" GPU %s\n", p->gpu);
+		else if (!p->gpu && i > 0 && pk->v[i - 1].gpu)
+			cli_printf(" no GPU recorded\n");
+		cli_printf("  %-56s %6llu files  %s%s%s%s%s%s%s%s\n", p->name,
+		    (unsigned long long)p->files, cli_size(p->bytes, b1),
+		    p->role ? "  " : "", p->role ? p->role : "",
+		    p->driver_ver ? "  DriverVer " : "",
+		    p->driver_ver ? p->driver_ver : "",
+		    p->wddm ? " (" : "", p->wddm ? p->wddm : "",
+		    p->wddm ? ")" : "");
+	}
 }
 
 /* What the hives' state means for the commands that write. */
@@ -583,6 +658,7 @@ out:
 		free(pk.v[i].name);
 		free(pk.v[i].driver_ver);
 		free(pk.v[i].wddm);
+		free(pk.v[i].gpu);
 	}
 	free(pk.v);
 	gp_windows_free(&w);

@@ -129,6 +129,10 @@ print_json(const struct cmd *cmd, const struct stage_report *r,
 		json_str(&j, verify ? "check" : stage_action_name(it->action));
 		json_key(&j, "replaces");
 		json_str(&j, it->replaces);
+		json_key(&j, "role");
+		json_str(&j, it->role);
+		json_key(&j, "gpu");
+		json_str(&j, it->gpu);
 		json_key(&j, "files");
 		json_u64(&j, it->files);
 		json_key(&j, "bytes");
@@ -164,9 +168,10 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 	for (i = 0; i < r->n; i++) {
 		const struct stage_item *it = &r->v[i];
 
-		cli_printf("%-13s %s (%llu files, %s%s%s)\n",
+		cli_printf("%-13s %s (%s%s%llu files, %s%s%s)\n",
 		    strcmp(cmd->name, "verify") == 0 ? "checked" :
 		    (r->dry_run ? would : verb)[it->action], it->name,
+		    it->role ? it->role : "", it->role ? ", " : "",
 		    (unsigned long long)it->files, cli_size(it->bytes, b1),
 		    it->driver_ver ? ", DriverVer " : "",
 		    it->driver_ver ? it->driver_ver : "");

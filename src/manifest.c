@@ -4,7 +4,9 @@
  * the one it staged, and remove/verify know their files.
  *
  * {"format": 1, "tool": "gpupv-prep", "version": "...",
- *  "packages": [{"name", "inf", "driver_ver", "staged_at", "bytes",
+ *  "packages": [{"name", "inf", "driver_ver", "staged_at", "role"
+ *                (from a bundle: device, companion, extension, component),
+ *                "gpu" (its GPU's instance path), "bytes",
  *                "files": [{"path", "dir": true} |
  *                          {"path", "size", "mtime_ns", "sha256"}]}],
  *  "host": {"vm_name", "gpu", "gpu_name", "hardware_id", "dda",
@@ -36,6 +38,8 @@
 #include "package.h"
 
 #define MANIFEST_FORMAT 1
+/* An instance path is at most a few hundred characters. */
+#define MANIFEST_MAX_GPU 1024
 
 static char *
 dup_or_null(const char *s)
@@ -395,6 +399,15 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 		mp->inf = dup_or_null(jv_str(p, "inf"));
 		mp->driver_ver = dup_or_null(jv_str(p, "driver_ver"));
 		mp->staged_at = dup_or_null(jv_str(p, "staged_at"));
+		if ((jv_str(p, "role") && !pkg_role(jv_str(p, "role"))) ||
+		    (jv_str(p, "gpu") && strlen(jv_str(p, "gpu")) >
+		    MANIFEST_MAX_GPU)) {
+			error_setc(GP_EXIT_CORRUPT, EINVAL, "package %s has a "
+			    "role or GPU gpupv-prep does not write", mp->name);
+			goto bad;
+		}
+		mp->role = pkg_role(jv_str(p, "role"));
+		mp->gpu = dup_or_null(jv_str(p, "gpu"));
 		mp->files = xcalloc(files->n + 1, sizeof(*mp->files));
 		for (j = 0; j < files->n; j++) {
 			const struct jv *f = &files->v[j], *d;
@@ -470,6 +483,14 @@ manifest_format(const struct manifest *m, size_t *len)
 		json_str(&js, p->driver_ver);
 		json_key(&js, "staged_at");
 		json_str(&js, p->staged_at);
+		if (p->role) {
+			json_key(&js, "role");
+			json_str(&js, p->role);
+		}
+		if (p->gpu) {
+			json_key(&js, "gpu");
+			json_str(&js, p->gpu);
+		}
 		json_key(&js, "bytes");
 		json_u64(&js, p->bytes);
 		json_key(&js, "files");
@@ -605,6 +626,7 @@ man_pkg_free(struct man_pkg *p)
 	free(p->inf);
 	free(p->driver_ver);
 	free(p->staged_at);
+	free(p->gpu);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -27,6 +27,7 @@
 #define BUNDLE_JSON_MAX		(1024 * 1024)
 #define BUNDLE_MAX_GPUS		64
 #define BUNDLE_MAX_REG		64
+#define BUNDLE_MAX_PKGS		256	/* per GPU */
 /* The WSL library folder: a handful of files, the largest ~15 MB. */
 #define WSL_LIB_MAX_FILES	64
 #define WSL_LIB_MARKER		"libdxcore.so"
@@ -561,11 +562,72 @@ jdup(const struct jv *o, const char *key)
 	return v && *v ? xstrdup(v) : NULL;
 }
 
+const char *const pkg_roles[] = { "device", "companion", "extension",
+	"component", NULL };
+
+const char *
+pkg_role(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s && pkg_roles[i]; i++)
+		if (!strcmp(s, pkg_roles[i]))
+			return pkg_roles[i];
+	return NULL;
+}
+
+static void
+bundle_pkg_add(struct bundle *b, const char *folder, const char *role,
+    const char *gpu)
+{
+	b->pkgs = xrealloc(b->pkgs, (b->npkgs + 1) * sizeof(*b->pkgs));
+	b->pkgs[b->npkgs++] = (struct bundle_pkg){ .folder = xstrdup(folder),
+	    .role = role, .gpu = gpu ? xstrdup(gpu) : NULL };
+}
+
+/* The packages of GPU g: its "packages" with their roles, or its
+ * "package" as the device's. */
+static int
+bundle_gpu_pkgs(struct bundle *b, const struct jv *g, size_t gi,
+    const char *arg)
+{
+	const struct jv *pk = jv_get(g, "packages");
+	const char *gpu = jv_str(g, "instance_path");
+	size_t i;
+
+	if (!pk) {
+		if (jv_str(g, "package"))
+			bundle_pkg_add(b, jv_str(g, "package"), "device", gpu);
+		return 0;
+	}
+	if (pk->t != JV_ARR || pk->n > BUNDLE_MAX_PKGS)
+		goto bad;
+	for (i = 0; i < pk->n; i++) {
+		const char *f = jv_str(&pk->v[i], "folder");
+		const char *role = pkg_role(jv_str(&pk->v[i], "role"));
+
+		if (!f || !*f || strchr(f, '/') || strchr(f, '\\') ||
+		    !strcmp(f, ".") || !strcmp(f, "..") || !role)
+			goto bad;
+		bundle_pkg_add(b, f, role, gpu);
+	}
+	return 0;
+bad:
+	error_input(EINVAL, "%s: %s: gpus[%zu].packages is not a list of "
+	    "package folders with a role (%s, %s, %s or %s)", arg, BUNDLE_JSON,
+	    gi, pkg_roles[0], pkg_roles[1], pkg_roles[2], pkg_roles[3]);
+	return -1;
+}
+
 /*
  * gpupv-bundle.json, written by the host collector (`host-script`):
  * {"format": 1, "host_build": N, "gpus": [{"name", "instance_path",
  *  "hardware_id", "inf_path", "install_section", "driver_version",
- *  "package"}], "reg": ["nvlddmkm.reg"]}
+ *  "package", "packages": [{"folder", "role", "driver_ver"}]}],
+ *  "reg": ["nvlddmkm.reg"], "wsl_lib": "wsl-lib"}
+ * "packages" lists every package the GPU uses with its role (device,
+ * companion: named by the device INF's CopyINF, extension, component);
+ * without it, "package" is the device's.
  * Returns 0 when dir holds none.
  */
 int
@@ -600,6 +662,10 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 	b->host.host_build = (uint64_t)MAX(jv_int(root, "host_build", 0), 0);
 	b->install_section = jdup(g, "install_section");
 	b->driver_version = jdup(g, "driver_version");
+	for (i = 0; i < gpus->n; i++)
+		if (gpus->v[i].t != JV_OBJ ||
+		    bundle_gpu_pkgs(b, &gpus->v[i], i, arg) < 0)
+			goto out;
 	reg = jv_get(root, "reg");
 	if (reg && reg->t == JV_ARR) {
 		if (reg->n > BUNDLE_MAX_REG) {
@@ -856,8 +922,40 @@ bundle_free(struct bundle *b)
 	free(b->install_section);
 	free(b->driver_version);
 	free(b->wsl_lib);
+	for (i = 0; i < b->npkgs; i++) {
+		free(b->pkgs[i].folder);
+		free(b->pkgs[i].gpu);
+	}
+	free(b->pkgs);
 	host_cfg_free(&b->host);
 	memset(b, 0, sizeof(*b));
+}
+
+/* Each package the bundle lists gets its role and GPU; one it lists but
+ * does not hold is bad input. */
+static int
+bundle_roles(struct pkg_set *set, const char *arg)
+{
+	const struct bundle *b = &set->bundle;
+	size_t i, k;
+
+	for (i = 0; i < b->npkgs; i++) {
+		for (k = 0; k < set->n; k++)
+			if (!strcasecmp(set->v[k].name, b->pkgs[i].folder))
+				break;
+		if (k == set->n) {
+			error_input(ENOENT, "%s: %s lists the package %s, which "
+			    "the bundle does not hold", arg, BUNDLE_JSON,
+			    b->pkgs[i].folder);
+			return -1;
+		}
+		if (set->v[k].role)
+			continue;	/* shared by two GPUs: the first's */
+		set->v[k].role = b->pkgs[i].role;
+		set->v[k].gpu = b->pkgs[i].gpu ? xstrdup(b->pkgs[i].gpu) :
+		    NULL;
+	}
+	return 0;
 }
 
 int
@@ -905,7 +1003,7 @@ pkg_collect(struct pkg_set *set, const char *arg)
 		    arg);
 		return -1;
 	}
-	return 0;
+	return set->bundle.present ? bundle_roles(set, arg) : 0;
 }
 
 static int
@@ -957,6 +1055,7 @@ pkg_free(struct pkg *p)
 		free(p->parsed);
 	}
 	free(p->driver_ver);
+	free(p->gpu);
 }
 
 void

@@ -28,7 +28,15 @@ struct pkg {
 	size_t nfiles;
 	uint64_t bytes;
 	struct inf *parsed;		/* its INF, parsed once (pkg_inf) */
+	/* From a host bundle: what the package is to its GPU, and the GPU
+	 * (instance path); NULL for a package given on its own. */
+	const char *role;
+	char *gpu;
 };
+
+/* What a package is to the GPU that uses it (a bundle's "role"). */
+extern const char *const pkg_roles[];	/* NULL-terminated */
+const char *pkg_role(const char *s);	/* the constant, or NULL */
 
 struct inf;
 /* The package's INF, parsed at the first call and kept; NULL with an
@@ -65,6 +73,14 @@ struct bundle {
 	char **reg;			/* .reg exports it holds (host paths) */
 	size_t nreg;
 	size_t ngpus;
+	/* Every package of every GPU with its role ("packages" of a GPU;
+	 * a bundle without them names the device's "package" alone). */
+	struct bundle_pkg {
+		char *folder;
+		const char *role;
+		char *gpu;			/* instance path */
+	} *pkgs;
+	size_t npkgs;
 	char *wsl_lib;			/* its copy of the host's WSL libraries
 					   ("wsl_lib"), or NULL */
 };
@@ -101,6 +117,8 @@ struct man_pkg {
 	char *name;
 	char *inf;
 	char *driver_ver;
+	const char *role;		/* from a bundle, or NULL */
+	char *gpu;			/* its GPU's instance path, or NULL */
 	char *staged_at;
 	struct pkg_file *files;		/* rel, is_dir, size, mtime_ns, sha256 */
 	size_t nfiles;

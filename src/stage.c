@@ -719,6 +719,8 @@ manifest_add(struct manifest *m, const struct pkg *p)
 	mp->name = xstrdup(p->name);
 	mp->inf = p->inf ? xstrdup(p->inf) : NULL;
 	mp->driver_ver = p->driver_ver ? xstrdup(p->driver_ver) : NULL;
+	mp->role = p->role;
+	mp->gpu = p->gpu ? xstrdup(p->gpu) : NULL;
 	mp->staged_at = now_iso();
 	mp->bytes = p->bytes;
 	mp->files = xcalloc(p->nfiles + 1, sizeof(*mp->files));
@@ -1976,6 +1978,17 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			a = ACT_STAGE;
 		}
 		it = add_item(r, p->name, p->inf, p->driver_ver, a);
+		it->role = p->role;
+		it->gpu = p->gpu ? xstrdup(p->gpu) : NULL;
+		/* A role or GPU the bundle gives a package staged before is
+		 * a change of the manifest alone. */
+		if (mp && a == ACT_UNCHANGED && p->role && (mp->role != p->role ||
+		    !mp->gpu != !p->gpu || (p->gpu && strcmp(mp->gpu, p->gpu)))) {
+			mp->role = p->role;
+			free(mp->gpu);
+			mp->gpu = p->gpu ? xstrdup(p->gpu) : NULL;
+			r->changed = true;
+		}
 		for (j = 0; a == ACT_REPAIR && j < mp->nfiles; j++)
 			it->repaired += bad[i][j];
 		for (j = 0; j < p->nfiles; j++) {
@@ -2014,12 +2027,38 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 			old = add_item(r, q->name, q->inf, q->driver_ver,
 			    ACT_REMOVE);
 			it = &r->v[at];
+			old->role = q->role;
+			old->gpu = q->gpu ? xstrdup(q->gpu) : NULL;
 			old->bytes = q->bytes;
 			for (size_t k = 0; k < q->nfiles; k++)
 				old->files += !q->files[k].is_dir;
 			free(it->replaces);
 			it->replaces = xstrdup(q->name);
 		}
+	}
+	/* A bundle stages a GPU's whole set: what an earlier bundle staged
+	 * for the same GPU and this one no longer lists goes with it. */
+	for (j = 0; j < g.man.n; j++) {
+		struct man_pkg *q = &g.man.v[j];
+		struct stage_item *old;
+		size_t k;
+
+		if (!q->gpu || in_set(set, q->name))
+			continue;
+		for (i = 0; i < set->n; i++)
+			if (set->v[i].gpu && !strcmp(set->v[i].gpu, q->gpu))
+				break;
+		for (k = 0; k < r->n; k++)
+			if (!strcasecmp(r->v[k].name, q->name))
+				break;
+		if (i == set->n || k < r->n)
+			continue;
+		old = add_item(r, q->name, q->inf, q->driver_ver, ACT_REMOVE);
+		old->role = q->role;
+		old->gpu = xstrdup(q->gpu);
+		old->bytes = q->bytes;
+		for (k = 0; k < q->nfiles; k++)
+			old->files += !q->files[k].is_dir;
 	}
 	for (i = 0; i < r->n; i++)
 		if (r->v[i].action != ACT_UNCHANGED)
@@ -2339,6 +2378,8 @@ stage_remove(const char *image, char **names, size_t n,
 		if (!mp)
 			continue;	/* named twice */
 		it = add_item(r, mp->name, mp->inf, mp->driver_ver, ACT_REMOVE);
+		it->role = mp->role;
+		it->gpu = mp->gpu ? xstrdup(mp->gpu) : NULL;
 		it->bytes = mp->bytes;
 		for (k = 0; k < mp->nfiles; k++)
 			it->files += !mp->files[k].is_dir;
@@ -2543,6 +2584,7 @@ stage_report_free(struct stage_report *r)
 		free(r->v[i].inf);
 		free(r->v[i].driver_ver);
 		free(r->v[i].replaces);
+		free(r->v[i].gpu);
 	}
 	for (i = 0; i < r->nproblems; i++)
 		free(r->problems[i]);

@@ -63,6 +63,8 @@ struct stage_item {
 	char *driver_ver;
 	enum stage_action action;
 	char *replaces;			/* older package of the same INF */
+	const char *role;		/* from a bundle (pkg_roles), or NULL */
+	char *gpu;			/* its GPU's instance path, or NULL */
 	uint64_t files;
 	uint64_t bytes;
 	uint64_t repaired;		/* files rewritten (ACT_REPAIR) */

@@ -48,7 +48,7 @@ fields() {
   expect_eq "$keys" "${names% }" "$fname: fields of $fpath"
 }
 
-PKGS='name:string inf:string driver_ver:string|null action:string replaces:string|null files:number bytes:number'
+PKGS='name:string inf:string driver_ver:string|null action:string replaces:string|null role:string|null gpu:string|null files:number bytes:number'
 REGISTRY='values_set:number values_deleted:number keys_created:number keys_deleted:number hives_written:array'
 
 run 0 "$GPUPV_PREP" stage "$IMG" "$PKG" --dry-run --json
@@ -72,7 +72,7 @@ fields inspect '.image' 'path:string format:string subformat:string|null virtual
 fields inspect '.partitions[]' 'index:number start:number size:number type:string type_name:string|null name:string|null filesystem:string label:string|null'
 fields inspect '.windows' 'partition:number system_root:string build:string|null product:string|null volume_state:string hives:object'
 fields inspect '.windows.hives' 'SYSTEM:string|null SOFTWARE:string|null'
-fields inspect '.host_driver_store[]' 'package:string files:number bytes:number driver_ver:string|null wddm:string|null'
+fields inspect '.host_driver_store[]' 'package:string files:number bytes:number driver_ver:string|null wddm:string|null role:string|null gpu:string|null'
 
 run 0 "$GPUPV_PREP" script "$IMG" -o "$TMP/s.ps1" --nanabox "$TMP/n.7b" --json
 schema script 'version:number command:string image:string written:array warnings:array'

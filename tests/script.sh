@@ -140,6 +140,13 @@ grep -q "^    \[string\]\$OutFile = '',\$" collect.ps1 &&
   grep -q 'OutFile.StartsWith(\$windir, \[StringComparison\]::OrdinalIgnoreCase)' collect.ps1 ||
   fail "collector may write its zip into System32"
 grep -q 'Measure-Object -Property Length -Sum' collect.ps1 || fail "collector does not report the size"
+# Every package of the GPU, with its role: CopyINF companions (by the
+# device's driver version), extension INFs, software components.
+for w in '-match '"'"'^CopyINF' "Role = 'companion'" 'Find-Companion \$name \$version' \
+    "DEVPKEY_Device_ExtendedConfigurationIds" "Role = 'extension'" "DEVPKEY_Device_Children" \
+    "StartsWith('SWD" "Role = 'component'" 'packages = \$packages' 'driver_ver = \$p.Version'; do
+  grep -q -- "$w" collect.ps1 || fail "collector lacks $w"
+done
 pass "host-script writes the collector"
 
 # A bundle as the collector makes it, staged end to end.
