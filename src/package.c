@@ -28,6 +28,7 @@
 #define BUNDLE_MAX_GPUS		64
 #define BUNDLE_MAX_REG		64
 #define BUNDLE_MAX_PKGS		256	/* per GPU */
+#define BUNDLE_MAX_EXTRAS	1024	/* per GPU */
 /* The WSL library folder: a handful of files, the largest ~15 MB. */
 #define WSL_LIB_MAX_FILES	64
 #define WSL_LIB_MARKER		"libdxcore.so"
@@ -585,6 +586,71 @@ bundle_pkg_add(struct bundle *b, const char *folder, const char *role,
 	    .role = role, .gpu = gpu ? xstrdup(gpu) : NULL };
 }
 
+/*
+ * A GPU's "extras": [{"file": "extras/System32/NAME", "path":
+ * "C:\\Windows\\System32\\NAME"}]: a regular file of the bundle (plain
+ * names, no way out of it), from System32 or SysWOW64 and nowhere else.
+ */
+static int
+bundle_gpu_extras(struct bundle *b, const struct jv *g, size_t gi,
+    const char *arg, const char *dir)
+{
+	const struct jv *ex = jv_get(g, "extras");
+	size_t i = 0;
+
+	if (!ex)
+		return 0;
+	if (ex->t != JV_ARR || ex->n > BUNDLE_MAX_EXTRAS)
+		goto bad;
+	for (i = 0; i < ex->n; i++) {
+		const char *f = jv_str(&ex->v[i], "file");
+		const char *w = jv_str(&ex->v[i], "path");
+		const char *name = w ? strrchr(w, '\\') : NULL, *d;
+		char *copy, *c, *save, *src;
+		struct stat st;
+		bool ok = f && *f && *f != '/' && name && name > w + 3 &&
+		    isalpha((unsigned char)w[0]) && w[1] == ':' &&
+		    w[2] == '\\' && ntfs_name_check(name + 1) == 0;
+		int n = 0;
+
+		for (d = name; ok && d > w + 2 && d[-1] != '\\'; d--)
+			;
+		/* "X:\ROOT\System32\NAME": exactly three components. */
+		ok = ok && d - 1 > w + 3 && memchr(w + 3, '\\',
+		    (size_t)(d - 1 - (w + 3))) == NULL &&
+		    (!strncasecmp(d, "System32\\", 9) ||
+		    !strncasecmp(d, "SysWOW64\\", 9)) && d + 8 == name;
+		copy = xstrdup(f ? f : "");
+		for (c = strtok_r(copy, "/", &save); ok && c;
+		    c = strtok_r(NULL, "/", &save), n++)
+			ok = strcmp(c, ".") && strcmp(c, "..") && !strchr(c, '\\')
+			    && n < 8;
+		free(copy);
+		if (!ok)
+			goto bad;
+		src = xasprintf("%s/%s", dir, f);
+		if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+			error_input(ENOENT, "%s: %s names %s, which the bundle "
+			    "does not hold as a file", arg, BUNDLE_JSON, f);
+			free(src);
+			return -1;
+		}
+		b->extras = xrealloc(b->extras, (b->nextras + 1) *
+		    sizeof(*b->extras));
+		b->extras[b->nextras++] = (struct bundle_extra){ .src = src,
+		    .wow64 = !strncasecmp(d, "SysWOW64", 8),
+		    .name = xstrdup(name + 1),
+		    .gpu = jv_str(g, "instance_path") ?
+		    xstrdup(jv_str(g, "instance_path")) : NULL };
+	}
+	return 0;
+bad:
+	error_input(EINVAL, "%s: %s: gpus[%zu].extras[%zu] is not a file of the "
+	    "bundle from X:\\Windows\\System32 or SysWOW64", arg, BUNDLE_JSON,
+	    gi, i);
+	return -1;
+}
+
 /* The packages of GPU g: its "packages" with their roles, or its
  * "package" as the device's. */
 static int
@@ -664,7 +730,8 @@ bundle_parse(struct bundle *b, const char *text, size_t len, const char *arg,
 	b->driver_version = jdup(g, "driver_version");
 	for (i = 0; i < gpus->n; i++)
 		if (gpus->v[i].t != JV_OBJ ||
-		    bundle_gpu_pkgs(b, &gpus->v[i], i, arg) < 0)
+		    bundle_gpu_pkgs(b, &gpus->v[i], i, arg) < 0 ||
+		    bundle_gpu_extras(b, &gpus->v[i], i, arg, dir) < 0)
 			goto out;
 	reg = jv_get(root, "reg");
 	if (reg && reg->t == JV_ARR) {
@@ -927,6 +994,12 @@ bundle_free(struct bundle *b)
 		free(b->pkgs[i].gpu);
 	}
 	free(b->pkgs);
+	for (i = 0; i < b->nextras; i++) {
+		free(b->extras[i].src);
+		free(b->extras[i].name);
+		free(b->extras[i].gpu);
+	}
+	free(b->extras);
 	host_cfg_free(&b->host);
 	memset(b, 0, sizeof(*b));
 }
@@ -954,6 +1027,24 @@ bundle_roles(struct pkg_set *set, const char *arg)
 		set->v[k].role = b->pkgs[i].role;
 		set->v[k].gpu = b->pkgs[i].gpu ? xstrdup(b->pkgs[i].gpu) :
 		    NULL;
+	}
+	for (i = 0; i < b->nextras; i++) {
+		struct stat st;
+		char *rel;
+
+		if (!set->extras) {
+			set->extras = xcalloc(1, sizeof(*set->extras));
+			set->extras->name = xstrdup("extras");
+		}
+		if (lstat(b->extras[i].src, &st) < 0 || !S_ISREG(st.st_mode)) {
+			error_input(ENOENT, "%s: %s: not a file", arg,
+			    b->extras[i].src);
+			return -1;
+		}
+		rel = xasprintf("%s/%s", b->extras[i].wow64 ? "SysWOW64" :
+		    "System32", b->extras[i].name);
+		add_file(set->extras, rel, b->extras[i].src, false, &st);
+		free(rel);
 	}
 	return 0;
 }
@@ -1074,6 +1165,10 @@ pkg_set_free(struct pkg_set *set)
 	if (set->wsl_lib) {
 		pkg_free(set->wsl_lib);
 		free(set->wsl_lib);
+	}
+	if (set->extras) {
+		pkg_free(set->extras);
+		free(set->extras);
 	}
 	if (set->dkms) {
 		pkg_free(set->dkms);

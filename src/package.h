@@ -81,6 +81,15 @@ struct bundle {
 		char *gpu;			/* instance path */
 	} *pkgs;
 	size_t npkgs;
+	/* Files of a GPU's driver outside the store (the collector takes
+	 * those in System32 and SysWOW64): where they came from. */
+	struct bundle_extra {
+		char *src;			/* host path in the bundle */
+		bool wow64;			/* SysWOW64, else System32 */
+		char *name;			/* file name there */
+		char *gpu;
+	} *extras;
+	size_t nextras;
 	char *wsl_lib;			/* its copy of the host's WSL libraries
 					   ("wsl_lib"), or NULL */
 };
@@ -93,6 +102,9 @@ struct pkg_set {
 	 * libd3d12.so, libd3d12core.so) for a Linux guest: from a bundle,
 	 * or a folder given that holds them; files only, NULL when none. */
 	struct pkg *wsl_lib;
+	/* A bundle's extras as files ("System32/NAME", "SysWOW64/NAME"), in
+	 * the order of bundle.extras; NULL when none. */
+	struct pkg *extras;
 	/* --dkms DIR: a DKMS source tree (dxgkrnl) for a Linux guest's
 	 * /usr/src/NAME-VERSION; its name is "NAME-VERSION" from dkms.conf. */
 	struct pkg *dkms;

@@ -47,6 +47,8 @@ struct copy_plan {
 	uint32_t mode;			/* 0: the file system's default */
 	char sha[65];			/* of data */
 	char *package;			/* whose it is, when p is NULL */
+	bool extra;			/* a bundle's file from outside the
+					   store (sha set) */
 };
 
 /* stage.c */
@@ -54,8 +56,13 @@ int	read_manifest(struct guest *g, const char *image);
 struct man_copy *copy_find(struct guest *g, const char *dest);
 void	copy_plans_free(struct copy_plan *v, size_t n);
 struct copy_plan *plan_add(struct copy_plan **out, size_t *nout);
+/* An entry placing file f of package p at dest (which it takes). */
+struct copy_plan *plan_file(struct copy_plan **out, size_t *nout,
+	    const struct pkg *p, const struct pkg_file *f, char *dest);
 const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
 bool	in_set(const struct pkg_set *set, const char *name);
+/* The SHA-256 of a host file (no link followed, its size checked). */
+int	hash_host_file(const struct pkg_file *f, char hex[65]);
 
 /* stage-junction.c */
 /* Whether c is a DriverStore junction (a Windows guest's copy with a

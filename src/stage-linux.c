@@ -265,7 +265,7 @@ linux_not_ours(struct guest *g, const char *dest)
 
 /* The SHA-256 of a host file of the set, as hex (sha256_files: never
  * through a link, and the size it had when the set was read). */
-static int
+int
 hash_host_file(const struct pkg_file *f, char hex[65])
 {
 	struct sha256_job j = { .path = f->src, .size = f->size };
@@ -328,10 +328,7 @@ plan_tree(struct guest *g, const struct pkg *w, const char *dir,
 		    "libD3D12Core.so");
 		rec = copy_find(g, dest);
 		src = xasprintf("%s/%s", tag, f->rel);
-		cp = plan_add(out, nout);
-		cp->p = w;
-		cp->f = f;
-		cp->dest = dest;
+		cp = plan_file(out, nout, w, f, dest);
 		cp->host_lib = true;
 		cp->mode = mode;
 		cp->link = k < n ? NULL : xstrdup("libd3d12core.so");
@@ -421,10 +418,7 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 				lxss_files_free(lf, nlf);
 				goto fail;
 			}
-			cp = plan_add(out, nout);
-			cp->p = p;
-			cp->f = f;
-			cp->dest = dest;
+			cp = plan_file(out, nout, p, f, dest);
 			cp->link = link;
 			cp->mode = 0555;
 			cp->overwrite = true;

@@ -1385,6 +1385,18 @@ plan_add(struct copy_plan **out, size_t *nout)
 	return &(*out)[(*nout)++];
 }
 
+struct copy_plan *
+plan_file(struct copy_plan **out, size_t *nout, const struct pkg *p,
+    const struct pkg_file *f, char *dest)
+{
+	struct copy_plan *cp = plan_add(out, nout);
+
+	cp->p = p;
+	cp->f = f;
+	cp->dest = dest;
+	return cp;
+}
+
 void
 copy_plans_free(struct copy_plan *v, size_t n)
 {
@@ -1397,6 +1409,86 @@ copy_plans_free(struct copy_plan *v, size_t n)
 		free(v[i].package);
 	}
 	free(v);
+}
+
+/* The package of the set that is GPU gpu's device package, or NULL. */
+static const struct pkg *
+device_of(const struct pkg_set *set, const char *gpu)
+{
+	size_t i;
+
+	for (i = 0; gpu && i < set->n; i++)
+		if (set->v[i].role == pkg_roles[0] && set->v[i].gpu &&
+		    !strcmp(set->v[i].gpu, gpu))
+			return &set->v[i];
+	return NULL;
+}
+
+/*
+ * A bundle's extras: the files of a GPU's driver the host holds in
+ * System32 or SysWOW64 rather than in its store, each put back where it
+ * came from, as an Overwrite copy of the GPU's device package (a file of
+ * the guest's that it replaces is kept and restored by remove).  A
+ * destination a CopyToVm line already fills keeps that copy: the INF's
+ * word for a VM comes first.
+ */
+static int
+plan_extras(struct guest *g, const struct pkg_set *set, const char *wow,
+    bool have_wow, struct copy_plan **out, size_t *nout, bool *changed)
+{
+	const struct bundle *b = &set->bundle;
+	size_t i, k;
+
+	for (i = 0; set->extras && i < b->nextras; i++) {
+		const struct pkg_file *f = &set->extras->files[i];
+		const struct pkg *dev = device_of(set, b->extras[i].gpu);
+		struct man_copy *rec;
+		struct copy_plan *cp;
+		struct gp_stat st;
+		char sha[65], *dest;
+
+		if (!dev) {
+			warn_add("%s: the bundle names no device package for "
+			    "the GPU of %s; not placed", b->source, f->rel);
+			continue;
+		}
+		if (b->extras[i].wow64 && !have_wow) {
+			warn_add("%s: the guest has no SysWOW64 (a 32-bit "
+			    "Windows?); %s is not placed", b->source, f->rel);
+			continue;
+		}
+		dest = xasprintf("%s\\%s", b->extras[i].wow64 ? wow :
+		    g->system32, b->extras[i].name);
+		for (k = 0; k < *nout; k++)
+			if (!strcasecmp((*out)[k].dest, dest))
+				break;
+		if (k < *nout) {
+			debug("%s: a CopyToVm line of %s fills it; the bundle's "
+			    "extra %s is not placed", dest, (*out)[k].p ?
+			    (*out)[k].p->name : "?", f->rel);
+			free(dest);
+			continue;
+		}
+		if (hash_host_file(f, sha) < 0) {
+			free(dest);
+			return -1;
+		}
+		rec = copy_find(g, dest);
+		if (rec && !strcasecmp(rec->package, dev->name) &&
+		    !strcmp(rec->sha256, sha) &&
+		    gp_volume_stat(g->vol, dest, &st) == 0 && !st.is_dir &&
+		    st.size == f->size) {
+			free(dest);
+			continue;
+		}
+		gp_error_clear();
+		cp = plan_file(out, nout, dev, f, dest);
+		cp->overwrite = true;
+		cp->extra = true;
+		memcpy(cp->sha, sha, sizeof(sha));
+		*changed = true;
+	}
+	return 0;
 }
 
 /*
@@ -1483,10 +1575,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 				free(dest);
 				continue;
 			}
-			cp = plan_add(out, nout);
-			cp->p = p;
-			cp->f = f;
-			cp->dest = dest;
+			cp = plan_file(out, nout, p, f, dest);
 			cp->overwrite = cv[k].overwrite;
 			/* WhenNewer against a file that is not ours: the
 			 * guest's stays when it is as new. */
@@ -1503,6 +1592,8 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 		}
 		copytovm_free(cv, ncv);
 	}
+	if (plan_extras(g, set, wow, have_wow, out, nout, changed) < 0)
+		goto fail;
 	free(wow);
 	return 0;
 fail:
@@ -1798,18 +1889,20 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		    cp->package ? cp->package : "");
 		rec->source = cp->host_lib ? xasprintf("%s/%s",
 		    strncmp(cp->dest, "/usr/src/", 9) ? "wsl-lib" : "dkms",
+		    cp->f->rel) : cp->extra ? xasprintf("extras/%s",
 		    cp->f->rel) : xstrdup(cp->f ? cp->f->rel : cp->package ?
 		    "junction" : "gpupv-prep");
 		rec->link = cp->link ? xstrdup(cp->link) : NULL;
 		rec->size = cp->f ? cp->f->size : strlen(cp->data);
-		memcpy(rec->sha256, cp->f && !cp->host_lib ? pkg_sha(g, cp->p,
-		    cp->f) : cp->sha, 65);
+		memcpy(rec->sha256, cp->f && !cp->host_lib && !cp->extra ?
+		    pkg_sha(g, cp->p, cp->f) : cp->sha, 65);
 		r->sysfiles = xrealloc(r->sysfiles, (r->nsysfiles + 1) *
 		    sizeof(*r->sysfiles));
 		r->sysfiles[r->nsysfiles++] = (struct stage_sysfile){
 			.dest = xstrdup(cp->dest),
-			.source = cp->f ? xasprintf("%s%c%s", cp->p->name,
-			    g->is_linux ? '/' : '\\', cp->f->rel) :
+			.source = cp->extra ? xasprintf("extras\\%s",
+			    cp->f->rel) : cp->f ? xasprintf("%s%c%s",
+			    cp->p->name, g->is_linux ? '/' : '\\', cp->f->rel) :
 			    xstrdup("gpupv-prep"),
 			.link = cp->link ? xstrdup(cp->link) : NULL };
 		r->sysfile_bytes += cp->link ? 0 : rec->size;

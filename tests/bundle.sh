@@ -37,18 +37,32 @@ bundle() {
     [ "$role" = device ] && dev=$folder
     list="$list${list:+,}{\"folder\": \"$folder\", \"role\": \"$role\", \"driver_ver\": \"$ver\"}"
   done
+  # EXTRAS: files from System32/SysWOW64 ("DIR/NAME"), holding $ver.
+  ex=
+  for e in ${EXTRAS:-}; do
+    mkdir -p "$d/extras/${e%/*}"
+    echo "$ver $e" >"$d/extras/$e"
+    ex="$ex${ex:+,}{\"file\": \"extras/$e\", \"path\": \"C:\\\\Windows\\\\${e%/*}\\\\${e#*/}\"}"
+  done
   cat >"$d/gpupv-bundle.json" <<EOF
 {"format": 1, "tool": "gpupv-prep host-script", "host_build": 26100,
  "gpus": [{"name": "AMD Radeon RX 6800", "instance_path": "$(jsesc "$gpu")",
    "inf_path": "oem7.inf", "install_section": "ati2mtag_Navi21",
-   "driver_version": "$ver", "package": "$dev", "packages": [$list]}],
+   "driver_version": "$ver", "package": "$dev", "packages": [$list],
+   "extras": [$ex]}],
  "reg": []}
 EOF
   rm -f "$out"
   (cd "$d" && zip -qr "$out" .)
 }
 SET1="device=u0401234.inf companion=amdogl.inf companion=amdvlk.inf extension=amdxe.inf component=amdfendr.inf"
-bundle "$TMP/set1.zip" "$GPU1" 31.0.24027.1012 1111111111111111 $SET1
+EXTRAS="System32/amdxx64.dll SysWOW64/amdxx32.dll" \
+  bundle "$TMP/set1.zip" "$GPU1" 31.0.24027.1012 1111111111111111 $SET1
+# The guest has a SysWOW64, and a System32 file of its own that an extra
+# replaces (kept, and put back by remove).
+echo "the guest's own" >"$TMP/own.dll"
+"$IMGTOOL" put "$IMG" 3 Windows/System32/amdxx64.dll "$TMP/own.dll"
+"$IMGTOOL" put "$IMG" 3 Windows/SysWOW64/kernel32.dll "$TMP/own.dll"
 
 run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set1.zip" --json
 jqv '.packages[] | .name + " " + .role + " " + .action' | sort >"$TMP/got"
@@ -78,6 +92,14 @@ sed 's/ .*//' "$TMP/want" | sort | diff -u - "$TMP/folders" || fail "set 1: fold
 guest_file "$IMG" raw Windows/System32/HostDriverStore/gpupv-prep.json "$TMP/m.json"
 expect_eq "$(jq -r '.packages[] | select(.name | startswith("amdxe")) | .role' "$TMP/m.json")" extension \
   "manifest role"
+# The extras, where they came from, tied to the device package.
+for e in System32/amdxx64.dll SysWOW64/amdxx32.dll; do
+  guest_file "$IMG" raw "Windows/$e" "$TMP/x" || fail "extra $e not placed"
+  expect_eq "$(cat "$TMP/x")" "31.0.24027.1012 $e" "extra $e"
+done
+expect_eq "$(jq -r '.system_files[] | select(.dest | endswith("amdxx64.dll")) | .package + " " + .source + " " + (.backup // "-")' "$TMP/m.json")" \
+  'u0401234.inf_amd64_1111111111111111 extras/System32/amdxx64.dll \Windows\System32\HostDriverStore\gpupv-prep-originals\System32\amdxx64.dll' \
+  "manifest: the extra and the original it replaced"
 run 0 "$GPUPV_PREP" inspect --json "$IMG"
 expect_eq "$(jqv '[.host_driver_store[].role] | join(" ")')" "device companion companion extension component" \
   "inspect: grouped, in role order"
@@ -92,7 +114,8 @@ expect_eq "$(sha "$IMG")" "$after" "set 1 re-run changed the image"
 pass "a GPU's set staged with roles; manifest, inspect and verify agree; re-run unchanged"
 
 # The next driver: new folders for the set, and no component any more.
-bundle "$TMP/set2.zip" "$GPU1" 31.0.24033.1003 2222222222222222 \
+EXTRAS="System32/amdxx64.dll SysWOW64/amdxx32.dll" \
+  bundle "$TMP/set2.zip" "$GPU1" 31.0.24033.1003 2222222222222222 \
   device=u0401234.inf companion=amdogl.inf companion=amdvlk.inf extension=amdxe.inf
 run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set2.zip" --json
 expect_eq "$(jqv '[.packages[] | select(.action == "remove")] | length')" 5 "set 2: the whole old set goes"
@@ -101,7 +124,9 @@ listed >"$TMP/folders"
 printf '%s\n' amdogl.inf_amd64_2222222222222222 amdvlk.inf_amd64_2222222222222222 \
   amdxe.inf_amd64_2222222222222222 u0401234.inf_amd64_2222222222222222 |
   diff -u - "$TMP/folders" || fail "set 2: folders on the volume"
-pass "an update replaces the whole set, the dropped component too"
+guest_file "$IMG" raw Windows/System32/amdxx64.dll "$TMP/x" || fail "set 2: extra gone"
+expect_eq "$(cat "$TMP/x")" "31.0.24033.1003 System32/amdxx64.dll" "set 2: the extra updated"
+pass "an update replaces the whole set, the dropped component too, and its extras"
 
 # Another GPU's set leaves the first GPU's alone.
 bundle "$TMP/gpu2.zip" "$GPU2" 31.0.24033.1003 3333333333333333 device=u0412345.inf companion=amdogl2.inf
@@ -118,7 +143,10 @@ expect_eq "$(jqv '[.packages[] | select(.action == "remove")] | length')" 6 "rem
 expect_eq "$(listed | wc -l)" 0 "remove: folders left ($(listed))"
 guest_file "$IMG" raw Windows/System32/HostDriverStore/gpupv-prep.json "$TMP/x" &&
   fail "remove left the manifest"
-pass "remove clears all sets"
+guest_file "$IMG" raw Windows/System32/amdxx64.dll "$TMP/x" || fail "remove: the original is gone"
+expect_eq "$(cat "$TMP/x")" "the guest's own" "remove: the guest's own file put back"
+guest_file "$IMG" raw Windows/SysWOW64/amdxx32.dll "$TMP/x" && fail "remove left an extra"
+pass "remove clears all sets and their extras, originals put back"
 
 # Lies in a bundle: bad input (exit 10), the image untouched.
 lie() {  # JQ-FILTER PATTERN
@@ -136,7 +164,11 @@ requires unzip
 lie '.gpus[0].packages[0].folder = "absent.inf_amd64_0"' 'lists the package absent.inf_amd64_0, which the bundle does not hold'
 lie '.gpus[0].packages[1].role = "driver"' 'is not a list of package folders with a role'
 lie '.gpus[0].packages[1].folder = "../../etc"' 'is not a list of package folders with a role'
-pass "bundles listing absent packages, unknown roles or paths are refused"
+lie '.gpus[0].extras[0].path = "C:\\Program Files\\AMD\\amdxx64.dll"' 'extras\[0\] is not a file of the bundle from'
+lie '.gpus[0].extras[0].path = "C:\\Windows\\System32\\drivers\\x.sys"' 'extras\[0\] is not a file of the bundle from'
+lie '.gpus[0].extras[0].file = "../../../etc/passwd"' 'extras\[0\] is not a file of the bundle from'
+lie '.gpus[0].extras[1].file = "extras/none.dll"' 'names extras/none.dll, which the bundle does not hold'
+pass "bundles listing absent packages or files, unknown roles or paths outside System32/SysWOW64 are refused"
 
 # A manifest whose package claims a role gpupv-prep does not write.
 run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set1.zip"
