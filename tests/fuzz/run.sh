@@ -70,6 +70,8 @@ if [ ! -d "$seeds" ]; then
     [ -e "$i" ] && cp "$i" "$seeds/inf/"
   done
   printf '{"format": 1, "gpus": [{"name": "g", "instance_path": "x", "install_section": "S"}], "reg": ["a.reg"]}' >"$seeds/json/bundle"
+  printf '{"format": 1, "gpus": [{"instance_path": "x", "package": "d.inf_amd64_1", "packages": [{"folder": "d.inf_amd64_1", "role": "device"}, {"folder": "c.inf_amd64_1", "role": "companion"}], "extras": [{"file": "extras/System32/a.dll", "path": "C:\\\\Windows\\\\System32\\\\a.dll"}]}]}' >"$seeds/json/bundle-set"
+  printf '{"format": 1, "packages": [{"name": "p", "role": "device", "gpu": "x", "files": []}], "system_files": [{"dest": "\\\\Windows\\\\System32\\\\DriverStore\\\\FileRepository\\\\p", "package": "p", "source": "junction", "size": 0, "sha256": "%064d", "link": "C:\\\\Windows\\\\System32\\\\HostDriverStore\\\\FileRepository\\\\p"}]}' 0 >"$seeds/json/manifest-set"
   printf '{"format": 1, "packages": [{"name": "p", "files": [{"path": "a", "size": 1, "mtime_ns": 0, "sha256": "%064d"}, {"path": "d", "dir": true}]}], "registry": [{"op": "value", "hive": "SYSTEM", "key": "k", "name": "n", "old": {"type": 4, "hex": "01000000"}}], "system_files": []}' 0 >"$seeds/json/manifest"
   "$build/tests/imgtool" mkhive "$t/h"
   { printf '\0\0\0\0\0\0\0\0'; cat "$t/h"; } >"$seeds/hivelog/empty"
