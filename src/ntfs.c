@@ -32,7 +32,7 @@
 #include <ntfs-3g/logging.h>
 #include <ntfs-3g/mst.h>
 #include <ntfs-3g/ntfstime.h>
-#include <ntfs-3g/reparse.h>
+#include <ntfs-3g/index.h>
 #include <ntfs-3g/runlist.h>
 #include <ntfs-3g/security.h>
 #include <ntfs-3g/unistr.h>
@@ -2184,6 +2184,137 @@ out:
 	return ret;
 }
 
+/*
+ * $Extend\$Reparse lists every reparse point of the volume in its $R index
+ * (key: the tag and the file's reference, no data).  It is edited here
+ * rather than through ntfs_set_ntfs_reparse_data() and
+ * ntfs_remove_ntfs_reparse_data(): libntfs-3g 2022.10.3 finds $Reparse
+ * with ntfs_inode_lookup_by_mbsname(), which leaks the Unicode name it
+ * makes when the volume has no lookup cache, as a writable session has
+ * not.
+ */
+static ntfs_index_context *
+reparse_index(struct ntfs_vol *v, ntfs_inode **xr)
+{
+	ntfs_inode *ext = ntfs_inode_open(v->vol, FILE_Extend);
+	ntfs_index_context *icx = NULL;
+	MFT_REF mref;
+
+	*xr = NULL;
+	if (ext && lookup(v, ext, "$Reparse", &mref) == 0)
+		*xr = ntfs_inode_open(v->vol, MREF(mref));
+	if (ext)
+		ntfs_inode_close(ext);
+	if (*xr)
+		icx = ntfs_index_ctx_get(*xr, NTFS_INDEX_R, 2);
+	if (!icx) {
+		if (*xr)
+			ntfs_inode_close(*xr);
+		*xr = NULL;
+		if (!error_pending())
+			ntfs_fail(v, GP_EXIT_CORRUPT, ENOENT, "has no usable "
+			    "$Extend\\$Reparse index");
+	}
+	return icx;
+}
+
+static void
+reparse_index_close(ntfs_index_context *icx, ntfs_inode *xr)
+{
+	ntfs_index_ctx_put(icx);
+	ntfs_inode_close(xr);
+}
+
+static REPARSE_INDEX_KEY
+reparse_key(ntfs_inode *ni, uint32_t tag)
+{
+	REPARSE_INDEX_KEY k;
+
+	k.reparse_tag = cpu_to_le32(tag);
+	k.file_id = MK_LE_MREF(ni->mft_no,
+	    le16_to_cpu(ni->mrec->sequence_number));
+	return k;
+}
+
+/* Give ni the reparse data (its first 4 bytes the tag) and index it. */
+static int
+set_reparse(struct ntfs_vol *v, ntfs_inode *ni, const uint8_t *data,
+    size_t len)
+{
+	/* An entry of a view index: a 16-byte header, the key, no data,
+	 * padded to 8 bytes (INDEX_ENTRY itself is larger: its key is a
+	 * union of every index's). */
+	enum { REPARSE_IE_LEN = 16 + sizeof(REPARSE_INDEX_KEY) + 4 };
+	union {
+		INDEX_ENTRY ie;
+		uint8_t b[sizeof(INDEX_ENTRY) + REPARSE_IE_LEN];
+	} e;
+	REPARSE_INDEX_KEY k = reparse_key(ni, get_le32(data));
+	ntfs_index_context *icx;
+	ntfs_inode *xr;
+	int r;
+
+	if (ntfs_attr_add(ni, AT_REPARSE_POINT, AT_UNNAMED, 0, (const u8 *)data,
+	    (s64)len) < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot add its "
+		    "reparse point");
+	ni->flags |= FILE_ATTR_REPARSE_POINT;
+	NInoSetDirty(ni);
+	NInoFileNameSetDirty(ni);
+	memset(&e, 0, sizeof(e));
+	e.ie.data_offset = cpu_to_le16(16 + sizeof(k));
+	e.ie.length = cpu_to_le16(REPARSE_IE_LEN);
+	e.ie.key_length = cpu_to_le16(sizeof(k));
+	memcpy(&e.b[16], &k, sizeof(k));
+	if (!(icx = reparse_index(v, &xr)))
+		return -1;
+	r = ntfs_ie_add(icx, &e.ie);
+	reparse_index_close(icx, xr);
+	if (r < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot index its "
+		    "reparse point in $Reparse");
+	return 0;
+}
+
+/* Take ni's reparse point and its $Reparse entry away. */
+static int
+remove_reparse(struct ntfs_vol *v, ntfs_inode *ni)
+{
+	ntfs_attr *na = ntfs_attr_open(ni, AT_REPARSE_POINT, AT_UNNAMED, 0);
+	ntfs_index_context *icx;
+	REPARSE_INDEX_KEY k;
+	ntfs_inode *xr;
+	uint8_t tag[4];
+	int r = 0;
+
+	if (!na || ntfs_attr_pread(na, 0, 4, tag) != 4) {
+		if (na)
+			ntfs_attr_close(na);
+		return ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read its "
+		    "reparse point");
+	}
+	k = reparse_key(ni, get_le32(tag));
+	if (!(icx = reparse_index(v, &xr))) {
+		ntfs_attr_close(na);
+		return -1;
+	}
+	if (ntfs_index_lookup(&k, sizeof(k), icx) == 0)
+		r = ntfs_index_rm(icx);
+	else if (errno != ENOENT)
+		r = -1;
+	reparse_index_close(icx, xr);
+	if (r == 0)
+		r = ntfs_attr_rm(na);
+	ntfs_attr_close(na);
+	if (r < 0)
+		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot remove its "
+		    "reparse point");
+	ni->flags &= ~FILE_ATTR_REPARSE_POINT;
+	NInoSetDirty(ni);
+	NInoFileNameSetDirty(ni);
+	return 0;
+}
+
 /* A new file or folder; with reparse (rlen bytes), a reparse point. */
 static int
 create_entry(struct ntfs_vol *v, const char *path, bool is_dir,
@@ -2219,11 +2350,8 @@ create_entry(struct ntfs_vol *v, const char *path, bool is_dir,
 	apply_meta(ni, m, is_dir);
 	/* Also indexed in $Extend\$Reparse, and FILE_ATTRIBUTE_REPARSE_POINT
 	 * set in the record and (at close) in the parent's entry. */
-	if (reparse && ntfs_set_ntfs_reparse_data(ni, reparse, rlen, 0) < 0) {
-		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot set its reparse "
-		    "point");
+	if (reparse && set_reparse(v, ni, reparse, rlen) < 0)
 		goto out;
-	}
 	if (v->short_names) {
 		ret = add_short_name(v, ni, dir, name);
 		ni = dir = NULL;
@@ -2381,12 +2509,8 @@ nv_remove(gp_volume *pv, const char *path)
 	if (inode_runs(v, ni, &freed, &nfreed) < 0)
 		goto out;
 	/* A junction's entry in $Extend\$Reparse goes with it. */
-	if ((ni->flags & FILE_ATTR_REPARSE_POINT) &&
-	    ntfs_remove_ntfs_reparse_data(ni) < 0) {
-		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot remove its reparse "
-		    "point");
+	if ((ni->flags & FILE_ATTR_REPARSE_POINT) && remove_reparse(v, ni) < 0)
 		goto out;
-	}
 	/* Deletes the 8.3 alias too; closes both inodes. */
 	if (ntfs_delete(v->vol, NULL, ni, dir, uname, (u8)ulen) < 0) {
 		int e = errno == ENOENT ? EIO : errno;
