@@ -8,6 +8,7 @@
 #define GPUPV_STAGE_INT_H
 
 #include "inf.h"
+#include "registry.h"
 #include "sha256.h"
 #include "stage.h"
 
@@ -63,6 +64,31 @@ const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
 bool	in_set(const struct pkg_set *set, const char *name);
 /* The SHA-256 of a host file (no link followed, its size checked). */
 int	hash_host_file(const struct pkg_file *f, char hex[65]);
+
+/* stage-registry.c: the guest's hives in one run. */
+struct guest_reg {
+	struct regs s;
+	char *tmpdir;
+	char *tmp[REG_NHIVES];		/* the hive copied out, on the host */
+	char *gpath[REG_NHIVES];	/* ...and where it is in the guest */
+	uint8_t *out[REG_NHIVES];		/* the edited hive, to be written */
+	size_t outlen[REG_NHIVES];
+};
+void	guest_reg_free(struct guest_reg *gr);
+/* Copy hive hv out of the guest (logs replayed when dirty) and open it. */
+int	load_hive(struct guest *g, struct guest_reg *gr, enum reg_hive hv,
+	    const char *image);
+/* The edited hives as bytes, compacted (their size counts for space). */
+int	commit_hives(struct guest_reg *gr);
+/* Write the committed hives over the guest's files. */
+int	store_hives(struct guest *g, struct guest_reg *gr,
+	    struct stage_report *r);
+/* 0: no registry edit; 1: a package holds nvlddmkm.sys (its service is
+ * written); 2: options ask for edits (--reg, --copy-key, settings). */
+int	wants_registry(const struct pkg_set *set, const struct stage_opts *o);
+/* Every registry edit of the run, in memory. */
+int	apply_registry(struct guest *g, struct guest_reg *gr,
+	    struct pkg_set *set, const struct stage_opts *o, const char *image);
 
 /* stage-junction.c */
 /* Whether c is a DriverStore junction (a Windows guest's copy with a
