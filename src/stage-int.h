@@ -53,6 +53,20 @@ struct copy_plan {
 };
 
 /* stage.c */
+/* A package file opened for copying, never through a link. */
+int	open_package_file(const char *path);
+/* Feeding a file's contents to create: from fd, counting progress. */
+struct copy {
+	int fd;
+	const char *src;
+	const struct stage_opts *o;
+	uint64_t *files_done, nfiles, *bytes_done, total;
+};
+int	copy_fill(void *ctx, void *buf, size_t len);
+struct hasher {
+	struct sha256 sha;
+};
+int	hash_cb(void *ctx, const void *buf, size_t len);
 int	read_manifest(struct guest *g, const char *image);
 struct man_copy *copy_find(struct guest *g, const char *dest);
 void	copy_plans_free(struct copy_plan *v, size_t n);
@@ -64,6 +78,21 @@ const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
 bool	in_set(const struct pkg_set *set, const char *name);
 /* The SHA-256 of a host file (no link followed, its size checked). */
 int	hash_host_file(const struct pkg_file *f, char hex[65]);
+
+/* stage-copies.c: System32/SysWOW64 copies and the placing of every
+ * planned file. */
+/* What the INFs' CopyToVm lines and the bundle's extras place that is not
+ * in place yet (restage[] marks packages staged afresh). */
+int	plan_copies(struct guest *g, const struct pkg_set *set,
+	    const bool *restage, const struct stage_opts *o,
+	    struct copy_plan **out, size_t *nout, bool *changed,
+	    uint64_t *kept);
+/* Place the plan, record it; copies no longer wanted go. */
+int	exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
+	    struct stage_report *r);
+/* Take a placed file away, putting back what it replaced. */
+int	undo_copy(struct guest *g, struct man_copy *rec);
+void	copy_drop(struct manifest *m, struct man_copy *rec);
 
 /* stage-registry.c: the guest's hives in one run. */
 struct guest_reg {
