@@ -151,11 +151,17 @@ plan_junctions(struct guest *g, const struct pkg_set *set, int want,
 
 		if (!p && in_set(set, name))
 			continue;
-		/* An older package the set's INF replaces goes. */
-		for (k = 0; !p && k < set->n; k++)
-			if (set->v[k].inf && g->man.v[i - set->n].inf &&
-			    !strcasecmp(set->v[k].inf, g->man.v[i - set->n].inf))
+		/* An older package the set replaces goes: one of the same
+		 * INF, or one of a GPU whose whole set the run stages. */
+		for (k = 0; !p && k < set->n; k++) {
+			const struct man_pkg *q = &g->man.v[i - set->n];
+
+			if ((set->v[k].inf && q->inf &&
+			    !strcasecmp(set->v[k].inf, q->inf)) ||
+			    (set->v[k].gpu && q->gpu &&
+			    !strcmp(set->v[k].gpu, q->gpu)))
 				break;
+		}
 		if (!p && k < set->n)
 			continue;
 		path = junction_path(g, name);

@@ -63,8 +63,10 @@ EXTRAS="System32/amdxx64.dll SysWOW64/amdxx32.dll" \
 echo "the guest's own" >"$TMP/own.dll"
 "$IMGTOOL" put "$IMG" 3 Windows/System32/amdxx64.dll "$TMP/own.dll"
 "$IMGTOOL" put "$IMG" 3 Windows/SysWOW64/kernel32.dll "$TMP/own.dll"
+"$IMGTOOL" put "$IMG" 3 Windows/System32/DriverStore/FileRepository/own.inf_amd64_0/own.inf "$TMP/own.dll"
 
-run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set1.zip" --json
+run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set1.zip" --driverstore-links --json
+expect_eq "$(jqv '[.system_files[] | select(.action == "linked")] | length')" 5 "set 1: a junction per package"
 jqv '.packages[] | .name + " " + .role + " " + .action' | sort >"$TMP/got"
 sort >"$TMP/want" <<'EOF'
 amdfendr.inf_amd64_1111111111111111 component stage
@@ -120,6 +122,10 @@ EXTRAS="System32/amdxx64.dll SysWOW64/amdxx32.dll" \
 run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set2.zip" --json
 expect_eq "$(jqv '[.packages[] | select(.action == "remove")] | length')" 5 "set 2: the whole old set goes"
 expect_eq "$(jqv '[.packages[] | select(.action == "stage")] | length')" 4 "set 2: the new set comes"
+# Junctions follow the set: one per new package, none for the dropped one.
+expect_eq "$(jqv '[.system_files[] | select(.action == "linked") | .path | sub(".*\\\\"; "")] | sort | join(" ")')" \
+  "amdogl.inf_amd64_2222222222222222 amdvlk.inf_amd64_2222222222222222 amdxe.inf_amd64_2222222222222222 u0401234.inf_amd64_2222222222222222" \
+  "set 2: junctions"
 listed >"$TMP/folders"
 printf '%s\n' amdogl.inf_amd64_2222222222222222 amdvlk.inf_amd64_2222222222222222 \
   amdxe.inf_amd64_2222222222222222 u0401234.inf_amd64_2222222222222222 |
