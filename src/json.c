@@ -182,15 +182,6 @@ jp_ws(struct jp *s)
 		s->p++;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static void
 put_utf8(char **o, uint32_t c)
 {
@@ -223,7 +214,7 @@ jp_u4(struct jp *s, uint32_t *c)
 		return -1;
 	*c = 0;
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval(s->p[i])) < 0)
+		if ((h = hex_digit((unsigned char)s->p[i])) < 0)
 			return -1;
 		*c = *c << 4 | (uint32_t)h;
 	}

@@ -299,17 +299,6 @@ expect_end(struct parser *p, const char *s, const char *end)
 }
 
 static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int
 parse_hex_bytes(struct parser *p, const char *s, const char *end,
     struct hive_val *v)
 {
@@ -320,8 +309,8 @@ parse_hex_bytes(struct parser *p, const char *s, const char *end,
 	while (s < end && *s != ';') {
 		int hi, lo;
 
-		hi = hexval((unsigned char)*s);
-		lo = s + 1 < end ? hexval((unsigned char)s[1]) : -1;
+		hi = hex_digit((unsigned char)*s);
+		lo = s + 1 < end ? hex_digit((unsigned char)s[1]) : -1;
 		if (hi < 0) {
 			free(b);
 			return perr(p, "bad hex byte \"%.8s\"", s);
@@ -427,7 +416,7 @@ parse_value(struct parser *p, const char *s, const char *end)
 		int digits = 0, h;
 
 		s += 6;
-		while (s < end && (h = hexval((unsigned char)*s)) >= 0) {
+		while (s < end && (h = hex_digit((unsigned char)*s)) >= 0) {
 			if (++digits > 8)
 				break;
 			d = d << 4 | (uint32_t)h;
@@ -451,7 +440,7 @@ parse_value(struct parser *p, const char *s, const char *end)
 
 			t = 0;
 			s++;
-			while (s < end && (h = hexval((unsigned char)*s)) >= 0) {
+			while (s < end && (h = hex_digit((unsigned char)*s)) >= 0) {
 				if (++digits > 8)
 					break;
 				t = t << 4 | (uint32_t)h;

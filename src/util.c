@@ -375,8 +375,8 @@ guid_format(const guid_t *g, char out[39])
 	    b[12], b[13], b[14], b[15]);
 }
 
-static int
-hexval(int c)
+int
+hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -404,8 +404,8 @@ guid_parse(guid_t *g, const char *s)
 	while (n < 16) {
 		if (*s == '-' && (n == 4 || n == 6 || n == 8 || n == 10))
 			s++;
-		h = hexval((unsigned char)s[0]);
-		l = h < 0 ? -1 : hexval((unsigned char)s[1]);
+		h = hex_digit((unsigned char)s[0]);
+		l = h < 0 ? -1 : hex_digit((unsigned char)s[1]);
 		if (h < 0 || l < 0)
 			goto bad;
 		raw[n++] = (uint8_t)(h << 4 | l);

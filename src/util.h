@@ -198,6 +198,8 @@ typedef struct guid {
 } guid_t;
 
 void	guid_from_bytes(guid_t *g, const void *p);
+/* The value of a hexadecimal digit, or -1. */
+int	hex_digit(int c);
 int	guid_parse(guid_t *g, const char *s);	/* "{...}" or bare */
 void	guid_format(const guid_t *g, char out[39]);	/* "{XXXXXXXX-...}" */
 bool	guid_eq(const guid_t *a, const guid_t *b);
