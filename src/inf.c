@@ -229,31 +229,25 @@ int
 inf_parse(const char *path, const void *text, size_t len, struct inf *out)
 {
 	enum text_enc enc;
-	size_t n, i = 0, j, k;
-	char *t = text_to_utf8(text, len, &n, &enc), *logical = NULL;
-	size_t llen = 0, lcap = 0;
+	size_t n, j, k, e;
+	char *t = text_to_utf8(text, len, &n, &enc);
+	struct text_lines tl;
 	struct inf_section *cur = NULL;
 	const struct inf_section *strings;
-	unsigned ln = 0, start = 0;
-	int ret = -1;
+	const char *line;
+	unsigned start;
+	int ret = -1, rc;
 
 	memset(out, 0, sizeof(*out));
 	out->path = xstrdup(path);
-	while (i <= n) {
-		const char *line = t + i;
-		size_t l = 0, e, c;
+	text_lines_init(&tl, t, n);
+	while ((rc = text_lines_next(&tl, &line, &e)) != 0) {
+		size_t c;
 		bool q = false, more;
 
-		while (i + l < n && t[i + l] != '\n')
-			l++;
-		i += l + 1;
-		ln++;
-		e = l;
-		if (e && line[e - 1] == '\r')
-			e--;
-		if (memchr(line, '\0', e)) {
-			perr(path, ln, "NUL character (a UTF-16 file without its "
-			    "byte order mark?)");
+		if (rc < 0) {
+			perr(path, tl.line, "NUL character (a UTF-16 file without "
+			    "its byte order mark?)");
 			goto out;
 		}
 		/* Cut the comment: ';' outside quotes. */
@@ -267,29 +261,20 @@ inf_parse(const char *path, const void *text, size_t len, struct inf *out)
 		while (e && isspace((unsigned char)line[e - 1]))
 			e--;
 		more = e && line[e - 1] == '\\';
-		if (!llen)
-			start = ln;
-		if (llen + e + 2 > lcap) {
-			lcap = (llen + e + 2) * 2;
-			logical = xrealloc(logical, lcap);
-		}
-		memcpy(logical + llen, line, more ? e - 1 : e);
-		llen += more ? e - 1 : e;
-		if (more && i <= n)
+		text_lines_add(&tl, line, more ? e - 1 : e);
+		if (more && text_lines_more(&tl))
 			continue;
-		logical[llen] = '\0';
+		start = tl.start;
 		{
-			const char *s = logical;
-			size_t sl = llen;
+			size_t sl;
+			const char *s = text_lines_take(&tl, &sl);
 
 			while (sl && isspace((unsigned char)*s)) {
 				s++;
 				sl--;
 			}
-			if (sl == 0) {
-				llen = 0;
+			if (sl == 0)
 				continue;
-			}
 			if (*s == '[') {
 				const char *close = memchr(s, ']', sl);
 				char *name;
@@ -317,7 +302,6 @@ inf_parse(const char *path, const void *text, size_t len, struct inf *out)
 				cur->v[cur->n++] = il;
 			}
 		}
-		llen = 0;
 	}
 	/* Unquote and substitute, [Strings] first (it is used by the rest). */
 	strings = inf_section(out, "Strings");
@@ -344,7 +328,7 @@ inf_parse(const char *path, const void *text, size_t len, struct inf *out)
 		}
 	ret = 0;
 out:
-	free(logical);
+	text_lines_free(&tl);
 	free(t);
 	if (ret < 0)
 		inf_free(out);

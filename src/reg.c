@@ -510,28 +510,21 @@ reg_parse(const char *path, const void *text, size_t len, bool rewrite,
 {
 	struct parser p = { .path = path, .rewrite = rewrite, .out = out };
 	enum text_enc enc;
-	size_t n, i = 0;
-	char *t = text_to_utf8(text, len, &n, &enc), *logical = NULL;
+	size_t n, e;
+	char *t = text_to_utf8(text, len, &n, &enc);
+	struct text_lines tl;
+	const char *line;
 	bool header = false;
-	unsigned start = 0;
-	size_t llen = 0, lcap = 0;
-	int ret = -1;
+	int ret = -1, rc;
 
 	memset(out, 0, sizeof(*out));
 	out->path = xstrdup(path);
-	while (i <= n) {
-		const char *line = t + i;
-		size_t l = 0, e;
+	text_lines_init(&tl, t, n);
+	while ((rc = text_lines_next(&tl, &line, &e)) != 0) {
 		bool more;
 
-		while (i + l < n && t[i + l] != '\n')
-			l++;
-		i += l + 1;
-		p.line++;
-		e = l;
-		if (e && line[e - 1] == '\r')
-			e--;
-		if (memchr(line, '\0', e)) {
+		p.line = tl.line;
+		if (rc < 0) {
 			perr(&p, "NUL character (a UTF-16 file without its "
 			    "byte order mark?)");
 			goto out;
@@ -544,7 +537,7 @@ reg_parse(const char *path, const void *text, size_t len, bool rewrite,
 				h++;
 				hl--;
 			}
-			if (hl == 0 && i <= n)
+			if (hl == 0 && text_lines_more(&tl))
 				continue;
 			if (hl == 36 && strncmp(h, "Windows Registry Editor "
 			    "Version 5.00", 36) == 0) {
@@ -566,37 +559,29 @@ reg_parse(const char *path, const void *text, size_t len, bool rewrite,
 			e--;
 		more = e && line[e - 1] == '\\' && line[0] != ';' &&
 		    line[0] != '[';
-		if (!llen)
-			start = p.line;
-		if (llen + e + 1 > lcap) {
-			lcap = (llen + e + 1) * 2;
-			logical = xrealloc(logical, lcap);
-		}
 		{
 			const char *c = line;
 			size_t ce = more ? e - 1 : e;
 
 			/* Continued lines lose their indentation. */
-			if (llen)
+			if (tl.len)
 				while (ce && (*c == ' ' || *c == '\t')) {
 					c++;
 					ce--;
 				}
-			memcpy(logical + llen, c, ce);
-			llen += ce;
+			text_lines_add(&tl, c, ce);
 		}
-		if (more && i <= n)
+		if (more && text_lines_more(&tl))
 			continue;
 		{
-			unsigned here = p.line;
+			size_t ll;
+			const char *l;
 
-			p.line = start;
-			logical[llen] = '\0';
-			if (parse_line(&p, logical, llen) < 0)
+			p.line = tl.start;
+			l = text_lines_take(&tl, &ll);
+			if (parse_line(&p, l, ll) < 0)
 				goto out;
-			p.line = here;
 		}
-		llen = 0;
 	}
 	if (!header) {
 		p.line = 1;
@@ -605,7 +590,7 @@ reg_parse(const char *path, const void *text, size_t len, bool rewrite,
 	}
 	ret = 0;
 out:
-	free(logical);
+	text_lines_free(&tl);
 	free(t);
 	free(p.key);
 	if (ret < 0)

@@ -546,6 +546,70 @@ static const uint16_t cp1252_hi[32] = {
 	0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0xfffd, 0x017e, 0x0178,
 };
 
+void
+text_lines_init(struct text_lines *r, const char *t, size_t n)
+{
+	memset(r, 0, sizeof(*r));
+	r->t = t;
+	r->n = n;
+}
+
+int
+text_lines_next(struct text_lines *r, const char **s, size_t *len)
+{
+	const char *line = r->t + r->i;
+	size_t l = 0, e;
+
+	if (r->i > r->n)
+		return 0;
+	while (r->i + l < r->n && line[l] != '\n')
+		l++;
+	r->i += l + 1;
+	r->line++;
+	if (r->len == 0)
+		r->start = r->line;
+	e = l;
+	if (e && line[e - 1] == '\r')
+		e--;
+	*s = line;
+	*len = e;
+	return memchr(line, '\0', e) ? -1 : 1;
+}
+
+bool
+text_lines_more(const struct text_lines *r)
+{
+	return r->i <= r->n;
+}
+
+void
+text_lines_add(struct text_lines *r, const char *s, size_t len)
+{
+	if (r->len + len + 1 > r->cap) {
+		r->cap = (r->len + len + 1) * 2;
+		r->buf = xrealloc(r->buf, r->cap);
+	}
+	memcpy(r->buf + r->len, s, len);
+	r->len += len;
+	r->buf[r->len] = '\0';
+}
+
+const char *
+text_lines_take(struct text_lines *r, size_t *len)
+{
+	text_lines_add(r, "", 0);	/* a buffer even for an empty line */
+	*len = r->len;
+	r->len = 0;
+	return r->buf;
+}
+
+void
+text_lines_free(struct text_lines *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
 char *
 text_to_utf8(const void *buf, size_t len, size_t *outlen,
     enum text_enc *enc)

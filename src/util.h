@@ -220,6 +220,29 @@ char	*utf16_to_utf8(const void *p, size_t nunits, bool big_endian);
 enum text_enc { TEXT_UTF8, TEXT_UTF8_BOM, TEXT_UTF16LE, TEXT_ANSI };
 char	*text_to_utf8(const void *buf, size_t len, size_t *outlen,
 	    enum text_enc *enc);
+/*
+ * The logical lines of a text (INF and .reg files): physical lines split
+ * at '\n' with a trailing '\r' dropped, pieces of which the caller adds
+ * to the logical line until its own rule says the line does not continue.
+ */
+struct text_lines {
+	const char *t;
+	size_t n, i;
+	unsigned line;			/* physical line last read, from 1 */
+	unsigned start;			/* first physical line of the logical */
+	char *buf;			/* the logical line so far */
+	size_t len, cap;
+};
+void	text_lines_init(struct text_lines *r, const char *t, size_t n);
+/* The next physical line: 1; 0 at the end; -1 when it holds a NUL (a
+ * UTF-16 file without its byte order mark). */
+int	text_lines_next(struct text_lines *r, const char **s, size_t *len);
+/* Whether a physical line follows the one last read. */
+bool	text_lines_more(const struct text_lines *r);
+void	text_lines_add(struct text_lines *r, const char *s, size_t len);
+/* The logical line (NUL-terminated, *len bytes); the next one starts. */
+const char *text_lines_take(struct text_lines *r, size_t *len);
+void	text_lines_free(struct text_lines *r);
 /* n bytes of UTF-8 as UTF-16LE, without a terminator (malloc'd; room
  * for one more unit). */
 uint8_t	*utf8_to_utf16le(const char *s, size_t n, size_t *nbytes);
