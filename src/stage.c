@@ -925,6 +925,24 @@ repair_package(struct guest *g, const struct pkg *p, const bool *bad,
 	return 0;
 }
 
+/* The start of a run that writes (stage, remove): the report begun and
+ * the guest opened in a session (a dry run's is never committed). */
+static int
+run_open(struct guest *g, const char *image, const struct stage_opts *o,
+    struct stage_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->image = xstrdup(image);
+	r->dry_run = o->dry_run;
+	if (guest_open(g, image, o, o->dry_run ? GP_OPEN_DRY_RUN :
+	    GP_OPEN_RDWR) < 0)
+		return -1;
+	r->repo = xstrdup(g->repo);
+	r->partition = g->partition;
+	r->linux_guest = g->is_linux;
+	return 0;
+}
+
 int
 stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
     struct stage_report *r)
@@ -942,16 +960,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	double t0, t1;
 	char b1[32], b2[32], b3[32];
 
-	memset(r, 0, sizeof(*r));
-	r->image = xstrdup(image);
-	r->dry_run = o->dry_run;
 	bad = xcalloc(set->n + 1, sizeof(*bad));
-	if (guest_open(&g, image, o, o->dry_run ? GP_OPEN_DRY_RUN :
-	    GP_OPEN_RDWR) < 0)
+	if (run_open(&g, image, o, r) < 0)
 		goto fail;
-	r->repo = xstrdup(g.repo);
-	r->partition = g.partition;
-	r->linux_guest = g.is_linux;
 	gp_volume_space(g.vol, &cluster, &r->free_before);
 	short_names = gp_volume_short_names(g.vol, g.system32,
 	    o->short_names) > 0;
@@ -1373,15 +1384,8 @@ stage_remove(const char *image, char **names, size_t n,
 	struct guest_reg gr = { 0 };
 	size_t i;
 
-	memset(r, 0, sizeof(*r));
-	r->image = xstrdup(image);
-	r->dry_run = o->dry_run;
-	if (guest_open(&g, image, o, o->dry_run ? GP_OPEN_DRY_RUN :
-	    GP_OPEN_RDWR) < 0)
+	if (run_open(&g, image, o, r) < 0)
 		goto fail;
-	r->repo = xstrdup(g.repo);
-	r->partition = g.partition;
-	r->linux_guest = g.is_linux;
 	for (i = 0; i < n; i++) {
 		struct man_pkg *mp = manifest_find(&g.man, names[i]);
 
