@@ -416,18 +416,12 @@ vhd_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 				return -1;
 			while (done < n) {
 				uint64_t s = (in + done) / 512;
-				bool here = h->bitmap[s / 8] >> (7 - s % 8) & 1;
-				uint64_t end = (s + 1) * 512;
+				uint64_t last = (in + n + 511) / 512;
+				bool here;
+				uint64_t end = (s + blk_bitmap_run(h->bitmap, s,
+				    last - s, true, &here)) * 512;
 				size_t m;
 
-				while (end < in + n) {
-					uint64_t s2 = end / 512;
-
-					if ((bool)(h->bitmap[s2 / 8] >>
-					    (7 - s2 % 8) & 1) != here)
-						break;
-					end += 512;
-				}
 				m = (size_t)(MIN(end, in + n) - (in + done));
 				if (here ? blk_file_read(img, buf + done, m,
 				    data + in + done) < 0 :

@@ -1303,20 +1303,14 @@ read_partial(gp_image *img, struct vhdx *v, uint8_t *buf, size_t len,
 	/* Runs of sectors with the same bit come from the same place. */
 	while (len) {
 		uint64_t sec = (off % chunk_bytes) / lss;
-		bool here = v->sb[sec / 8] >> (sec % 8) & 1;
-		uint64_t run_end = (off / lss + 1) * lss;
+		/* Within the chunk this bitmap covers (2^23 sectors). */
+		uint64_t nsec = MIN((off % lss + len + lss - 1) / lss,
+		    ((uint64_t)1 << 23) - sec);
+		bool here;
+		uint64_t run_end = (off / lss + blk_bitmap_run(v->sb, sec, nsec,
+		    false, &here)) * lss;
 		size_t n;
 
-		for (;;) {
-			uint64_t s2;
-
-			if (run_end >= off + len)
-				break;
-			s2 = (run_end % chunk_bytes) / lss;
-			if ((bool)(v->sb[s2 / 8] >> (s2 % 8) & 1) != here)
-				break;
-			run_end += lss;
-		}
 		n = (size_t)(MIN(run_end, off + len) - off);
 		if (here ? vhdx_fread(img, buf, n, file_off) < 0 :
 		    blk_parent_read(img, buf, n, off) < 0)

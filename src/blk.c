@@ -281,6 +281,24 @@ seen_before(const char *const *c, size_t i)
 	return false;
 }
 
+static bool
+bitmap_bit(const uint8_t *b, uint64_t s, bool msb_first)
+{
+	return b[s / 8] >> (msb_first ? 7 - s % 8 : s % 8) & 1;
+}
+
+uint64_t
+blk_bitmap_run(const uint8_t *bitmap, uint64_t s, uint64_t max,
+    bool msb_first, bool *set)
+{
+	uint64_t n = 1;
+
+	*set = bitmap_bit(bitmap, s, msb_first);
+	while (n < max && bitmap_bit(bitmap, s + n, msb_first) == *set)
+		n++;
+	return n;
+}
+
 int
 blk_parent_read(gp_image *img, void *buf, size_t len, uint64_t off)
 {

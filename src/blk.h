@@ -191,4 +191,13 @@ int	blk_open_parent(gp_image *img, const char *const *candidates,
 /* Read from the parent, or zeros when there is none. */
 int	blk_parent_read(gp_image *img, void *buf, size_t len, uint64_t off);
 
+/*
+ * A differencing image's sector bitmap: the number of sectors from sector
+ * s on (at most max, at least 1) whose bit equals s's, and in *set that
+ * bit (set: the sector is in this file).  VHD numbers the bits from the
+ * most significant of each byte (msb_first), VHDX from the least.
+ */
+uint64_t blk_bitmap_run(const uint8_t *bitmap, uint64_t s, uint64_t max,
+	    bool msb_first, bool *set);
+
 #endif

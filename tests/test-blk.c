@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "util.h"
+#include "blk.h"
 #include "check.h"
 
 #define MiB (1024ull * 1024)
@@ -510,6 +511,30 @@ test_refusals(void)
 	free(p);
 }
 
+/* Runs of a sector bitmap, in VHD's bit order and in VHDX's. */
+static void
+test_bitmap_run(void)
+{
+	/* Sectors 0-2 present, 3-10 absent, 11-15 present, in each order. */
+	const uint8_t msb[2] = { 0xE0, 0x1F }, lsb[2] = { 0x07, 0xF8 };
+	bool set;
+
+	CHECK_EQ_U(blk_bitmap_run(msb, 0, 16, true, &set), 3);
+	CHECK(set);
+	CHECK_EQ_U(blk_bitmap_run(msb, 3, 13, true, &set), 8);
+	CHECK(!set);
+	CHECK_EQ_U(blk_bitmap_run(msb, 11, 5, true, &set), 5);
+	CHECK(set);
+	CHECK_EQ_U(blk_bitmap_run(lsb, 1, 15, false, &set), 2);
+	CHECK(set);
+	CHECK_EQ_U(blk_bitmap_run(lsb, 4, 12, false, &set), 7);
+	CHECK(!set);
+	/* A run stops at max, and is one sector at least. */
+	CHECK_EQ_U(blk_bitmap_run(lsb, 3, 4, false, &set), 4);
+	CHECK_EQ_U(blk_bitmap_run(lsb, 2, 1, false, &set), 1);
+	CHECK_EQ_U(blk_bitmap_run(msb, 2, 0, true, &set), 1);
+}
+
 int
 main(void)
 {
@@ -523,6 +548,7 @@ main(void)
 	test_open_and_write(512, 5ull << 30, 4096);
 	/* 4096-byte sectors: chunk ratio 32768 (32 GiB chunks). */
 	test_open_and_write(4096, 40ull << 30, 32768);
+	test_bitmap_run();
 	test_log();
 	test_log_whole();
 	test_refusals();
