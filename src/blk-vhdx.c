@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "blk.h"
+#include "vhdx-log.h"
 
 #define MiB			(1024ull * 1024)
 #define VHDX_HEADER1_OFF	(64 * 1024)
@@ -42,7 +43,6 @@
 #define VHDX_MIN_BLOCK		(1 * MiB)
 #define VHDX_MAX_BLOCK		(256 * MiB)
 #define VHDX_SB_SIZE		MiB	/* a sector bitmap block, 2.4 */
-#define VHDX_LOG_SECTOR		4096
 /* Caps on what we hold in memory, far above anything Hyper-V makes. */
 /* The largest log we write or read: a commit of BLK_MAX_COMMIT_PAGES
  * pages with its entry headers, rounded up. */
@@ -107,7 +107,6 @@ struct vhdx {
 	 * cut off or moved over. */
 	struct { uint64_t off, len; } other[VHDX_RT_MAX_ENTRIES];
 	unsigned nother;
-	uint64_t log_limit;		/* log entries write below it */
 
 	uint32_t block_size;
 	bool leave_allocated;		/* set in fixed files, 2.6.2.1 */
@@ -316,106 +315,6 @@ begin_session(gp_image *img, struct vhdx *v)
 
 /* ---- log replay, 2.3 ---------------------------------------------- */
 
-struct log_entry {
-	uint32_t off;			/* in the log */
-	uint32_t len;
-	uint32_t tail;
-	uint64_t seq;
-	uint64_t flushed;
-	uint64_t last;
-};
-
-/* Copy n bytes of the circular log starting at off. */
-static void
-log_copy(const uint8_t *log, uint32_t loglen, uint32_t off, uint8_t *dst,
-    uint32_t n)
-{
-	uint32_t first = MIN(n, loglen - off);
-
-	memcpy(dst, log + off, first);
-	if (n > first)
-		memcpy(dst + first, log, n - first);
-}
-
-/*
- * Check the entry at off (2.3.1): header fields, checksum over the whole
- * entry, every descriptor and data sector.  buf gets the linear entry.
- */
-static bool
-log_entry_check(struct vhdx *v, const uint8_t *log, uint32_t off,
-    struct log_entry *e, uint8_t *buf)
-{
-	uint32_t loglen = v->log_len, count, dsec, ndata = 0, i;
-	uint8_t h[64];
-	uint64_t seq;
-
-	log_copy(log, loglen, off, h, 64);
-	if (memcmp(h, "loge", 4) != 0)
-		return false;
-	e->off = off;
-	e->len = get_le32(h + 8);
-	e->tail = get_le32(h + 12);
-	e->seq = seq = get_le64(h + 16);
-	count = get_le32(h + 24);
-	e->flushed = get_le64(h + 48);
-	e->last = get_le64(h + 56);
-	if (e->len < VHDX_LOG_SECTOR || e->len % VHDX_LOG_SECTOR ||
-	    e->len > loglen || e->tail % VHDX_LOG_SECTOR || e->tail >= loglen ||
-	    seq == 0)
-		return false;
-	if (memcmp(h + 32, v->log_guid.b, 16) != 0)
-		return false;
-	/* Descriptor sectors: 64-byte header then 32-byte descriptors. */
-	if (count > (e->len / 32))
-		return false;
-	dsec = (uint32_t)(((uint64_t)count * 32 + 64 + VHDX_LOG_SECTOR - 1) /
-	    VHDX_LOG_SECTOR);
-	if (dsec > e->len / VHDX_LOG_SECTOR)
-		return false;
-	log_copy(log, loglen, off, buf, e->len);
-	{
-		uint32_t sum = get_le32(buf + 4);
-
-		put_le32(buf + 4, 0);
-		if (!SUM_OK(crc32c(0, buf, e->len), sum))
-			return false;
-		put_le32(buf + 4, sum);
-	}
-	for (i = 0; i < count; i++) {
-		const uint8_t *d = buf + 64 + 32 * i;
-
-		uint64_t foff = get_le64(d + 16), flen;
-
-		if (get_le64(d + 24) != seq || foff % VHDX_LOG_SECTOR)
-			return false;
-		/* What an entry writes lies inside the file: a descriptor
-		 * past its end (or a zero run of 2^60 bytes) is no entry we
-		 * replay. */
-		flen = memcmp(d, "desc", 4) == 0 ? VHDX_LOG_SECTOR :
-		    get_le64(d + 8);
-		if (foff > v->log_limit || flen > v->log_limit - foff)
-			return false;
-		if (memcmp(d, "desc", 4) == 0) {
-			const uint8_t *s;
-
-			if (dsec + ndata >= e->len / VHDX_LOG_SECTOR)
-				return false;
-			s = buf + (uint64_t)(dsec + ndata) * VHDX_LOG_SECTOR;
-			if (memcmp(s, "data", 4) != 0 ||
-			    get_le32(s + 4) != (uint32_t)(seq >> 32) ||
-			    get_le32(s + 4092) != (uint32_t)seq)
-				return false;
-			ndata++;
-		} else if (memcmp(d, "zero", 4) == 0) {
-			if (get_le64(d + 8) % VHDX_LOG_SECTOR)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return true;
-}
-
 static void
 add_patch(struct vhdx *v, uint64_t off, uint64_t len, const uint8_t *data)
 {
@@ -482,69 +381,17 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
 }
 
 /*
- * Find the active sequence with the procedure of 2.3.3 and replay it.
- * A log without any valid sequence is taken as empty (as Hyper-V and QEMU
- * do for a freshly initialised log).
+ * Find the active sequence (vhdx-log.c) and replay it.  A log without any
+ * valid sequence is taken as empty (as Hyper-V and QEMU do for a freshly
+ * initialised log).
  */
-/*
- * 2.3.3: the active sequence.  Candidate tails are tried from the start of
- * the log: a valid sequence found at one moves the search to its head, an
- * invalid one a sector on.  The search ends when it would wrap or not move
- * (a sequence as long as the whole log), and after a sector's worth of
- * steps in any case: it terminates on any input.  The best sequence (the
- * highest sequence number whose tail entry is in it) goes to best; its
- * length is returned.  seqv and best hold cap entries.
- */
-static size_t
-log_find_active(struct vhdx *v, const uint8_t *log, uint32_t loglen,
-    uint8_t *buf, struct log_entry *seqv, struct log_entry *best, size_t cap)
-{
-	uint32_t cur_tail = 0, steps;
-	size_t nseq, nbest = 0, i;
-
-	for (steps = 0; steps <= loglen / VHDX_LOG_SECTOR; steps++) {
-		uint32_t head = cur_tail;
-		uint64_t total = 0;
-		bool valid = false;
-
-		nseq = 0;
-		while (nseq < cap && total < loglen) {
-			struct log_entry e;
-
-			if (!log_entry_check(v, log, head, &e, buf))
-				break;
-			if (nseq && e.seq != seqv[nseq - 1].seq + 1)
-				break;
-			seqv[nseq++] = e;
-			total += e.len;
-			head = (uint32_t)(((uint64_t)head + e.len) % loglen);
-		}
-		for (i = 0; i < nseq; i++)
-			if (seqv[i].off == seqv[nseq - 1].tail)
-				valid = true;
-		if (valid && (!nbest || seqv[nseq - 1].seq > best[nbest - 1].seq)) {
-			memcpy(best, seqv, nseq * sizeof(*seqv));
-			nbest = nseq;
-		}
-		if (!valid) {
-			if ((uint64_t)cur_tail + VHDX_LOG_SECTOR >= loglen)
-				break;
-			cur_tail += VHDX_LOG_SECTOR;
-		} else {
-			if (total >= loglen || head <= cur_tail)
-				break;
-			cur_tail = head;
-		}
-	}
-	return nbest;
-}
-
 static int
 replay_log(gp_image *img, struct vhdx *v)
 {
 	uint32_t loglen = v->log_len;
 	uint8_t *log = NULL, *buf = NULL;
 	struct log_entry *seqv = NULL, *best = NULL;
+	struct vhdx_log lg;
 	size_t nbest = 0, cap = loglen / VHDX_LOG_SECTOR + 1, i, start;
 	bool in_memory = !BLK_FILE_WRITABLE(img);
 	int ret = -1;
@@ -557,7 +404,6 @@ replay_log(gp_image *img, struct vhdx *v)
 		return corrupt(img, "VHDX log region (offset %llu, %u bytes) "
 		    "is misaligned or lies outside the file",
 		    (unsigned long long)v->log_off, loglen);
-	v->log_limit = img->file_size;
 	log = xmalloc(loglen);
 	buf = xmalloc(loglen);
 	seqv = xmalloc(cap * sizeof(*seqv));
@@ -565,7 +411,9 @@ replay_log(gp_image *img, struct vhdx *v)
 	if (blk_file_read(img, log, loglen, v->log_off) < 0)
 		goto out;
 
-	nbest = log_find_active(v, log, loglen, buf, seqv, best, cap);
+	lg = (struct vhdx_log){ .data = log, .len = loglen,
+	    .guid = v->log_guid, .limit = img->file_size };
+	nbest = vhdx_log_find_active(&lg, buf, seqv, best, cap);
 
 	if (!nbest) {
 		debug("%s: VHDX log holds no valid sequence; taken as empty",
@@ -586,10 +434,10 @@ replay_log(gp_image *img, struct vhdx *v)
 			break;
 	if (in_memory)
 		v->vfile_size = img->file_size;
-	/* Every entry of the sequence passed log_entry_check in the search;
-	 * the log is in memory, so copying it out again is enough. */
+	/* Every entry of the sequence passed the check in the search; the
+	 * log is in memory, so copying it out again is enough. */
 	for (i = start; i < nbest; i++) {
-		log_copy(log, loglen, best[i].off, buf, best[i].len);
+		vhdx_log_copy(&lg, best[i].off, buf, best[i].len);
 		if (log_entry_apply(img, v, buf, in_memory) < 0)
 			goto out;
 	}

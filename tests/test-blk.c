@@ -14,6 +14,7 @@
 
 #include "util.h"
 #include "blk.h"
+#include "vhdx-log.h"
 #include "check.h"
 
 #define MiB (1024ull * 1024)
@@ -511,6 +512,103 @@ test_refusals(void)
 	free(p);
 }
 
+/*
+ * put_entry LOG LEN OFF ELEN SEQ TAIL: a log entry of ELEN bytes (one zero
+ * descriptor for the first sector of the file) written into the circular
+ * log at OFF, wrapping at its end, with its checksum.
+ */
+static void
+put_entry(uint8_t *log, uint32_t len, uint32_t off, uint32_t elen,
+    uint64_t seq, uint32_t tail, const guid_t *g)
+{
+	uint8_t *e = xcalloc(1, elen);
+	uint32_t first = MIN(elen, len - off);
+
+	memcpy(e, "loge", 4);
+	put_le32(e + 8, elen);
+	put_le32(e + 12, tail);
+	put_le64(e + 16, seq);
+	put_le32(e + 24, 1);
+	memcpy(e + 32, g->b, 16);
+	put_le64(e + 48, 8 * MiB);
+	put_le64(e + 56, 8 * MiB);
+	memcpy(e + 64, "zero", 4);
+	put_le64(e + 72, 4096);
+	put_le64(e + 80, 4 * MiB);
+	put_le64(e + 88, seq);
+	put_le32(e + 4, crc32c(0, e, elen));
+	memcpy(log + off, e, first);
+	memcpy(log, e + first, elen - first);
+	free(e);
+}
+
+/* The search for the active sequence, on logs made in memory. */
+static void
+test_log_search(void)
+{
+	const uint32_t len = 256 * 1024;	/* 64 sectors */
+	uint8_t *log = xcalloc(1, len), *buf = xmalloc(len);
+	size_t cap = len / VHDX_LOG_SECTOR + 1, n;
+	struct log_entry *seqv = xcalloc(cap, sizeof(*seqv));
+	struct log_entry *best = xcalloc(cap, sizeof(*best));
+	struct vhdx_log lg = { log, len, { { 0 } }, 16 * MiB };
+	struct log_entry e;
+
+	guid_parse(&lg.guid, "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE");
+	/* An empty log has no active sequence. */
+	CHECK_EQ_U(vhdx_log_find_active(&lg, buf, seqv, best, cap), 0);
+	/* One entry that wraps: its second sector is the log's first. */
+	put_entry(log, len, len - 4096, 8192, 5, len - 4096, &lg.guid);
+	CHECK(vhdx_log_entry_check(&lg, len - 4096, &e, buf));
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 1);
+	CHECK_EQ_U(best[0].off, len - 4096);
+	CHECK_EQ_U(best[0].seq, 5);
+	/* A sequence across the end: the next entry follows the wrapped
+	 * one, and the newest names the old tail. */
+	put_entry(log, len, 4096, 4096, 6, len - 4096, &lg.guid);
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 2);
+	CHECK_EQ_U(best[1].seq, 6);
+	CHECK_EQ_U(best[1].off, 4096);
+	/* Another sequence with a higher number wins. */
+	put_entry(log, len, 65536, 4096, 9, 65536, &lg.guid);
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 1);
+	CHECK_EQ_U(best[0].seq, 9);
+	/* One bit off in it: its checksum fails, the older sequence wins. */
+	log[65536 + 100] ^= 1;
+	CHECK(!vhdx_log_entry_check(&lg, 65536, &e, buf));
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 2);
+	CHECK_EQ_U(best[1].seq, 6);
+	/* Another log's GUID, or a write past the file: no entry. */
+	memset(log, 0, len);
+	put_entry(log, len, 0, 4096, 3, 0, &lg.guid);
+	lg.limit = 4 * MiB;		/* the zero run ends past it */
+	CHECK_EQ_U(vhdx_log_find_active(&lg, buf, seqv, best, cap), 0);
+	lg.limit = 16 * MiB;
+	lg.guid.b[0] ^= 1;
+	CHECK_EQ_U(vhdx_log_find_active(&lg, buf, seqv, best, cap), 0);
+	lg.guid.b[0] ^= 1;
+	/* An entry as long as the whole log: found, and the search ends. */
+	memset(log, 0, len);
+	put_entry(log, len, 0, len, 11, 0, &lg.guid);
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 1);
+	CHECK_EQ_U(best[0].len, len);
+	/* The same, starting mid-log (wrapping onto itself). */
+	memset(log, 0, len);
+	put_entry(log, len, 128 * 1024, len, 12, 128 * 1024, &lg.guid);
+	n = vhdx_log_find_active(&lg, buf, seqv, best, cap);
+	CHECK_EQ_U(n, 1);
+	CHECK_EQ_U(best[0].off, 128 * 1024);
+	free(log);
+	free(buf);
+	free(seqv);
+	free(best);
+}
+
 /* Runs of a sector bitmap, in VHD's bit order and in VHDX's. */
 static void
 test_bitmap_run(void)
@@ -549,6 +647,7 @@ main(void)
 	/* 4096-byte sectors: chunk ratio 32768 (32 GiB chunks). */
 	test_open_and_write(4096, 40ull << 30, 32768);
 	test_bitmap_run();
+	test_log_search();
 	test_log();
 	test_log_whole();
 	test_refusals();
