@@ -13,7 +13,7 @@
 
 #include "cli.h"
 #include "json.h"
-#include "ntfs.h"
+#include "winname.h"
 #include "sidecar.h"
 #include "stage.h"
 
@@ -299,7 +299,7 @@ windows_vhdx_path(const char *p)
 		ok = false;
 	for (comp = strtok_r(copy, "\\", &save); ok && comp;
 	    comp = strtok_r(NULL, "\\", &save), skip++)
-		ok = ntfs_name_check(comp) == 0;
+		ok = win_name_check(comp) == 0;
 	free(copy);
 	return ok && skip >= (p[0] == '\\' ? 3 : 1);
 }

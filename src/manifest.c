@@ -34,7 +34,7 @@
 #include <stdlib.h>
 
 #include "json.h"
-#include "ntfs.h"
+#include "winname.h"
 #include "package.h"
 
 #define MANIFEST_FORMAT 1
@@ -149,7 +149,7 @@ rel_ok(const char *rel)
 
 	for (c = strtok_r(copy, "/", &save); ok && c;
 	    c = strtok_r(NULL, "/", &save))
-		ok = ntfs_name_check(c) == 0 && ++depth <= 64;
+		ok = win_name_check(c) == 0 && ++depth <= 64;
 	free(copy);
 	return ok;
 }
@@ -239,7 +239,7 @@ junction_ok(const char *dest, const char *link, const char *package,
 	const char *root_end = dest[0] == '\\' ? strchr(dest + 1, '\\') : NULL;
 	size_t rl = root_end ? (size_t)(root_end - dest) : 0;
 
-	if (backup || !root_end || !package || ntfs_name_check(package) < 0 ||
+	if (backup || !root_end || !package || win_name_check(package) < 0 ||
 	    strncasecmp(root_end, ds, sizeof(ds) - 1) ||
 	    strcmp(root_end + sizeof(ds) - 1, package) ||
 	    !isalpha((unsigned char)link[0]) || link[1] != ':' ||
@@ -255,7 +255,7 @@ copy_ok(const char *dest, const char *backup)
 	const char *name = strrchr(dest, '\\'), *dir, *b;
 	size_t dl;
 
-	if (!name || dest[0] != '\\' || ntfs_name_check(name + 1) < 0)
+	if (!name || dest[0] != '\\' || win_name_check(name + 1) < 0)
 		return false;
 	for (dir = name - 1; dir > dest && *dir != '\\'; dir--)
 		;
@@ -388,7 +388,7 @@ manifest_parse(const char *text, size_t len, struct manifest *m)
 
 		if (!jv_str(p, "name") || !files || files->t != JV_ARR)
 			goto bad;
-		if (ntfs_name_check(jv_str(p, "name")) < 0) {
+		if (win_name_check(jv_str(p, "name")) < 0) {
 			error_setc(GP_EXIT_CORRUPT, EINVAL, "its packages[%zu] is "
 			    "named '%s', which is no folder name", i,
 			    jv_str(p, "name"));

@@ -18,7 +18,7 @@
 #include <archive_entry.h>
 
 #include "json.h"
-#include "ntfs.h"
+#include "winname.h"
 #include "inf.h"
 #include "package.h"
 
@@ -151,7 +151,7 @@ walk_dir(struct walk *w, const char *dir, const char *rel, unsigned depth)
 			error_input(E2BIG, "package %s: more than %u entries",
 			    w->p->name, PKG_MAX_ENTRIES);
 			ret = -1;
-		} else if (ntfs_name_check(names[i]) < 0) {
+		} else if (win_name_check(names[i]) < 0) {
 			error_input(EINVAL, "package %s: '%s' is not a name Windows "
 			    "can hold (reserved device name, a character among "
 			    "<>:\"\\|?*, or a trailing dot or space)",
@@ -278,7 +278,7 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 			free(root);
 			return -1;
 		}
-	if (ntfs_name_check(p->name) < 0) {
+	if (win_name_check(p->name) < 0) {
 		error_input(EINVAL, "package folder '%s' is not a name Windows can "
 		    "hold", p->name);
 		free(root);
@@ -610,7 +610,7 @@ bundle_gpu_extras(struct bundle *b, const struct jv *g, size_t gi,
 		struct stat st;
 		bool ok = f && *f && *f != '/' && name && name > w + 3 &&
 		    isalpha((unsigned char)w[0]) && w[1] == ':' &&
-		    w[2] == '\\' && ntfs_name_check(name + 1) == 0;
+		    w[2] == '\\' && win_name_check(name + 1) == 0;
 		int n = 0;
 
 		for (d = name; ok && d > w + 2 && d[-1] != '\\'; d--)

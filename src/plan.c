@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <wctype.h>
 
-#include "ntfs.h"
+#include "winname.h"
 #include "plan.h"
 
 /* A name upper-cased for comparison (UTF-8 in and out). */
@@ -157,7 +157,7 @@ plan_name_clashes(const struct pkg *p, bool short_names)
 			const char *other = p->files[s.owner[at]].rel;
 			bool is_alias = strcasecmp(strrchr(other, '/') ?
 			    strrchr(other, '/') + 1 : other, name) != 0 &&
-			    ntfs_is_short_name(name);
+			    win_is_short_name(name);
 
 			error_set(EEXIST, "%s: %s and %s %s in one NTFS folder; "
 			    "nothing was written", p->name, other, rel,
@@ -169,11 +169,11 @@ plan_name_clashes(const struct pkg *p, bool short_names)
 			break;
 		}
 		ns_add(&s, k, i);
-		if (!short_names || ntfs_is_short_name(name))
+		if (!short_names || win_is_short_name(name))
 			continue;
 		/* The alias ntfs.c will give it: the first free candidate. */
 		for (n = 1; n < 1000000; n++) {
-			ntfs_short_name(name, n, alias);
+			win_short_name(name, n, alias);
 			k = key_of(rel, alias);
 			if (!s.key[ns_slot(&s, k)])
 				break;

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "inf.h"
-#include "ntfs.h"
+#include "winname.h"
 #include "package.h"
 #include "stage-int.h"
 
@@ -212,7 +212,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 				    cv[k].src, p->name);
 				continue;
 			}
-			if (ntfs_name_check(cv[k].dest) < 0) {
+			if (win_name_check(cv[k].dest) < 0) {
 				error_input(EINVAL, "%s: CopyToVm destination "
 				    "'%.80s%s' is not a name Windows can hold "
 				    "(reserved, forbidden characters, or over "

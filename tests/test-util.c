@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "acl.h"
-#include "ntfs.h"
+#include "winname.h"
 #include "util.h"
 #include "check.h"
 
@@ -13,7 +13,7 @@
 #define ALIAS(name, n, want) do {					\
 	char a_[24];							\
 									\
-	ntfs_short_name(name, n, a_);					\
+	win_short_name(name, n, a_);					\
 	if (strcmp(a_, want) != 0) {					\
 		fprintf(stderr, "%s:%d: alias %u of '%s' is %s, "	\
 		    "expected %s\n", __FILE__, __LINE__, (unsigned)(n),	\
@@ -114,8 +114,8 @@ main(void)
 	ALIAS("\xc3\x9c" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9"
 	    " \xe2\x9c\x93.txt", 1, "_N_C_D~1.TXT");
 	ALIAS("nvidia-smi.description.extension", 1, "NVIDIA~1.EXT");
-	CHECK(ntfs_is_short_name("NVAPI.DLL") && ntfs_is_short_name("nvapi.dll"));
-	CHECK(!ntfs_is_short_name("a b.txt") && !ntfs_is_short_name(".hidden"));
+	CHECK(win_is_short_name("NVAPI.DLL") && win_is_short_name("nvapi.dll"));
+	CHECK(!win_is_short_name("a b.txt") && !win_is_short_name(".hidden"));
 
 	/*
 	 * Inheritance (acl.c) on a parent whose DACL is auto-inherited:
