@@ -5,7 +5,7 @@
 #ifndef GPUPV_CLI_H
 #define GPUPV_CLI_H
 
-#include "package.h"
+#include "manifest.h"
 #include "util.h"
 
 struct cmd {

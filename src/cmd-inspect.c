@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "inf.h"
 #include "json.h"
-#include "package.h"
+#include "manifest.h"
 
 #define HDS_PATH "Windows/System32/HostDriverStore/FileRepository"
 /* The same folders in a Linux guest, as WSL lays them out. */

@@ -7,7 +7,7 @@
 #ifndef GPUPV_REGISTRY_H
 #define GPUPV_REGISTRY_H
 
-#include "package.h"
+#include "manifest.h"
 #include "reg.h"
 
 struct regs {

@@ -7,7 +7,7 @@
 #ifndef GPUPV_SIDECAR_H
 #define GPUPV_SIDECAR_H
 
-#include "package.h"
+#include "manifest.h"
 
 #define SIDECAR_LOW_MMIO_MB	1024		/* GPU-PV defaults */
 #define SIDECAR_HIGH_MMIO_MB	(64 * 1024)

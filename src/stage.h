@@ -7,7 +7,7 @@
 #define GPUPV_STAGE_H
 
 #include "compact.h"
-#include "package.h"
+#include "manifest.h"
 
 struct stage_opts {
 	bool dry_run;
