@@ -629,7 +629,14 @@ bundle_gpu_extras(struct bundle *b, const struct jv *g, size_t gi,
 		if (!ok)
 			goto bad;
 		src = xasprintf("%s/%s", dir, f);
-		if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+		/* Its folders are folders of the bundle, not links out. */
+		for (c = src + strlen(dir) + 1; ok && (c = strchr(c, '/'));
+		    c++) {
+			*c = '\0';
+			ok = lstat(src, &st) == 0 && S_ISDIR(st.st_mode);
+			*c = '/';
+		}
+		if (!ok || lstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
 			error_input(ENOENT, "%s: %s names %s, which the bundle "
 			    "does not hold as a file", arg, BUNDLE_JSON, f);
 			free(src);

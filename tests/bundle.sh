@@ -174,7 +174,19 @@ lie '.gpus[0].extras[0].path = "C:\\Program Files\\AMD\\amdxx64.dll"' 'extras\[0
 lie '.gpus[0].extras[0].path = "C:\\Windows\\System32\\drivers\\x.sys"' 'extras\[0\] is not a file of the bundle from'
 lie '.gpus[0].extras[0].file = "../../../etc/passwd"' 'extras\[0\] is not a file of the bundle from'
 lie '.gpus[0].extras[1].file = "extras/none.dll"' 'names extras/none.dll, which the bundle does not hold'
-pass "bundles listing absent packages or files, unknown roles or paths outside System32/SysWOW64 are refused"
+# A folder of the bundle that is a link out of it.
+rm -rf "$TMP/lie" "$TMP/outside"
+mkdir -p "$TMP/lie" "$TMP/outside"
+(cd "$TMP/lie" && unzip -q "$TMP/set1.zip")
+echo secret >"$TMP/outside/amdxx64.dll"
+rm -rf "$TMP/lie/extras/System32"
+ln -s "$TMP/outside" "$TMP/lie/extras/System32"
+before=$(sha "$IMG")
+run 10 "$GPUPV_PREP" stage "$IMG" "$TMP/lie"
+grep -q 'names extras/System32/amdxx64.dll, which the bundle does not hold' "$TMP/err" ||
+  fail "a linked extras folder: $(cat "$TMP/err")"
+expect_eq "$(sha "$IMG")" "$before" "a linked extras folder: the image changed"
+pass "bundles listing absent packages or files, unknown roles, paths outside System32/SysWOW64 or folders linked out are refused"
 
 # A manifest whose package claims a role gpupv-prep does not write.
 run 0 "$GPUPV_PREP" stage "$IMG" "$TMP/set1.zip"
