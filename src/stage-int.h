@@ -1,11 +1,16 @@
 /*
- * stage-int.h - what the files of the stage layer share (stage.c: the
- * session, the plan and its execution for Windows and Linux guests;
- * stage-linux.c: what a Linux guest needs besides the packages).  Not
- * part of any public interface.
+ * stage-int.h - what the files of the stage layer share: stage.c (the
+ * guest session, the packages, stage_run and stage_remove), stage-hash.c
+ * (the hashing thread), stage-verify.c (reading back, verify),
+ * stage-copies.c (files placed outside the store), stage-registry.c (the
+ * hives), stage-linux.c (a Linux guest) and stage-junction.c (DriverStore
+ * junctions).  Not part of any public interface.
  */
 #ifndef GPUPV_STAGE_INT_H
 #define GPUPV_STAGE_INT_H
+
+#include <pthread.h>
+#include <sys/stat.h>
 
 #include "inf.h"
 #include "registry.h"
@@ -53,6 +58,19 @@ struct copy_plan {
 };
 
 /* stage.c */
+/* The guest of a run: image, partition table, volume, manifest, opened
+ * with gp_image_open's flags (a session unless read-only). */
+int	guest_open(struct guest *g, const char *image,
+	    const struct stage_opts *o, unsigned flags);
+void	guest_close(struct guest *g);
+/* A package's folder in the guest, or rel inside it (malloc'd). */
+char	*guest_path(const struct guest *g, const char *pkg, const char *rel);
+/* A long phase's progress, to the caller's callback. */
+void	progress(const struct stage_opts *o, const char *phase,
+	    uint64_t files, uint64_t nfiles, uint64_t bytes, uint64_t total);
+/* A package line of the report (r->v may move). */
+struct stage_item *add_item(struct stage_report *r, const char *name,
+	    const char *inf, const char *ver, enum stage_action a);
 /* A package file opened for copying, never through a link. */
 int	open_package_file(const char *path);
 /* Feeding a file's contents to create: from fd, counting progress. */
@@ -78,6 +96,38 @@ const struct pkg_file *pkg_find(const struct pkg *p, const char *rel);
 bool	in_set(const struct pkg_set *set, const char *name);
 /* The SHA-256 of a host file (no link followed, its size checked). */
 int	hash_host_file(const struct pkg_file *f, char hex[65]);
+
+/* stage-hash.c: the hashing thread of a run. */
+struct hash_run {
+	struct sha256_job *jobs;	/* in hashing order */
+	size_t *slot;			/* copy order -> job */
+	struct stat *copied;		/* the copier's fstat, by job */
+	size_t n, next;			/* next: the copier's position */
+	volatile int stop;
+	pthread_t th;
+	bool started;
+};
+/* Start hashing the files of the packages todo[] marks (a thread). */
+int	hash_start(struct hash_run *h, const struct pkg_set *set,
+	    const bool *todo);
+/* Wait for it; with ok, put the hashes into the packages' files and
+ * check each file is the one the copier read. */
+int	hash_finish(struct hash_run *h, struct pkg_set *set, const bool *todo,
+	    bool ok);
+
+/* stage-verify.c: reading staged files back. */
+struct readback {
+	const struct stage_opts *o;
+	const char *phase;
+	uint64_t files, nfiles, bytes, total;
+};
+void	readback_init(struct readback *rb, const struct stage_opts *o,
+	    const char *phase, const struct manifest *m,
+	    const struct pkg_set *set);
+/* Hash every file of mp as the volume holds it; the number that differ
+ * (marked in bad_files when given), or -1. */
+long	check_package(struct guest *g, const struct man_pkg *mp,
+	    struct stage_report *r, bool *bad_files, struct readback *rb);
 
 /* stage-copies.c: System32/SysWOW64 copies and the placing of every
  * planned file. */

@@ -9,14 +9,14 @@
  * gpupv-prep did not stage are never touched.  The files placed outside
  * the store are in stage-copies.c, the registry's part of a run in
  * stage-registry.c, a Linux guest's in stage-linux.c, the DriverStore
- * junctions in stage-junction.c.
+ * junctions in stage-junction.c, the hashing thread in stage-hash.c, and
+ * reading back and verify in stage-verify.c.
  */
 #include <config.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -49,7 +49,7 @@ open_package_file(const char *path)
 	return fd;
 }
 
-static void
+void
 progress(const struct stage_opts *o, const char *phase, uint64_t files,
     uint64_t nfiles, uint64_t bytes, uint64_t total)
 {
@@ -75,7 +75,7 @@ stage_action_name(enum stage_action a)
 	return "?";
 }
 
-static void
+void
 guest_close(struct guest *g)
 {
 	if (g->vol)
@@ -109,7 +109,7 @@ guest_commit(struct guest *g)
 }
 
 /* Open the image and its Windows volume; read the manifest. */
-static int
+int
 guest_open(struct guest *g, const char *image, const struct stage_opts *o,
     unsigned flags)
 {
@@ -199,7 +199,7 @@ read_manifest(struct guest *g, const char *image)
 	return 0;
 }
 
-static char *
+char *
 guest_path(const struct guest *g, const char *pkg, const char *rel)
 {
 	char sep = g->is_linux ? '/' : '\\';
@@ -408,148 +408,6 @@ now_iso(void)
 	return xstrdup(buf);
 }
 
-/*
- * The files' SHA-256 for the manifest are computed by a thread of their
- * own while the main thread copies (several files at once: sha256_files),
- * so hashing costs no wall time on a machine with two cores.  The two
- * read the same source files; a file that changes in between is caught by
- * comparing what each saw (size, times, inode), as tar and rsync do.
- */
-struct hash_run {
-	struct sha256_job *jobs;	/* in hashing order */
-	size_t *slot;			/* copy order -> job */
-	struct stat *copied;		/* the copier's fstat, by job */
-	size_t n, next;			/* next: the copier's position */
-	volatile int stop;
-	pthread_t th;
-	bool started;
-};
-
-static void *
-hash_main(void *arg)
-{
-	struct hash_run *h = arg;
-
-	sha256_files(h->jobs, h->n, &h->stop);
-	return NULL;
-}
-
-struct by_size {
-	uint64_t size;
-	size_t idx;
-};
-
-static int
-by_size_cmp(const void *a, const void *b)
-{
-	const struct by_size *x = a, *y = b;
-
-	if (x->size != y->size)
-		return x->size < y->size ? 1 : -1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* Start hashing the files of the packages marked in todo[], largest
- * first: that keeps the lanes busy to the end. */
-static int
-hash_start(struct hash_run *h, const struct pkg_set *set, const bool *todo)
-{
-	const struct pkg_file **files;
-	struct by_size *o;
-	size_t i, j, n = 0;
-	int err;
-
-	memset(h, 0, sizeof(*h));
-	for (i = 0; i < set->n; i++)
-		for (j = 0; todo[i] && j < set->v[i].nfiles; j++)
-			n += !set->v[i].files[j].is_dir;
-	files = xcalloc(n + 1, sizeof(*files));
-	o = xcalloc(n + 1, sizeof(*o));
-	for (i = 0; i < set->n; i++)
-		for (j = 0; todo[i] && j < set->v[i].nfiles; j++)
-			if (!set->v[i].files[j].is_dir) {
-				files[h->n] = &set->v[i].files[j];
-				o[h->n].size = files[h->n]->size;
-				o[h->n].idx = h->n;
-				h->n++;
-			}
-	qsort(o, n, sizeof(*o), by_size_cmp);
-	h->jobs = xcalloc(n + 1, sizeof(*h->jobs));
-	h->slot = xcalloc(n + 1, sizeof(*h->slot));
-	h->copied = xcalloc(n + 1, sizeof(*h->copied));
-	for (i = 0; i < n; i++) {
-		h->jobs[i].path = files[o[i].idx]->src;
-		h->jobs[i].size = files[o[i].idx]->size;
-		h->slot[o[i].idx] = i;
-	}
-	free(files);
-	free(o);
-	if ((err = pthread_create(&h->th, NULL, hash_main, h)) != 0) {
-		error_set(err, "cannot start the hashing thread: %s",
-		    strerror(err));
-		return -1;
-	}
-	h->started = true;
-	return 0;
-}
-
-static bool
-same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-	    a->st_size == b->st_size &&
-	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-	    a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-/*
- * Wait for the hashes.  With ok set, check that hasher and copier read
- * the same files and store the digests into the packages marked in
- * todo[]; otherwise just stop the thread.
- */
-static int
-hash_finish(struct hash_run *h, struct pkg_set *set, const bool *todo,
-    bool ok)
-{
-	size_t i, j, k = 0;
-	int ret = 0;
-
-	if (h->started) {
-		if (!ok)
-			h->stop = 1;
-		pthread_join(h->th, NULL);
-		h->started = false;
-	}
-	for (i = 0; ok && ret == 0 && i < set->n; i++)
-		for (j = 0; todo[i] && j < set->v[i].nfiles; j++) {
-			struct pkg_file *f = &set->v[i].files[j];
-			const struct sha256_job *jb;
-			int err;
-
-			if (f->is_dir)
-				continue;
-			jb = &h->jobs[h->slot[k]];
-			err = jb->err == EIO ? 0 : jb->err;
-			if (jb->err || !same_file(&jb->st,
-			    &h->copied[h->slot[k]])) {
-				error_set(err ? err : EAGAIN, "%s: %s; nothing "
-				    "was written", f->src, err ? strerror(err) :
-				    "the file changed while being staged");
-				ret = -1;
-				break;
-			}
-			sha256_hex(jb->digest, f->sha256);
-			k++;
-		}
-	free(h->jobs);
-	free(h->slot);
-	free(h->copied);
-	memset(h, 0, sizeof(*h));
-	return ret;
-}
-
 /* Stage one package: folders, files, then folder attributes bottom-up
  * (READONLY last, as Windows tools would). */
 static int
@@ -687,7 +545,7 @@ in_set(const struct pkg_set *set, const char *name)
 	return false;
 }
 
-static struct stage_item *
+struct stage_item *
 add_item(struct stage_report *r, const char *name, const char *inf,
     const char *ver, enum stage_action a)
 {
@@ -739,92 +597,6 @@ hash_cb(void *ctx, const void *buf, size_t len)
 {
 	sha256_update(&((struct hasher *)ctx)->sha, buf, len);
 	return 0;
-}
-
-/* Where reading back (or verifying) is: files and bytes of the totals. */
-struct readback {
-	const struct stage_opts *o;
-	const char *phase;
-	uint64_t files, nfiles, bytes, total;
-};
-
-static void
-readback_init(struct readback *rb, const struct stage_opts *o,
-    const char *phase, const struct manifest *m, const struct pkg_set *set)
-{
-	size_t i, k;
-
-	memset(rb, 0, sizeof(*rb));
-	rb->o = o;
-	rb->phase = phase;
-	for (i = 0; i < m->n; i++) {
-		if (set && !in_set(set, m->v[i].name))
-			continue;
-		for (k = 0; k < m->v[i].nfiles; k++) {
-			rb->nfiles += !m->v[i].files[k].is_dir;
-			rb->total += m->v[i].files[k].size;
-		}
-	}
-}
-
-/*
- * Read every file of mp back from the volume and compare with its hash.
- * Returns the number of bad files, or -1 on an error that stops reading.
- */
-static long
-check_package(struct guest *g, const struct man_pkg *mp,
-    struct stage_report *r, bool *bad_files, struct readback *rb)
-{
-	long bad = 0;
-	size_t i;
-
-	for (i = 0; i < mp->nfiles; i++) {
-		const struct pkg_file *f = &mp->files[i];
-		char *path = guest_path(g, mp->name, f->rel), hex[65];
-		struct hasher h;
-		struct gp_stat st;
-		uint8_t d[32];
-		const char *what = NULL;
-
-		if (gp_volume_stat(g->vol, path, &st) < 0) {
-			if (errno != ENOENT) {
-				free(path);
-				return -1;
-			}
-			gp_error_clear();
-			what = "missing";
-		} else if (st.is_dir != f->is_dir) {
-			what = "of another kind";
-		} else if (!f->is_dir) {
-			sha256_init(&h.sha);
-			if (gp_volume_read_cb(g->vol, path, hash_cb, &h) < 0) {
-				free(path);
-				return -1;
-			}
-			sha256_final(&h.sha, d);
-			sha256_hex(d, hex);
-			r->files_checked++;
-			if (rb) {
-				rb->files++;
-				rb->bytes += f->size;
-				progress(rb->o, rb->phase, rb->files,
-				    rb->nfiles, rb->bytes, rb->total);
-			}
-			if (strcmp(hex, f->sha256) != 0)
-				what = "different (SHA-256 mismatch)";
-		}
-		if (what) {
-			bad++;
-			if (bad_files)
-				bad_files[i] = true;
-			r->problems = xrealloc(r->problems, (r->nproblems + 1) *
-			    sizeof(char *));
-			r->problems[r->nproblems++] = xasprintf("%s: %s", path,
-			    what);
-		}
-		free(path);
-	}
-	return bad;
 }
 
 const struct pkg_file *
@@ -1467,137 +1239,6 @@ stage_remove(const char *image, char **names, size_t n,
 fail:
 	guest_close(&g);
 	guest_reg_free(&gr);
-	return -1;
-}
-
-/* 1 if the System32/SysWOW64 copy is missing or differs, 0, or -1. */
-static long
-check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
-{
-	struct gp_stat st;
-	struct hasher h;
-	uint8_t d[32];
-	char hex[65];
-	const char *what = NULL;
-
-	if (copy_is_junction(g, c)) {
-		if (check_junction(g, c, &what) < 0)
-			return -1;
-		r->files_checked++;
-	} else if (gp_volume_stat(g->vol, c->dest, &st) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
-		what = "missing";
-	} else {
-		sha256_init(&h.sha);
-		if (gp_volume_read_cb(g->vol, c->dest, hash_cb, &h) < 0)
-			return -1;
-		sha256_final(&h.sha, d);
-		sha256_hex(d, hex);
-		r->files_checked++;
-		if (strcmp(hex, c->sha256) != 0)
-			what = "different (SHA-256 mismatch)";
-	}
-	if (!what)
-		return 0;
-	r->problems = xrealloc(r->problems, (r->nproblems + 1) *
-	    sizeof(char *));
-	if (!*c->package)
-		r->problems[r->nproblems++] = xasprintf("%s (generated by "
-		    "gpupv-prep): %s", c->dest, what);
-	else if (g->is_linux)
-		r->problems[r->nproblems++] = xasprintf("%s (from %s/%s%s%s): "
-		    "%s", c->dest, c->package, c->source, c->link ? ", a link "
-		    "to " : "", c->link ? c->link : "", what);
-	else if (copy_is_junction(g, c))
-		r->problems[r->nproblems++] = xasprintf("%s (junction to %s): "
-		    "%s", c->dest, c->link, what);
-	else
-		r->problems[r->nproblems++] = xasprintf("%s (CopyToVm from "
-		    "%s\\%s): %s", c->dest, c->package, c->source, what);
-	return 1;
-}
-
-int
-stage_verify(const char *image, const struct stage_opts *o,
-    struct stage_report *r)
-{
-	struct stage_opts vo = *o;
-	struct readback rb;
-	struct guest g;
-	char *parent = NULL;
-	size_t i;
-	long bad;
-
-	memset(r, 0, sizeof(*r));
-	r->image = xstrdup(image);
-	/* libvhdi reads VHD and VHDX; a raw image has no container. */
-	if (!vo.format) {
-		struct gp_open_opts oo = { .parent = o->parent };
-		gp_image *img = gp_image_open(image, &oo);
-		struct gp_image_info info;
-
-		if (!img)
-			return -1;
-		gp_image_get_info(img, &info);
-		/* libvhdi does not replay a VHDX log: while one is pending
-		 * (a writer stopped after its commit point) it would read the
-		 * old state, so our reader, which replays it, checks. */
-		if (info.log_replayed || info.journal_replayed)
-			warn_add("%s: its %s is not applied yet (libvhdi "
-			    "would read the state before it); checked through "
-			    "gpupv-prep's own reader", image, info.log_replayed ?
-			    "VHDX log" : "sidecar journal");
-		else if (strcmp(info.format, "raw") != 0)
-			vo.format = "vhdi";
-		/* libvhdi finds a parent only beside the child: give it the
-		 * one our reader found (another folder, an absolute path). */
-		if (!vo.parent && info.parent)
-			parent = xstrdup(info.parent);
-		vo.parent = vo.parent ? vo.parent : parent;
-		gp_image_close(img);
-	}
-	r->reader = vo.format && !strcmp(vo.format, "vhdi") ? "libvhdi" :
-	    "gpupv-prep";
-	if (guest_open(&g, image, &vo, GP_OPEN_RDONLY) < 0)
-		goto fail;
-	r->repo = xstrdup(g.repo);
-	r->partition = g.partition;
-	r->linux_guest = g.is_linux;
-	if (!g.have_manifest) {
-		error_set(ENOENT, "%s: nothing staged (no %s)", image,
-		    g.manifest_path);
-		goto fail;
-	}
-	readback_init(&rb, o, "verifying", &g.man, NULL);
-	for (i = 0; i < g.man.n; i++) {
-		struct man_pkg *mp = &g.man.v[i];
-		struct stage_item *it = add_item(r, mp->name, mp->inf,
-		    mp->driver_ver, ACT_UNCHANGED);
-
-		it->bytes = mp->bytes;
-		bad = check_package(&g, mp, r, NULL, &rb);
-		if (bad < 0)
-			goto fail;
-		r->bad += (uint64_t)bad;
-		for (size_t k = 0; k < mp->nfiles; k++)
-			it->files += !mp->files[k].is_dir;
-	}
-	/* The files CopyToVm placed in System32 and SysWOW64. */
-	for (i = 0; i < g.man.ncopies; i++) {
-		bad = check_copy(&g, &g.man.copies[i], r);
-		if (bad < 0)
-			goto fail;
-		r->bad += (uint64_t)bad;
-	}
-	r->verified = r->bad == 0;
-	guest_close(&g);
-	free(parent);
-	return 0;
-fail:
-	guest_close(&g);
-	free(parent);
 	return -1;
 }
 
