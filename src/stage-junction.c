@@ -120,7 +120,6 @@ plan_junctions(struct guest *g, const struct pkg_set *set, int want,
 		char *store = xasprintf("%s\\DriverStore\\FileRepository",
 		    g->system32);
 		struct gp_stat st;
-
 		int e = gp_volume_stat(g->vol, store, &st);
 
 		if (e < 0 && errno != ENOENT) {

@@ -24,7 +24,6 @@
 #include <sys/statvfs.h>
 
 #include "inf.h"
-#include "ntfs.h"
 #include "package.h"
 #include "plan.h"
 #include "registry.h"
