@@ -34,8 +34,27 @@ enum gp_exit {
 	GP_EXIT_INPUT = 10,	/* bad input file: package, INF, .reg, bundle */
 };
 
-const char *gp_error_message(void);	/* last recorded message, or "" */
-int	gp_error_code(void);		/* GP_EXIT_* class of that error */
+#define GP_ERROR_MAX 1024
+
+/*
+ * One recorded error: the message, its GP_EXIT_* class and errno.  A
+ * caller that tolerates a failure opens a scope of its own around the
+ * attempt (error_try/error_end inside the library), so what fails there
+ * is recorded in its scope and never in, nor over, anyone else's.
+ */
+struct gp_error {
+	bool	set;
+	int	code;			/* GP_EXIT_* */
+	int	err;			/* errno of the cause */
+	char	msg[GP_ERROR_MAX];
+	struct gp_error *outer;		/* the scope this one is inside */
+};
+
+/* The error of the calling thread's current scope: what the last failed
+ * call recorded.  gp_error_clear() is for a top-level caller (the CLI, a
+ * test) that goes on to another operation in the same scope. */
+const char *gp_error_message(void);	/* its message, or "" */
+int	gp_error_code(void);		/* its GP_EXIT_* class */
 void	gp_error_clear(void);
 /* Non-fatal warnings recorded since the last call; caller frees none. */
 size_t	gp_warnings(const char *const **list);
@@ -235,6 +254,9 @@ struct gp_stat {
 /* Paths use '/' or '\\'; NTFS matches them case-insensitively, ext
  * exactly. */
 int	gp_volume_stat(gp_volume *vol, const char *path, struct gp_stat *st);
+/* 1 when path exists (*st filled), 0 when it does not (errno ENOENT or
+ * ENOTDIR; nothing recorded), -1 when it cannot be told (an error). */
+int	gp_volume_exists(gp_volume *vol, const char *path, struct gp_stat *st);
 /*
  * Calls fn for each entry of a directory (Win32/POSIX names only, no
  * DOS 8.3 aliases, no "." and "..").  fn returns non-zero to stop.
@@ -291,6 +313,10 @@ int	gp_volume_symlink(gp_volume *vol, const char *path, const char *target,
 char	*gp_volume_link_target(gp_volume *vol, const char *path);
 /* Delete a file, a link or an empty directory (with its 8.3 alias). */
 int	gp_volume_remove(gp_volume *vol, const char *path);
+/* gp_volume_remove that tolerates absence, and ok_errno (ENOTEMPTY, say)
+ * when not 0: 0 removed, 1 absent, 2 left for ok_errno, -1 an error.  A
+ * tolerated failure is recorded nowhere. */
+int	gp_volume_remove_any(gp_volume *vol, const char *path, int ok_errno);
 /* Cluster (block) size and free space. */
 int	gp_volume_space(gp_volume *vol, uint64_t *cluster, uint64_t *free_bytes);
 /* What one new file of size bytes takes on the volume, metadata

@@ -555,6 +555,7 @@ gp_image_children(const char *path, void (*fn)(void *ctx,
 		const char *ext = strrchr(e->d_name, '.');
 		char *c, *hint, *t;
 		gp_image *img;
+		struct gp_error err;
 
 		if (!ext || (strcasecmp(ext, ".avhdx") && strcasecmp(ext, ".vhdx") &&
 		    strcasecmp(ext, ".vhd") && strcasecmp(ext, ".avhd")))
@@ -565,8 +566,10 @@ gp_image_children(const char *path, void (*fn)(void *ctx,
 			free(c);
 			continue;
 		}
+		/* A file that does not open is not a child of ours; why
+		 * it does not is no one's error. */
+		error_try(&err);
 		img = gp_image_open(c, &oo);
-		gp_error_clear();
 		if (img && img->parent_hint) {
 			/* The name it gives, relative to its folder, or the
 			 * last part of an absolute one. */
@@ -591,7 +594,7 @@ gp_image_children(const char *path, void (*fn)(void *ctx,
 		}
 		if (img)
 			gp_image_close(img);
-		gp_error_clear();
+		error_end(&err);
 		free(c);
 	}
 	closedir(d);

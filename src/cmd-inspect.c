@@ -124,9 +124,11 @@ read_roles(gp_volume *vol, const char *root, struct pkgs *out)
 	char *path = xasprintf("%.*s/gpupv-prep.json", (int)(slash - root),
 	    root);
 	struct manifest m;
+	struct gp_error e;
 	void *buf;
 	size_t len, i;
 
+	error_try(&e);
 	if (gp_volume_read(vol, path, 64u << 20, &buf, &len) == 0) {
 		if (manifest_parse(buf, len, &m) == 0) {
 			for (i = 0; i < out->n; i++) {
@@ -143,7 +145,7 @@ read_roles(gp_volume *vol, const char *root, struct pkgs *out)
 		manifest_free(&m);
 		free(buf);
 	}
-	gp_error_clear();
+	error_end(&e);
 	free(path);
 }
 
@@ -152,6 +154,7 @@ static void
 read_driver_ver(gp_volume *vol, const char *root, struct hds_pkg *p)
 {
 	const char *dot = strcasestr(p->name, ".inf_");
+	struct gp_error e;
 	char *path;
 	void *buf;
 	size_t len;
@@ -160,12 +163,14 @@ read_driver_ver(gp_volume *vol, const char *root, struct hds_pkg *p)
 		return;
 	path = xasprintf("%s/%s/%.*s", root, p->name,
 	    (int)(dot + 4 - p->name), p->name);
+	/* A version inspect cannot read is shown as unknown. */
+	error_try(&e);
 	if (gp_volume_read(vol, path, 32u << 20, &buf, &len) == 0) {
 		p->driver_ver = inf_driver_ver_mem(path, buf, len);
 		p->wddm = inf_wddm_hint(p->driver_ver);
 		free(buf);
 	}
-	gp_error_clear();
+	error_end(&e);
 	free(path);
 }
 
@@ -180,11 +185,12 @@ list_host_driver_store(gp_image *img, const struct gp_partition *p,
 
 	if (!vol)
 		return -1;
-	if (gp_volume_stat(vol, out->root, &st) < 0 || !st.is_dir) {
-		gp_error_clear();
+	if ((ret = gp_volume_exists(vol, out->root, &st)) <= 0 ||
+	    !st.is_dir) {
 		gp_volume_close(vol);
-		return 0;
+		return ret < 0 ? -1 : 0;
 	}
+	ret = 0;
 	if (gp_volume_list(vol, out->root, add_pkg, out) < 0)
 		ret = -1;
 	for (i = 0; ret == 0 && i < out->n; i++) {
@@ -524,19 +530,19 @@ hive_warnings(const struct gp_windows *w)
  */
 static int
 orphan(const struct cmd *cmd, const char *path, struct gp_open_opts *oo,
-    bool json)
+    bool json, const struct gp_error *parent)
 {
 	struct gp_image_info info;
-	char *msg = xstrdup(gp_error_message());
+	struct gp_error e;
 	gp_image *img;
 	struct json j;
 
+	/* The file alone; the parent's error (parent) stays the one told. */
 	oo->flags |= GP_OPEN_NO_PARENT;
-	gp_error_clear();
+	error_try(&e);
 	img = gp_image_open(path, oo);
-	gp_error_clear();
-	error_setc(GP_EXIT_PARENT, ENOENT, "%s", msg);
-	free(msg);
+	error_end(&e);
+	error_pass(parent);
 	if (!img)
 		return cli_fail(cmd);
 	gp_image_get_info(img, &info);
@@ -568,6 +574,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY };
 	struct gp_partition_table pt = { 0 };
 	struct gp_image_info info;
+	struct gp_error e;
 	struct gp_windows w = { 0 };
 	struct gp_linux lx = { 0 };
 	struct pkgs pk = { .root = HDS_PATH };
@@ -610,28 +617,35 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 		return cli_usage_error(cmd, "unexpected argument '%s'",
 		    argv[optind + 1]);
 
+	error_try(&e);
 	img = gp_image_open(argv[optind], &oo);
-	if (!img && gp_error_code() == GP_EXIT_PARENT)
-		return orphan(cmd, argv[optind], &oo, json);
-	if (!img)
+	error_end(&e);
+	if (!img && e.code == GP_EXIT_PARENT)
+		return orphan(cmd, argv[optind], &oo, json, &e);
+	if (!img) {
+		error_pass(&e);
 		return cli_fail(cmd);
+	}
 	gp_image_get_info(img, &info);
 	if (gp_partitions_read(img, &pt) < 0) {
 		ret = cli_fail(cmd);
 		goto out;
 	}
+	/* No guest at all is a report of its own, not a failure. */
+	error_try(&e);
 	c = gp_guest_find(img, &pt, (int)partition, &w, &lx);
+	error_end(&e);
 	if (c == 0) {
 		have_windows = true;
 		hive_warnings(&w);
 	} else if (c == 1) {
 		have_linux = true;
 		pk.root = WSL_DRIVERS;
-	} else if (gp_error_code() != GP_EXIT_NO_WINDOWS || partition >= 0) {
+	} else if (e.code != GP_EXIT_NO_WINDOWS || partition >= 0) {
+		error_pass(&e);
 		ret = cli_fail(cmd);
 		goto out;
 	}
-	gp_error_clear();
 	if (((have_windows && w.state != GP_VOL_BITLOCKER) || have_linux) &&
 	    list_host_driver_store(img, &pt.parts[have_linux ? lx.slot :
 	    w.slot], &pk) < 0) {

@@ -148,6 +148,7 @@ host_write(const struct host_opts *h, const char *image,
 	    .cpus = h->cpus, .memory_mb = h->memory_mb };
 	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY | GP_OPEN_NO_PARENT };
 	struct gp_image_info info;
+	struct gp_error e;
 	gp_image *img;
 	char *text;
 	size_t len;
@@ -158,12 +159,13 @@ host_write(const struct host_opts *h, const char *image,
 	/* The image's own identifier, for the script to find it among the
 	 * VM's disks (a raw image has none: the check is left out). */
 	info.disk_id[0] = '\0';
+	error_try(&e);
 	img = gp_image_open(image, &oo);
 	if (img) {
 		gp_image_get_info(img, &info);
 		gp_image_close(img);
 	}
-	gp_error_clear();
+	error_end(&e);
 	if (info.disk_id[0])
 		s.disk_id = info.disk_id;
 	host_cfg_merge(&cfg, &m->host);

@@ -91,14 +91,17 @@ image_unused_ranges(gp_image *img, struct range **out, size_t *nout,
 		struct gp_partition *p = &pt.parts[i];
 		gp_volume *vol;
 		enum gp_volume_state st;
+		struct gp_error e;
 
 		if (!p->filesystem || strcmp(p->filesystem, "ntfs") != 0)
 			continue;
+		error_try(&e);
 		vol = gp_volume_open(img, p->start, p->size, false);
-		if (!vol) {
+		if (error_end(&e) || !vol) {
+			if (vol)
+				gp_volume_close(vol);
 			warn_add("%s: partition %u: %s; kept whole", info.path,
-			    p->index, gp_error_message());
-			gp_error_clear();
+			    p->index, e.msg);
 			continue;
 		}
 		st = gp_volume_state(vol);

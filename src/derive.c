@@ -334,14 +334,17 @@ stage_derive(const char *image, struct pkg_set *set,
 		struct derive_copy dc = { .progress = o->progress ?
 		    copy_progress : NULL, .pctx = (void *)o };
 		struct range *skip = NULL;
+		struct gp_error e;
 		size_t nskip = 0;
 		unsigned nvol;
 
+		/* Unreadable volumes: everything is copied. */
+		error_try(&e);
 		if (image_unused_ranges(in, &skip, &nskip, &nvol) < 0) {
-			gp_error_clear();
 			skip = NULL;
 			nskip = 0;
 		}
+		error_end(&e);
 		dc.skip = skip;
 		dc.nskip = nskip;
 		ret = create_like(in, tmp, fmt);

@@ -72,10 +72,10 @@ ext_fail(struct ext_vol *v, int code, errcode_t err, const char *fmt, ...)
 	va_list ap;
 	int e = err > 0 && err < 4096 ? (int)err : EIO;
 
-	if (v->io_error && error_pending()) {
+	/* A read or write of ours that failed under libext2fs recorded the
+	 * cause: it keeps the message, with the volume named. */
+	if (v->io_error)
 		error_prefix("%s", v->where);
-		return -1;
-	}
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
@@ -614,8 +614,8 @@ norm_path(struct ext_vol *v, const char *path)
 	return out;
 }
 
-/* Look path up: 0 with *ino, -1 with errno ENOENT (nothing recorded)
- * when absent, -1 with an error recorded otherwise. */
+/* Look path up: 1 with *ino, 0 with errno ENOENT or ENOTDIR (nothing
+ * recorded) when absent, -1 with an error recorded otherwise. */
 static int
 lookup(struct ext_vol *v, const char *path, bool follow, ext2_ino_t *ino)
 {
@@ -627,27 +627,26 @@ lookup(struct ext_vol *v, const char *path, bool follow, ext2_ino_t *ino)
 	if (!*n) {
 		*ino = EXT2_ROOT_INO;
 		free(n);
-		return 0;
+		return 1;
 	}
 	e = follow ? ext2fs_namei_follow(v->fs, EXT2_ROOT_INO, EXT2_ROOT_INO,
 	    n, ino) : ext2fs_namei(v->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, n, ino);
 	free(n);
 	if (e == EXT2_ET_FILE_NOT_FOUND || e == EXT2_ET_NO_DIRECTORY) {
 		errno = e == EXT2_ET_NO_DIRECTORY ? ENOTDIR : ENOENT;
-		return -1;
+		return 0;
 	}
 	if (e)
 		return ext_fail(v, GP_EXIT_CORRUPT, e, "%.200s", path);
-	return 0;
+	return 1;
 }
 
-/* A lookup that failed without an error recorded (absent, or a file where
- * a folder should be) becomes the error. */
+/* A lookup that failed (absent, or a file where a folder should be)
+ * becomes the error, unless its own cause was recorded first. */
 static int
 missing(struct ext_vol *v, const char *path)
 {
-	if (!error_pending())
-		error_set(errno, "%s: %s: %s", v->where, path, strerror(errno));
+	error_set(errno, "%s: %s: %s", v->where, path, strerror(errno));
 	return -1;
 }
 
@@ -655,7 +654,7 @@ missing(struct ext_vol *v, const char *path)
 static int
 lookup_err(struct ext_vol *v, const char *path, bool follow, ext2_ino_t *ino)
 {
-	return lookup(v, path, follow, ino) < 0 ? missing(v, path) : 0;
+	return lookup(v, path, follow, ino) <= 0 ? missing(v, path) : 0;
 }
 
 /* The folder of path and the last name in it (norm_path'd; caller frees
@@ -678,7 +677,7 @@ lookup_parent(struct ext_vol *v, const char *path, ext2_ino_t *dir,
 	slash = strrchr(n, '/');
 	if (slash) {
 		*slash = '\0';
-		r = lookup(v, n, true, dir);
+		r = lookup(v, n, true, dir) > 0 ? 0 : -1;
 		*name = xstrdup(slash + 1);
 	} else {
 		*dir = EXT2_ROOT_INO;
@@ -808,7 +807,7 @@ ev_stat(gp_volume *pv, const char *path, struct gp_stat *st)
 	struct ext2_inode_large in;
 	ext2_ino_t ino;
 
-	if (lookup(v, path, false, &ino) < 0 || read_inode(v, ino, &in) < 0)
+	if (lookup(v, path, false, &ino) <= 0 || read_inode(v, ino, &in) < 0)
 		return -1;
 	fill_stat(v, &in, st);
 	return 0;
@@ -894,7 +893,7 @@ ev_realpath(gp_volume *pv, const char *path)
 	ext2_ino_t ino;
 	char *n, *r;
 
-	if (lookup(v, path, false, &ino) < 0)
+	if (lookup(v, path, false, &ino) <= 0)
 		return NULL;
 	n = norm_path(v, path);
 	if (!n)
@@ -978,7 +977,7 @@ ev_read(gp_volume *pv, const char *path, size_t max, void **data,
 	struct mem_sink m = { 0 };
 	ext2_ino_t ino;
 
-	if (lookup(v, path, true, &ino) < 0 || read_inode(v, ino, &in) < 0)
+	if (lookup(v, path, true, &ino) <= 0 || read_inode(v, ino, &in) < 0)
 		return -1;
 	if (EXT2_I_SIZE(&in) > max) {
 		error_setc(GP_EXIT_CORRUPT, EFBIG, "%s: %s is larger than "
@@ -988,9 +987,8 @@ ev_read(gp_volume *pv, const char *path, size_t max, void **data,
 	m.max = (size_t)EXT2_I_SIZE(&in);
 	m.p = xmalloc(m.max + 1);
 	if (ev_read_cb(pv, path, mem_sink, &m) < 0 || m.len != m.max) {
-		if (!error_pending())
-			error_setc(GP_EXIT_CORRUPT, EIO, "%s: %s changed size "
-			    "while read", v->where, path);
+		error_setc(GP_EXIT_CORRUPT, EIO, "%s: %s changed size "
+		    "while read", v->where, path);
 		free(m.p);
 		return -1;
 	}
@@ -1029,7 +1027,7 @@ ev_extract(gp_volume *pv, const char *path, const char *host_path)
 		return -1;
 	}
 	r = ev_read_cb(pv, path, fd_sink, &sink);
-	if (r < 0 && !error_pending())
+	if (r < 0)
 		error_set(errno, "%s: %s", host_path, strerror(errno));
 	if (close(fd) < 0 && r == 0) {
 		error_set(errno, "%s: %s", host_path, strerror(errno));
@@ -1103,7 +1101,7 @@ ev_mkdir_p(gp_volume *pv, const char *path)
 	struct ext_vol *v = EV(pv);
 	char *n, *p;
 	int64_t now = (int64_t)time(NULL) * 1000000000;
-	int ret = -1;
+	int ret = -1, found;
 
 	if (require_writable(v) < 0 || !(n = norm_path(v, path)))
 		return -1;
@@ -1114,7 +1112,8 @@ ev_mkdir_p(gp_volume *pv, const char *path)
 			*p = '\0';
 			if (!*n)
 				goto next;
-			if (lookup(v, n, true, &ino) == 0) {
+			found = lookup(v, n, true, &ino);
+			if (found > 0) {
 				struct ext2_inode_large in;
 
 				if (read_inode(v, ino, &in) < 0)
@@ -1126,12 +1125,12 @@ ev_mkdir_p(gp_volume *pv, const char *path)
 				}
 				goto next;
 			}
-			if (error_pending())
+			if (found < 0)
 				goto out;
 			slash = strrchr(n, '/');
 			if (slash) {
 				*slash = '\0';
-				if (lookup(v, n, true, &dir) < 0) {
+				if (lookup(v, n, true, &dir) <= 0) {
 					*slash = '/';
 					goto out;
 				}

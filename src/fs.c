@@ -23,11 +23,12 @@ gp_volume_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	uint8_t b[2048];
 	struct gp_image_info info;
 
-	if (size >= sizeof(b) && gp_image_read(img, b, sizeof(b), start) == 0 &&
-	    get_le16(b + EXT_MAGIC_OFF) == 0xEF53)
-		return ext4_fs_ops.open(img, start, size, writable);
-	if (error_pending())
-		return NULL;
+	if (size >= sizeof(b)) {
+		if (gp_image_read(img, b, sizeof(b), start) < 0)
+			return NULL;
+		if (get_le16(b + EXT_MAGIC_OFF) == 0xEF53)
+			return ext4_fs_ops.open(img, start, size, writable);
+	}
 	if (size < sizeof(b)) {
 		gp_image_get_info(img, &info);
 		error_set(EINVAL, "%s: partition at offset %llu: too small for "
@@ -88,6 +89,20 @@ gp_volume_stat(gp_volume *v, const char *path, struct gp_stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	return v->ops->stat(v, path, st);
+}
+
+int
+gp_volume_exists(gp_volume *v, const char *path, struct gp_stat *st)
+{
+	struct gp_error e;
+	int r;
+
+	/* stat says "absent" as a failure with nothing recorded. */
+	error_try(&e);
+	r = gp_volume_stat(v, path, st);
+	if (error_end(&e))
+		return error_pass(&e);
+	return r == 0;
 }
 
 int
@@ -159,6 +174,33 @@ int
 gp_volume_remove(gp_volume *v, const char *path)
 {
 	return v->ops->remove(v, path);
+}
+
+int
+gp_volume_remove_any(gp_volume *v, const char *path, int ok_errno)
+{
+	struct gp_error e;
+	int r, saved;
+
+	/* The tolerated failure is tried in a scope of its own; any other
+	 * is handed on as it was recorded. */
+	error_try(&e);
+	r = gp_volume_remove(v, path);
+	saved = errno;
+	error_end(&e);
+	if (r == 0)
+		return 0;
+	if (e.set)
+		saved = e.err;
+	if (saved == ENOENT || (ok_errno && saved == ok_errno)) {
+		errno = saved;
+		return saved == ENOENT ? 1 : 2;
+	}
+	if (!e.set) {
+		errno = saved;
+		return -1;
+	}
+	return error_pass(&e);
 }
 
 int
@@ -240,15 +282,16 @@ gp_volume_write_file(gp_volume *v, const char *path, const void *data,
 	if (*parent && strcmp(parent, ".") != 0 && strcmp(parent, "/") != 0 &&
 	    gp_volume_mkdir_p(v, parent) < 0)
 		goto out;
-	if (gp_volume_stat(v, path, &st) == 0) {
+	switch (gp_volume_exists(v, path, &st)) {
+	case -1:
+		goto out;
+	case 1:
 		if (st.is_dir) {
 			error_set(EISDIR, "%s is a directory", path);
 			goto out;
 		}
 		if (gp_volume_remove(v, path) < 0)
 			goto out;
-	} else if (error_pending()) {
-		goto out;
 	}
 	ret = gp_volume_create(v, path, false, len, &m, fs_mem_fill, &src);
 out:

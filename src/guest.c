@@ -42,19 +42,22 @@ tmp_path(void)
 static void
 read_build(gp_volume *vol, struct gp_windows *w)
 {
+	struct gp_error e;
 	struct gp_stat st;
 	char *tmp, *root;
+	int r;
 
-	if (gp_volume_stat(vol, SOFTWARE_HIVE, &st) < 0 || st.is_dir) {
-		gp_error_clear();
-		return;
-	}
+	error_try(&e);
+	r = gp_volume_stat(vol, SOFTWARE_HIVE, &st);
+	if (error_end(&e) || r < 0 || st.is_dir)
+		return;		/* no SOFTWARE hive: no build to show */
+	error_try(&e);
 	tmp = tmp_path();
-	if (!tmp) {
-		warn_add("%s", gp_error_message());
-		gp_error_clear();
+	if (error_end(&e)) {
+		warn_add("%s", e.msg);
 		return;
 	}
+	error_try(&e);
 	if (gp_volume_extract(vol, SOFTWARE_HIVE, tmp) == 0) {
 		w->build = gp_hive_get_string(tmp, CURRENT_VERSION,
 		    "CurrentBuildNumber");
@@ -69,9 +72,8 @@ read_build(gp_volume *vol, struct gp_windows *w)
 			w->drive = (char)toupper((unsigned char)root[0]);
 		free(root);
 	}
-	if (error_pending())
-		warn_add("cannot read the guest's build: %s", gp_error_message());
-	gp_error_clear();
+	if (error_end(&e))
+		warn_add("cannot read the guest's build: %s", e.msg);
 	unlink(tmp);
 	free(tmp);
 }
@@ -100,31 +102,33 @@ hive_state(gp_volume *vol, const char *path)
 	struct head h = { .len = 0 };
 	struct hive_hdr hh;
 	struct gp_stat st;
+	struct gp_error e;
 	const char *state = "dirty-no-logs";
-	int k;
+	int k, r;
 
-	if (gp_volume_stat(vol, path, &st) < 0 || st.is_dir) {
-		gp_error_clear();
+	/* A look for inspect: whatever fails here only shapes the answer. */
+	error_try(&e);
+	r = gp_volume_stat(vol, path, &st);
+	if (r < 0 || st.is_dir) {
+		error_end(&e);
 		return NULL;
 	}
+	/* head_cb stops the read at 4 KiB: its failure is expected. */
 	gp_volume_read_cb(vol, path, head_cb, &h);
-	gp_error_clear();
-	if (hive_header(h.buf, h.len, &hh) < 0) {
-		gp_error_clear();
-		return "unreadable";
-	}
-	if (!hive_dirty(&hh))
-		return "clean";
-	for (k = 1; k <= 2; k++) {
-		char *log = xasprintf("%s.LOG%d", path, k);
+	r = hive_header(h.buf, h.len, &hh);
+	if (r == 0 && hive_dirty(&hh))
+		for (k = 1; k <= 2; k++) {
+			char *log = xasprintf("%s.LOG%d", path, k);
 
-		if (gp_volume_stat(vol, log, &st) == 0 && !st.is_dir &&
-		    st.size > 512)
-			state = "dirty";
-		gp_error_clear();
-		free(log);
-	}
-	return state;
+			if (gp_volume_stat(vol, log, &st) == 0 && !st.is_dir &&
+			    st.size > 512)
+				state = "dirty";
+			free(log);
+		}
+	error_end(&e);
+	if (r < 0)
+		return "unreadable";
+	return hive_dirty(&hh) ? state : "clean";
 }
 
 int
@@ -141,6 +145,7 @@ gp_windows_find(gp_image *img, struct gp_partition_table *pt, int partition,
 	for (i = 0; i < pt->count; i++) {
 		struct gp_partition *p = &pt->parts[i];
 		struct gp_stat st;
+		struct gp_error e;
 		gp_volume *vol;
 		bool has_system;
 
@@ -154,18 +159,19 @@ gp_windows_find(gp_image *img, struct gp_partition_table *pt, int partition,
 		}
 		if (strcmp(p->filesystem, "ntfs") != 0)
 			continue;
+		/* Each partition is a look: what fails in it is a warning
+		 * or nothing, and never the search's error. */
+		error_try(&e);
 		vol = gp_volume_open(img, p->start, p->size, false);
 		if (!vol) {
-			warn_add("partition %u: %s", p->index,
-			    gp_error_message());
-			gp_error_clear();
+			error_end(&e);
+			warn_add("partition %u: %s", p->index, e.msg);
 			continue;
 		}
 		snprintf(p->label, sizeof(p->label), "%s",
 		    gp_volume_label(vol));
 		has_system = gp_volume_stat(vol, SYSTEM_HIVE, &st) == 0 &&
 		    !st.is_dir;
-		gp_error_clear();
 		if (has_system && found) {
 			warn_add("partition %u also holds a Windows "
 			    "installation; using partition %u (choose with "
@@ -182,14 +188,13 @@ gp_windows_find(gp_image *img, struct gp_partition_table *pt, int partition,
 				if (*c == '/')
 					*c = '\\';
 			free(root);
-			gp_error_clear();
 			w->state = gp_volume_state(vol);
 			read_build(vol, w);
 			w->hive_state[0] = hive_state(vol, SYSTEM_HIVE);
 			w->hive_state[1] = hive_state(vol, SOFTWARE_HIVE);
 		}
 		gp_volume_close(vol);
-		gp_error_clear();
+		error_end(&e);
 	}
 	if (found)
 		return 0;
@@ -292,13 +297,15 @@ os_release_line(struct gp_linux *l, const char *line, size_t len)
 static void
 read_os_release(gp_volume *vol, struct gp_linux *l, const char *path)
 {
+	struct gp_error e;
 	void *text;
 	size_t len, i, start = 0;
+	int r;
 
-	if (gp_volume_read(vol, path, OS_RELEASE_MAX, &text, &len) < 0) {
-		gp_error_clear();
-		return;
-	}
+	error_try(&e);
+	r = gp_volume_read(vol, path, OS_RELEASE_MAX, &text, &len);
+	if (error_end(&e) || r < 0)
+		return;		/* absent or unreadable: nothing to show */
 	for (i = 0; i <= len; i++)
 		if (i == len || ((char *)text)[i] == '\n') {
 			os_release_line(l, (char *)text + start, i - start);
@@ -329,14 +336,16 @@ static void
 read_linux(gp_volume *vol, struct gp_linux *l)
 {
 	struct gp_stat st;
+	struct gp_error e;
 	void *text;
 	size_t len;
 
 	read_os_release(vol, l, "etc/os-release");
 	if (!l->name && !l->id)
 		read_os_release(vol, l, "usr/lib/os-release");
-	if (gp_volume_list(vol, "lib/modules", kernel_cb, l) < 0)
-		gp_error_clear();
+	/* The kernels and the first-boot status are shown when readable. */
+	error_try(&e);
+	gp_volume_list(vol, "lib/modules", kernel_cb, l);
 	if (l->nkernels)
 		qsort(l->kernels, l->nkernels, sizeof(char *), str_cmp);
 	if (gp_volume_stat(vol, GP_LINUX_STATUS, &st) == 0 && !st.is_dir &&
@@ -347,17 +356,20 @@ read_linux(gp_volume *vol, struct gp_linux *l)
 		    len);
 		free(text);
 	}
-	gp_error_clear();
+	error_end(&e);
 }
 
 static bool
 is_os_root(gp_volume *vol)
 {
 	struct gp_stat st;
-	bool r = (gp_volume_stat(vol, "etc/os-release", &st) == 0) ||
-	    (gp_volume_stat(vol, "usr/lib/os-release", &st) == 0);
+	struct gp_error e;
+	bool r;
 
-	gp_error_clear();
+	error_try(&e);
+	r = (gp_volume_stat(vol, "etc/os-release", &st) == 0) ||
+	    (gp_volume_stat(vol, "usr/lib/os-release", &st) == 0);
+	error_end(&e);
 	return r;
 }
 
@@ -376,6 +388,7 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 	for (i = 0; i < pt->count; i++) {
 		struct gp_partition *p = &pt->parts[i];
 		const char *fs = p->filesystem;
+		struct gp_error e;
 		gp_volume *vol;
 
 		if (partition >= 0 && p->index != (unsigned)partition)
@@ -395,14 +408,15 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 		}
 		if (strcmp(fs, "ext") != 0 || found)
 			continue;
+		error_try(&e);
 		vol = gp_volume_open(img, p->start, p->size, false);
 		if (!vol) {
+			error_end(&e);
 			/* Reported when no other root is found. */
 			if (!bad) {
-				bad = xstrdup(gp_error_message());
-				bad_code = gp_error_code();
+				bad = xstrdup(e.msg);
+				bad_code = e.code;
 			}
-			gp_error_clear();
 			continue;
 		}
 		if (is_os_root(vol) || partition >= 0) {
@@ -414,7 +428,7 @@ gp_linux_find(gp_image *img, struct gp_partition_table *pt, int partition,
 			read_linux(vol, l);
 		}
 		gp_volume_close(vol);
-		gp_error_clear();
+		error_end(&e);
 	}
 	if (found) {
 		if (bad)		/* another ext partition, unreadable */
@@ -467,29 +481,26 @@ int
 gp_guest_find(gp_image *img, struct gp_partition_table *pt, int partition,
     struct gp_windows *w, struct gp_linux *l)
 {
-	char *win, *lx;
+	struct gp_error win, lx;
 	const char *colon;
+	int r;
 
 	memset(l, 0, sizeof(*l));
-	if (gp_windows_find(img, pt, partition, w) == 0)
+	error_try(&win);
+	r = gp_windows_find(img, pt, partition, w);
+	if (!error_end(&win) && r == 0)
 		return 0;
-	if (gp_error_code() != GP_EXIT_NO_WINDOWS)
-		return -1;
-	win = xstrdup(gp_error_message());
-	gp_error_clear();
-	if (gp_linux_find(img, pt, partition, l) == 0) {
-		free(win);
+	if (win.code != GP_EXIT_NO_WINDOWS)
+		return error_pass(&win);
+	error_try(&lx);
+	r = gp_linux_find(img, pt, partition, l);
+	if (!error_end(&lx) && r == 0)
 		return 1;
-	}
-	if (gp_error_code() == GP_EXIT_NO_WINDOWS) {
-		/* Neither: say what was looked for, both ways. */
-		lx = xstrdup(gp_error_message());
-		colon = strstr(lx, ": ");
-		gp_error_clear();
-		error_setc(GP_EXIT_NO_WINDOWS, ENOENT, "%s; %s", win,
-		    colon ? colon + 2 : lx);
-		free(lx);
-	}
-	free(win);
+	if (lx.code != GP_EXIT_NO_WINDOWS)
+		return error_pass(&lx);
+	/* Neither: say what was looked for, both ways. */
+	colon = strstr(lx.msg, ": ");
+	error_setc(GP_EXIT_NO_WINDOWS, ENOENT, "%s; %s", win.msg,
+	    colon ? colon + 2 : lx.msg);
 	return -1;
 }

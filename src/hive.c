@@ -104,15 +104,17 @@ hive_commit(hive *h, const char *path)
 }
 
 /*
- * The node at key, or 0 when a component is missing (errno ENOENT; with
- * depth_found, how many components were found).
+ * Find the node at key: 1 with *out set, 0 when a component is missing
+ * (errno ENOENT, nothing recorded; with found, how many components were
+ * found), -1 with an error when the hive cannot be read on the way.
  */
-static hive_node_h
-walk(hive *h, const char *key, size_t *found)
+static int
+walk(hive *h, const char *key, hive_node_h *out, size_t *found)
 {
 	hive_node_h node = hivex_root(h->h);
 	char *copy = xstrdup(key), *comp, *save = NULL;
 	size_t depth = 0;
+	int ret = 1;
 
 	if (found)
 		*found = 0;
@@ -123,20 +125,22 @@ walk(hive *h, const char *key, size_t *found)
 		if (++depth > HIVE_MAX_DEPTH) {
 			error_set(EINVAL, "%s: key path %s is too deep",
 			    h->name, key);
-			node = 0;
+			ret = -1;
 			break;
 		}
 		errno = 0;
 		/* hivex matches child names without regard to case. */
 		child = hivex_node_get_child(h->h, node, comp);
 		if (!child) {
-			if (errno)
+			if (errno) {
 				error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot "
 				    "read key %s: %s", h->name, key,
 				    strerror(errno));
-			else
+				ret = -1;
+			} else {
 				errno = ENOENT;
-			node = 0;
+				ret = 0;
+			}
 			break;
 		}
 		node = child;
@@ -144,7 +148,8 @@ walk(hive *h, const char *key, size_t *found)
 			*found = depth;
 	}
 	free(copy);
-	return node;
+	*out = ret > 0 ? node : 0;
+	return ret;
 }
 
 int
@@ -152,9 +157,9 @@ hive_key_exists(hive *h, const char *key)
 {
 	if (flush(h) < 0)
 		return -1;
-	if (walk(h, key, NULL))
-		return 1;
-	return error_pending() ? -1 : 0;
+	hive_node_h node;
+
+	return walk(h, key, &node, NULL);
 }
 
 /* The values of node; with check set, refuse a node holding a value
@@ -265,6 +270,7 @@ hive_get(hive *h, const char *key, const char *name, struct hive_val *v)
 	size_t len;
 	char *d;
 	ssize_t i;
+	int r;
 
 	memset(v, 0, sizeof(*v));
 	/* A key being edited answers from its gathered values. */
@@ -278,9 +284,8 @@ hive_get(hive *h, const char *key, const char *name, struct hive_val *v)
 			memcpy(v->data, h->p.vals[i].data, v->len);
 		return 1;
 	}
-	node = walk(h, key, NULL);
-	if (!node)
-		return error_pending() ? -1 : 0;
+	if ((r = walk(h, key, &node, NULL)) <= 0)
+		return r;
 	errno = 0;
 	val = hivex_node_get_value(h->h, node, name);
 	if (!val) {
@@ -398,11 +403,8 @@ pending_load(hive *h, const char *key)
 		return 0;
 	if (flush(h) < 0)
 		return -1;
-	node = walk(h, key, NULL);
-	if (!node) {
-		if (!error_pending())
-			error_set(ENOENT, "%s: key %s does not exist", h->name,
-			    key);
+	if (walk(h, key, &node, NULL) <= 0) {
+		error_set(ENOENT, "%s: key %s does not exist", h->name, key);
 		return -1;
 	}
 	if (node_values(h, node, key, &names, &vals, &n) < 0)
@@ -531,12 +533,12 @@ int
 hive_delete_key(hive *h, const char *key)
 {
 	hive_node_h node;
+	int r;
 
 	if (flush(h) < 0)
 		return -1;
-	node = walk(h, key, NULL);
-	if (!node)
-		return error_pending() ? -1 : 0;
+	if ((r = walk(h, key, &node, NULL)) <= 0)
+		return r;
 	if (node == hivex_root(h->h)) {
 		error_set(EINVAL, "%s: the root key cannot be deleted",
 		    h->name);
@@ -556,6 +558,7 @@ hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
 {
 	hive_node_h node, *kids;
 	size_t i;
+	int r;
 
 	*subkeys = NULL;
 	*nsub = 0;
@@ -564,9 +567,8 @@ hive_list(hive *h, const char *key, char ***subkeys, size_t *nsub,
 	*nval = 0;
 	if (flush(h) < 0)
 		return -1;
-	node = walk(h, key, NULL);
-	if (!node)
-		return error_pending() ? -1 : 0;
+	if ((r = walk(h, key, &node, NULL)) <= 0)
+		return r;
 	kids = hivex_node_children(h->h, node);
 	if (!kids) {
 		error_setc(GP_EXIT_CORRUPT, errno, "%s: cannot read the subkeys "
@@ -611,8 +613,7 @@ gp_hive_get_string(const char *hive_path, const char *key, const char *value)
 
 	if (!h)
 		return NULL;
-	node = walk(h, key, NULL);
-	if (!node)
+	if (walk(h, key, &node, NULL) <= 0)
 		goto out;
 	errno = 0;
 	val = hivex_node_get_value(h->h, node, value);

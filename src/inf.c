@@ -392,6 +392,7 @@ inf_driver_ver_mem(const char *name, const void *buf, size_t len)
 {
 	const uint8_t *b = buf;
 	struct inf inf;
+	struct gp_error e;
 	size_t cut = len;
 
 	if (len > INF_HEAD) {
@@ -401,14 +402,19 @@ inf_driver_ver_mem(const char *name, const void *buf, size_t len)
 			if (b[cut - 1 - wide] == '\n' && (!wide ||
 			    (b[cut - 1] == 0 && cut % 2 == 0)))
 				break;
+		/* The head alone may end mid-line: what it cannot tell,
+		 * the whole file answers below. */
+		error_try(&e);
 		if (cut > 2 && inf_parse(name, buf, cut, &inf) == 0) {
 			char *v = driver_ver_of(&inf, name);
 
-			if (v && !strchr(v, '%'))
+			if (v && !strchr(v, '%')) {
+				error_end(&e);
 				return v;
+			}
 			free(v);
 		}
-		gp_error_clear();
+		error_end(&e);
 	}
 	if (inf_parse(name, buf, len, &inf) < 0)
 		return NULL;

@@ -572,9 +572,8 @@ place_build(struct ntfs_vol *v)
 	if (free_runs(v, place_run, v->place) < 0) {
 		place_free(v->place);
 		v->place = NULL;
-		if (!error_pending())
-			ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the "
-			    "cluster bitmap");
+		ntfs_fail(v, GP_EXIT_CORRUPT, EIO, "cannot read the "
+		    "cluster bitmap");
 		return -1;
 	}
 	debug("%s: %lld clusters free to place data in", v->where,
@@ -654,7 +653,7 @@ place_data(struct ntfs_vol *v, ntfs_inode *ni, ntfs_attr *na, uint64_t size)
 			ntfs_fail(v, GP_EXIT_FAILURE, ENOSPC,
 			    "NTFS volume is full (free space the session may "
 			    "use: space free when it began)");
-		else if (!error_pending())
+		else
 			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot place "
 			    "the file's clusters");
 		goto out;
@@ -777,6 +776,7 @@ nv_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	struct ntfs_vol *v = xcalloc(1, sizeof(*v));
 	struct gp_image_info info;
 	uint8_t boot[512];
+	struct gp_error me;
 	int e;
 
 	log_setup();
@@ -790,9 +790,8 @@ nv_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 	v->sl.size = size;
 	v->writable = writable;
 	if (size < 512 || gp_image_read(img, boot, sizeof(boot), start) < 0) {
-		if (!error_pending())
-			ntfs_fail(v, GP_EXIT_FAILURE, EINVAL,
-			    "partition too small for a file system");
+		ntfs_fail(v, GP_EXIT_FAILURE, EINVAL,
+		    "partition too small for a file system");
 		goto fail;
 	}
 	if (memcmp(boot + 3, "-FVE-FS-", 8) == 0) {
@@ -810,13 +809,17 @@ nv_open(gp_image *img, uint64_t start, uint64_t size, bool writable)
 		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot set up the device");
 		goto fail;
 	}
+	/* A read of ours that failed under the mount is its cause. */
+	error_try(&me);
 	v->vol = ntfs_device_mount(v->dev, writable ? NTFS_MNT_EXCLUSIVE :
 	    NTFS_MNT_RDONLY);
+	e = errno;
+	error_end(&me);
 	if (!v->vol) {
-		e = errno;
-		if (v->sl.io_error && error_pending())
+		if (v->sl.io_error && me.set) {
+			error_pass(&me);
 			error_prefix("%s", v->where);
-		else if (e == EPERM)
+		} else if (e == EPERM)
 			error_setc(GP_EXIT_HIBERNATED, e, "%s: NTFS volume is "
 			    "hibernated (Windows Fast Startup or hibernation); "
 			    "boot the guest and shut it down fully (shutdown "
@@ -911,27 +914,30 @@ nv_state(gp_volume *pv)
 	struct ntfs_vol *v = NV(pv);
 	enum gp_volume_state st = GP_VOL_CLEAN;
 	RESTART_PAGE_HEADER *rp = NULL;
+	struct gp_error e;
 	ntfs_inode *ni;
 	ntfs_attr *na;
 
-	if (ntfs_volume_check_hiberfile(v->vol, 0) < 0 && errno == EPERM)
+	/* The state is the answer: a read that fails on the way makes it
+	 * "dirty" and is recorded nowhere. */
+	error_try(&e);
+	if (ntfs_volume_check_hiberfile(v->vol, 0) < 0 && errno == EPERM) {
+		error_end(&e);
 		return GP_VOL_HIBERNATED;
+	}
 	if (v->vol->flags & VOLUME_IS_DIRTY)
 		st = GP_VOL_DIRTY;
 	ni = ntfs_inode_open(v->vol, FILE_LogFile);
-	if (!ni)
-		return GP_VOL_DIRTY;
-	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
-	if (!na) {
-		ntfs_inode_close(ni);
-		return GP_VOL_DIRTY;
-	}
-	if (!ntfs_check_logfile(na, &rp) || !ntfs_is_logfile_clean(na, rp))
+	na = ni ? ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0) : NULL;
+	if (!na || !ntfs_check_logfile(na, &rp) ||
+	    !ntfs_is_logfile_clean(na, rp))
 		st = GP_VOL_DIRTY;
 	free(rp);
-	ntfs_attr_close(na);
-	ntfs_inode_close(ni);
-	gp_error_clear();
+	if (na)
+		ntfs_attr_close(na);
+	if (ni)
+		ntfs_inode_close(ni);
+	error_end(&e);
 	return st;
 }
 
@@ -968,10 +974,15 @@ split_path(char *s, char **comp, size_t max)
 	return n;
 }
 
-/* Look a name up in a directory, case-insensitively (upcase table). */
+/*
+ * Look a name up in a directory, case-insensitively (upcase table): 1
+ * found, 0 absent (errno ENOENT, nothing recorded), -1 with an error (the
+ * index could not be read: the block layer under libntfs-3g recorded it).
+ */
 static int
 lookup(struct ntfs_vol *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
 {
+	struct gp_error e;
 	ntfschar *uname = NULL;
 	int ulen;
 	u64 r;
@@ -982,14 +993,17 @@ lookup(struct ntfs_vol *v, ntfs_inode *dir, const char *name, MFT_REF *mref)
 		    name);
 		return -1;
 	}
+	error_try(&e);
 	r = ntfs_inode_lookup_by_name(dir, uname, ulen);
 	free(uname);
+	if (error_end(&e))
+		return error_pass(&e);
 	if (r == (u64)-1) {
 		errno = ENOENT;
-		return -1;
+		return 0;
 	}
 	*mref = r;
-	return 0;
+	return 1;
 }
 
 /* Open the inode at path; NULL with errno ENOENT (no message) if absent. */
@@ -1021,7 +1035,7 @@ open_path(struct ntfs_vol *v, const char *path)
 			errno = ENOTDIR;
 			return NULL;
 		}
-		if (lookup(v, ni, comp[i], &mref) < 0) {
+		if (lookup(v, ni, comp[i], &mref) <= 0) {
 			int e = errno;
 
 			ntfs_inode_close(ni);
@@ -1220,7 +1234,7 @@ nv_realpath(gp_volume *pv, const char *path)
 		const char *actual = NULL;
 		char *t;
 
-		if (lookup(v, ni, comp[i], &mref) < 0)
+		if (lookup(v, ni, comp[i], &mref) <= 0)
 			goto fail_noent;
 		/* The index holds the stored case; find the entry's name. */
 		if (read_dir(v, ni, &l) < 0)
@@ -1268,9 +1282,8 @@ nv_extract(gp_volume *pv, const char *path, const char *host_path)
 	s64 off = 0, r;
 
 	if (!ni) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+		error_set(errno, "%s: %s: %s", v->where, path,
+		    strerror(errno));
 		return -1;
 	}
 	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
@@ -1644,14 +1657,17 @@ check_secure_entry(struct ntfs_vol *v, ntfs_inode *dir)
  * in a folder of a given descriptor stores it (*derive set: the caller
  * calls store_inherited on the new inode), the next ones reuse its id.
  */
-static le32
-inherited_id(struct ntfs_vol *v, ntfs_inode *dir, bool is_dir, bool *derive)
+static int
+inherited_id(struct ntfs_vol *v, ntfs_inode *dir, bool is_dir, bool *derive,
+    le32 *sid)
 {
 	size_t i;
 
 	*derive = false;
+	*sid = dir->security_id;		/* NTFS 1.x; or until
+						   store_inherited */
 	if (!v->secure_open)
-		return dir->security_id;	/* NTFS 1.x */
+		return 0;
 	if (!v->secure_checked) {
 		check_secure(v);
 		v->secure_checked = true;
@@ -1659,21 +1675,23 @@ inherited_id(struct ntfs_vol *v, ntfs_inode *dir, bool is_dir, bool *derive)
 	if (v->secure_bad) {
 		error_setc(GP_EXIT_CORRUPT, EIO, "%s: $Secure is damaged (%s); "
 		    "run chkdsk /f in the guest", v->where, v->secure_bad);
-		return 0;
+		return -1;
 	}
 	/* A folder with a descriptor of its own (no $Secure id, as a
 	 * volume's root can have) is known by its record. */
 	for (i = 0; i < v->ninherit; i++)
 		if (v->inherit[i].parent == dir->security_id &&
 		    (dir->security_id || v->inherit[i].ino == dir->mft_no) &&
-		    v->inherit[i].is_dir == is_dir)
-			return v->inherit[i].id;
+		    v->inherit[i].is_dir == is_dir) {
+			*sid = v->inherit[i].id;
+			return 0;
+		}
 	/* Only a descriptor about to be read needs its entry checked: one
 	 * in the list above was checked when it was stored. */
 	if (check_secure_entry(v, dir) < 0)
-		return 0;
+		return -1;
 	*derive = true;
-	return dir->security_id;	/* until store_inherited */
+	return 0;
 }
 
 /* Derive ni's descriptor from dir's, store it, and remember its id. */
@@ -1742,8 +1760,7 @@ create_child(struct ntfs_vol *v, ntfs_inode *dir, const char *name, mode_t type)
 		    name);
 		return NULL;
 	}
-	sid = inherited_id(v, dir, type == S_IFDIR, &derive);
-	if (error_pending()) {
+	if (inherited_id(v, dir, type == S_IFDIR, &derive, &sid) < 0) {
 		free(uname);
 		return NULL;
 	}
@@ -1777,7 +1794,9 @@ walk_dirs(struct ntfs_vol *v, char **comp, size_t n, bool create)
 		return NULL;
 	}
 	for (i = 0; i < n; i++) {
-		if (lookup(v, ni, comp[i], &mref) == 0) {
+		int found = lookup(v, ni, comp[i], &mref);
+
+		if (found > 0) {
 			next = ntfs_inode_open(v->vol, MREF(mref));
 			if (next && !(next->mrec->flags & MFT_RECORD_IS_DIRECTORY)) {
 				ntfs_inode_close(next);
@@ -1797,7 +1816,7 @@ walk_dirs(struct ntfs_vol *v, char **comp, size_t n, bool create)
 				    v->where, comp[i]);
 				return NULL;
 			}
-		} else if (error_pending()) {
+		} else if (found < 0) {
 			next = NULL;
 		} else if (create) {
 			next = create_child(v, ni, comp[i], S_IFDIR);
@@ -1807,7 +1826,7 @@ walk_dirs(struct ntfs_vol *v, char **comp, size_t n, bool create)
 		}
 		/* A folder whose record cannot be written back (a new entry
 		 * changed it) is the error to report, not what follows. */
-		if (ntfs_inode_close(ni) < 0 && !error_pending()) {
+		if (ntfs_inode_close(ni) < 0) {
 			ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot write a "
 			    "folder's record");
 			if (next)
@@ -1840,9 +1859,8 @@ nv_mkdir_p(gp_volume *pv, const char *path)
 	ntfs_inode *ni;
 
 	if (require_writable(v) < 0 || n > NTFS_MAX_PATH_DEPTH) {
-		if (!error_pending())
-			error_set(ENAMETOOLONG, "%s: path %s is too deep",
-			    v->where, path);
+		error_set(ENAMETOOLONG, "%s: path %s is too deep",
+		    v->where, path);
 		free(copy);
 		return -1;
 	}
@@ -1896,14 +1914,13 @@ make_short_name(struct ntfs_vol *v, ntfs_inode *dir, const char *name, char *out
 {
 	MFT_REF mref;
 	unsigned n;
+	int found;
 
 	for (n = 1; n < NTFS_MAX_ALIAS; n++) {
 		win_short_name(name, n, out);
-		if (lookup(v, dir, out, &mref) < 0) {
-			if (error_pending())
-				return -1;
-			return 0;
-		}
+		found = lookup(v, dir, out, &mref);
+		if (found <= 0)
+			return found;
 	}
 	error_set(EEXIST, "%s: no free 8.3 alias for %s", v->where, name);
 	return -1;
@@ -1953,7 +1970,7 @@ open_parent(struct ntfs_vol *v, const char *path, char **copy, char **last)
 	}
 	*last = comp[n - 1];
 	dir = walk_dirs(v, comp, n - 1, false);
-	if (!dir && !error_pending())
+	if (!dir)
 		error_set(errno ? errno : ENOENT, "%s: parent folder missing",
 		    v->where);
 	return dir;
@@ -2037,7 +2054,7 @@ reparse_index(struct ntfs_vol *v, ntfs_inode **xr)
 	MFT_REF mref;
 
 	*xr = NULL;
-	if (ext && lookup(v, ext, "$Reparse", &mref) == 0)
+	if (ext && lookup(v, ext, "$Reparse", &mref) > 0)
 		*xr = ntfs_inode_open(v->vol, MREF(mref));
 	if (ext)
 		ntfs_inode_close(ext);
@@ -2047,9 +2064,8 @@ reparse_index(struct ntfs_vol *v, ntfs_inode **xr)
 		if (*xr)
 			ntfs_inode_close(*xr);
 		*xr = NULL;
-		if (!error_pending())
-			ntfs_fail(v, GP_EXIT_CORRUPT, ENOENT, "has no usable "
-			    "$Extend\\$Reparse index");
+		ntfs_fail(v, GP_EXIT_CORRUPT, ENOENT, "has no usable "
+		    "$Extend\\$Reparse index");
 	}
 	return icx;
 }
@@ -2160,7 +2176,7 @@ create_entry(struct ntfs_vol *v, const char *path, bool is_dir,
 	char *copy = NULL, *name;
 	ntfs_inode *dir = NULL, *ni = NULL;
 	MFT_REF mref;
-	int ret = -1;
+	int ret = -1, found;
 
 	if (require_writable(v) < 0)
 		goto out;
@@ -2172,11 +2188,10 @@ create_entry(struct ntfs_vol *v, const char *path, bool is_dir,
 	dir = open_parent(v, path, &copy, &name);
 	if (!dir)
 		goto out;
-	if (lookup(v, dir, name, &mref) == 0) {
+	found = lookup(v, dir, name, &mref);
+	if (found > 0)
 		error_set(EEXIST, "%s: already exists", v->where);
-		goto out;
-	}
-	if (error_pending())
+	if (found != 0)
 		goto out;
 	ni = create_child(v, dir, name, is_dir ? S_IFDIR : S_IFREG);
 	if (!ni)
@@ -2230,9 +2245,8 @@ nv_overwrite(gp_volume *pv, const char *path, const void *data,
 		return -1;
 	ni = open_path(v, path);
 	if (!ni) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+		error_set(errno, "%s: %s: %s", v->where, path,
+		    strerror(errno));
 		return -1;
 	}
 	if (write_data(v, ni, len, fs_mem_fill, &src) < 0)
@@ -2258,9 +2272,8 @@ nv_set_meta(gp_volume *pv, const char *path, const struct gp_file_meta *m)
 		return -1;
 	ni = open_path(v, path);
 	if (!ni) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+		error_set(errno, "%s: %s: %s", v->where, path,
+		    strerror(errno));
 		return -1;
 	}
 	apply_meta(ni, m, ni->mrec->flags & MFT_RECORD_IS_DIRECTORY);
@@ -2323,9 +2336,8 @@ nv_remove(gp_volume *pv, const char *path)
 	dir = open_parent(v, path, &copy, &name);
 	if (!dir)
 		goto out;
-	if (lookup(v, dir, name, &mref) < 0) {
-		if (!error_pending())
-			error_set(ENOENT, "%s: %s: not found", v->where, path);
+	if (lookup(v, dir, name, &mref) <= 0) {
+		error_set(ENOENT, "%s: %s: not found", v->where, path);
 		goto out;
 	}
 	ni = ntfs_inode_open(v->vol, MREF(mref));
@@ -2437,6 +2449,7 @@ nv_short_names(gp_volume *pv, const char *dir_path, int mode)
 {
 	struct ntfs_vol *v = NV(pv);
 	ntfs_inode *dir;
+	struct gp_error e;
 	s64 pos = 0;
 	bool seen = false;
 
@@ -2444,12 +2457,15 @@ nv_short_names(gp_volume *pv, const char *dir_path, int mode)
 		v->short_names = mode > 0;
 		return v->short_names;
 	}
+	/* A folder that cannot be read shows no short names: the guess is
+	 * "none", and the failure no one's error. */
+	error_try(&e);
 	dir = open_path(v, dir_path);
 	if (dir) {
 		ntfs_readdir(dir, &pos, &seen, saw_dos);
 		ntfs_inode_close(dir);
 	}
-	gp_error_clear();
+	error_end(&e);
 	v->short_names = seen;
 	return seen;
 }
@@ -2458,10 +2474,15 @@ static uint64_t
 nv_stored_free(gp_volume *pv)
 {
 	struct ntfs_vol *v = NV(pv);
+	struct gp_error e;
+
+	/* A figure for a report: unreadable counts as nothing stored. */
+	error_try(&e);
 	if (!v->place && place_build(v) < 0) {
-		gp_error_clear();
+		error_end(&e);
 		return 0;
 	}
+	error_end(&e);
 	return (uint64_t)place_stored(v->place) * v->vol->cluster_size;
 }
 
@@ -2487,9 +2508,8 @@ nv_read_cb(gp_volume *pv, const char *path,
 	int ret = -1;
 
 	if (!ni) {
-		if (!error_pending())
-			error_set(errno, "%s: %s: %s", v->where, path,
-			    strerror(errno));
+		error_set(errno, "%s: %s: %s", v->where, path,
+		    strerror(errno));
 		return -1;
 	}
 	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);

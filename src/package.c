@@ -259,6 +259,7 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 {
 	struct walk w = { 0 };
 	struct pkg *p;
+	struct gp_error e;
 	char *root = realpath(dir, NULL), *infpath;
 	size_t i;
 
@@ -286,9 +287,12 @@ add_package(struct pkg_set *set, const char *dir, char *inf)
 	}
 	infpath = path_join(root, inf);
 	p->inf_path = infpath;
+	/* An INF that does not parse leaves the version unknown here; the
+	 * run that needs the INF reports why. */
+	error_try(&e);
 	if (pkg_inf(p))
 		p->driver_ver = inf_driver_ver_of(p->parsed);
-	gp_error_clear();
+	error_end(&e);
 	/* GPU-PV finds the driver in the guest by the host's folder name. */
 	if (!driver_store_name(p->name, inf))
 		warn_add("package folder '%s' is not named as the host's "

@@ -82,6 +82,18 @@ struct gpt_hdr {
 	guid_t disk_guid;
 };
 
+/* A read whose failure is an answer ("unreadable"), recorded nowhere. */
+static int
+read_probe(gp_image *img, void *buf, size_t n, uint64_t off)
+{
+	struct gp_error e;
+	int r;
+
+	error_try(&e);
+	r = gp_image_read(img, buf, n, off);
+	return error_end(&e) ? -1 : r;
+}
+
 /* Check a GPT header at lba and its entry array; fills *h and *array. */
 static bool
 gpt_load(gp_image *img, uint32_t ss, uint64_t nsec, uint64_t lba,
@@ -92,8 +104,7 @@ gpt_load(gp_image *img, uint32_t ss, uint64_t nsec, uint64_t lba,
 	uint64_t bytes;
 
 	*array = NULL;
-	if (gp_image_read(img, sec, ss, lba * ss) < 0) {
-		gp_error_clear();
+	if (read_probe(img, sec, ss, lba * ss) < 0) {
 		*why = "unreadable";
 		goto bad;
 	}
@@ -142,9 +153,8 @@ gpt_load(gp_image *img, uint32_t ss, uint64_t nsec, uint64_t lba,
 		goto bad;
 	}
 	arr = xmalloc(bytes ? bytes : 1);
-	if (bytes && gp_image_read(img, arr, (size_t)bytes,
+	if (bytes && read_probe(img, arr, (size_t)bytes,
 	    h->entries_lba * ss) < 0) {
-		gp_error_clear();
 		free(arr);
 		*why = "entry array unreadable";
 		goto bad;
@@ -351,10 +361,8 @@ probe_fs(gp_image *img, struct gp_partition *p)
 	size_t n = (size_t)MIN(p->size, (uint64_t)sizeof(b));
 	size_t i;
 
-	if (n < 512 || gp_image_read(img, b, n, p->start) < 0) {
-		gp_error_clear();
+	if (n < 512 || read_probe(img, b, n, p->start) < 0)
 		return;
-	}
 	if (memcmp(b + 3, "NTFS    ", 8) == 0) {
 		p->filesystem = "ntfs";
 	} else if (memcmp(b + 3, "-FVE-FS-", 8) == 0) {
@@ -385,9 +393,8 @@ probe_fs(gp_image *img, struct gp_partition *p)
 	}
 	/* btrfs keeps its superblock 64 KiB in. */
 	if (!strcmp(p->filesystem, "unknown") && p->size >= 65536 + 4096) {
-		if (gp_image_read(img, b, 512, p->start + 65536) < 0)
-			gp_error_clear();
-		else if (memcmp(b + 64, "_BHRfS_M", 8) == 0)
+		if (read_probe(img, b, 512, p->start + 65536) == 0 &&
+		    memcmp(b + 64, "_BHRfS_M", 8) == 0)
 			p->filesystem = "btrfs";
 	}
 	/* FAT labels are space-padded; "NO NAME" means none. */

@@ -424,8 +424,8 @@ parse_value(struct parser *p, const char *s, const char *end)
 		}
 		if (digits == 0 || digits > 8 || expect_end(p, s, end) < 0) {
 			free(name);
-			return error_pending() ? -1 : perr(p, "dword: needs 1 to "
-			    "8 hex digits");
+			/* expect_end's own complaint, when it made one, wins. */
+			return perr(p, "dword: needs 1 to 8 hex digits");
 		}
 		v.type = REG_DWORD_;
 		v.data = xmalloc(4);

@@ -469,14 +469,18 @@ static int
 undo_created(hive *h, const struct man_reg *rec)
 {
 	size_t budget = 100000;
+	struct gp_error e;
 	int r;
 
 	/* A record from before values had records of their own: the key
 	 * goes with what is in it, as it always did. */
 	if (!rec->values_recorded)
 		return hive_delete_key(h, rec->key) < 0 ? -1 : 1;
+	/* A subtree that cannot be read is kept, as one that holds values
+	 * of the guest's: removing less is the safe side. */
+	error_try(&e);
 	r = subtree_has_values(h, rec->key, 0, &budget);
-	gp_error_clear();
+	error_end(&e);
 	if (r != 0) {
 		warn_add("%s\\%s holds values gpupv-prep did not write; it is "
 		    "left in place", rec->hive, rec->key);

@@ -103,6 +103,7 @@ plan_extras(struct guest *g, const struct pkg_set *set, const char *wow,
 {
 	const struct bundle *b = &set->bundle;
 	size_t i, k;
+	int r;
 
 	for (i = 0; set->extras && i < b->nextras; i++) {
 		const struct pkg_file *f = &set->extras->files[i];
@@ -139,14 +140,17 @@ plan_extras(struct guest *g, const struct pkg_set *set, const char *wow,
 			return -1;
 		}
 		rec = copy_find(g, dest);
-		if (rec && !strcasecmp(rec->package, dev->name) &&
-		    !strcmp(rec->sha256, sha) &&
-		    gp_volume_stat(g->vol, dest, &st) == 0 && !st.is_dir &&
-		    st.size == f->size) {
+		r = rec && !strcasecmp(rec->package, dev->name) &&
+		    !strcmp(rec->sha256, sha) ?
+		    gp_volume_exists(g->vol, dest, &st) : 0;
+		if (r < 0) {
+			free(dest);
+			return -1;
+		}
+		if (r > 0 && !st.is_dir && st.size == f->size) {
 			free(dest);
 			continue;
 		}
-		gp_error_clear();
 		cp = plan_file(out, nout, dev, f, dest);
 		cp->overwrite = true;
 		cp->extra = true;
@@ -173,10 +177,18 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 	bool have_wow;
 	size_t i, k;
 
-	have_wow = gp_volume_stat(g->vol, wow, &st) == 0 && st.is_dir;
-	gp_error_clear();
 	*out = NULL;
 	*nout = 0;
+	switch (gp_volume_exists(g->vol, wow, &st)) {
+	case -1:
+		free(wow);
+		return -1;
+	case 1:
+		have_wow = st.is_dir;
+		break;
+	default:
+		have_wow = false;
+	}
 	for (i = 0; i < set->n; i++) {
 		const struct pkg *p = &set->v[i];
 		struct copytovm *cv;
@@ -205,6 +217,7 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 			struct copy_plan *cp;
 			char *dest;
 			bool same;
+			int here;
 
 			if (!f) {
 				warn_add("%s: CopyToVm names %s, which package "
@@ -230,12 +243,16 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 			dest = xasprintf("%s\\%s", cv[k].wow64 ? wow :
 			    g->system32, cv[k].dest);
 			rec = copy_find(g, dest);
+			here = gp_volume_exists(g->vol, dest, &st);
+			if (here < 0) {
+				free(dest);
+				copytovm_free(cv, ncv);
+				goto fail;
+			}
 			same = rec && !restage[i] &&
 			    !strcasecmp(rec->package, p->name) &&
 			    !strcasecmp(rec->source, f->rel) &&
-			    gp_volume_stat(g->vol, dest, &st) == 0 &&
-			    !st.is_dir && st.size == rec->size;
-			gp_error_clear();
+			    here > 0 && !st.is_dir && st.size == rec->size;
 			if (same) {
 				free(dest);
 				continue;
@@ -244,15 +261,13 @@ plan_copies(struct guest *g, const struct pkg_set *set, const bool *restage,
 			cp->overwrite = cv[k].overwrite;
 			/* WhenNewer against a file that is not ours: the
 			 * guest's stays when it is as new. */
-			if (!rec && !cp->overwrite &&
-			    gp_volume_stat(g->vol, dest, &st) == 0 &&
+			if (!rec && !cp->overwrite && here > 0 &&
 			    !st.is_dir && !source_is_newer(g, cp, &st)) {
 				(*kept)++;
 				free(dest);
 				(*nout)--;
 				continue;
 			}
-			gp_error_clear();
 			*changed = true;
 		}
 		copytovm_free(cv, ncv);
@@ -340,9 +355,13 @@ static bool
 pe_version_guest(gp_volume *vol, const char *path, uint64_t *v)
 {
 	struct pe_scan s = { 0 };
+	struct gp_error e;
 
+	/* pe_feed_cb stops the read once the version is found; a file
+	 * without one is "not newer", whatever stopped the read. */
+	error_try(&e);
 	gp_volume_read_cb(vol, path, pe_feed_cb, &s);
-	gp_error_clear();
+	error_end(&e);
 	*v = s.version;
 	return s.found;
 }
@@ -373,6 +392,7 @@ undo_copy(struct guest *g, struct man_copy *rec)
 	void *data = NULL;
 	size_t len = 0;
 	struct hasher h;
+	struct gp_stat st;
 	uint8_t d[32];
 	char hex[65];
 	int r;
@@ -383,7 +403,12 @@ undo_copy(struct guest *g, struct man_copy *rec)
 	 * driver update in the guest) stays, and so does the original kept
 	 * for it. */
 	sha256_init(&h.sha);
-	if (gp_volume_read_cb(g->vol, rec->dest, hash_cb, &h) == 0) {
+	r = gp_volume_exists(g->vol, rec->dest, &st);
+	if (r < 0)
+		return -1;
+	if (r > 0 && gp_volume_read_cb(g->vol, rec->dest, hash_cb, &h) < 0)
+		return -1;
+	if (r > 0) {
 		sha256_final(&h.sha, d);
 		sha256_hex(d, hex);
 		if (strcmp(hex, rec->sha256) != 0) {
@@ -393,22 +418,16 @@ undo_copy(struct guest *g, struct man_copy *rec)
 			    rec->backup ? rec->backup : "");
 			return 0;
 		}
-	} else if (errno != ENOENT) {
+	}
+	if (gp_volume_remove_any(g->vol, rec->dest, 0) < 0)
 		return -1;
-	}
-	gp_error_clear();
-	if (gp_volume_remove(g->vol, rec->dest) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
-	}
 	if (!rec->backup)
 		return 0;
-	if (gp_volume_read(g->vol, rec->backup, HIVE_MAX_SIZE, &data,
-	    &len) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
+	r = gp_volume_exists(g->vol, rec->backup, &st);
+	if (r < 0 || (r > 0 && gp_volume_read(g->vol, rec->backup,
+	    HIVE_MAX_SIZE, &data, &len) < 0))
+		return -1;
+	if (r == 0) {
 		warn_add("%s: the original kept at %s is gone; not restored",
 		    rec->dest, rec->backup);
 		return 0;
@@ -457,9 +476,12 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 		char *backup = NULL;
 		struct gp_stat st;
 		bool here;
-		int rc;
+		int rc, found;
 
-		here = gp_volume_stat(g->vol, cp->dest, &st) == 0;
+		found = gp_volume_exists(g->vol, cp->dest, &st);
+		if (found < 0)
+			return -1;
+		here = found > 0;
 		if (here && rec && copy_is_junction(g, rec) && st.is_link) {
 			/* Ours, made again (plan_junctions found it wrong). */
 			if (gp_volume_remove(g->vol, cp->dest) < 0)
@@ -501,10 +523,7 @@ exec_copies(struct guest *g, struct copy_plan *plan, size_t n,
 				free(backup);
 				return -1;
 			}
-		} else if (errno != ENOENT) {
-			return -1;
 		}
-		gp_error_clear();
 		if (cp->f) {
 			m.mtime_ns = cp->f->mtime_ns;
 			m.crtime_ns = cp->f->crtime_ns;

@@ -21,6 +21,33 @@
 #include "sha256.h"
 #include "stage-int.h"
 
+/*
+ * The target of the link at path: 1 with *t (caller frees), 0 when there
+ * is nothing there (*why ENOENT) or it is no link (*why EINVAL), -1 with
+ * an error.  The two answers that are not errors are recorded nowhere.
+ */
+static int
+link_target(struct guest *g, const char *path, char **t, int *why)
+{
+	struct gp_error e;
+
+	error_try(&e);
+	*t = gp_volume_link_target(g->vol, path);
+	*why = errno;
+	error_end(&e);
+	if (*t)
+		return 1;
+	if (e.set)
+		*why = e.err;
+	if (*why == ENOENT || *why == EINVAL)
+		return 0;
+	if (!e.set) {
+		errno = *why;
+		return -1;
+	}
+	return error_pass(&e);
+}
+
 /* System32\DriverStore\FileRepository\<name> */
 static char *
 junction_path(const struct guest *g, const char *name)
@@ -67,14 +94,10 @@ junction_state(struct guest *g, const char *path, const struct man_copy *rec,
 {
 	struct gp_stat st;
 	char *t;
-	int r;
+	int r, why;
 
-	if (gp_volume_stat(g->vol, path, &st) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
-		return 0;
-	}
+	if ((r = gp_volume_exists(g->vol, path, &st)) <= 0)
+		return r;
 	if (!rec || !st.is_dir || !st.is_link) {
 		error_set(EEXIST, "%s exists and is not a junction gpupv-prep "
 		    "made (a folder of the guest's own DriverStore?); it is "
@@ -82,11 +105,9 @@ junction_state(struct guest *g, const char *path, const struct man_copy *rec,
 		    "package there", path);
 		return -1;
 	}
-	t = gp_volume_link_target(g->vol, path);
+	if (link_target(g, path, &t, &why) < 0)
+		return -1;
 	if (!t) {
-		if (errno != EINVAL)
-			return -1;
-		gp_error_clear();
 		r = 2;			/* ours, but unreadable: made again */
 	} else {
 		r = strcasecmp(t, target) == 0 ? 1 : 2;
@@ -120,14 +141,13 @@ plan_junctions(struct guest *g, const struct pkg_set *set, int want,
 		char *store = xasprintf("%s\\DriverStore\\FileRepository",
 		    g->system32);
 		struct gp_stat st;
-		int e = gp_volume_stat(g->vol, store, &st);
+		int e = gp_volume_exists(g->vol, store, &st);
 
-		if (e < 0 && errno != ENOENT) {
+		if (e < 0) {
 			free(store);
 			return -1;
 		}
-		if (e < 0 || !st.is_dir) {
-			gp_error_clear();
+		if (e == 0 || !st.is_dir) {
 			error_set(ENOENT, "%s: the guest has no such folder, so "
 			    "--driverstore-links has nowhere to link the "
 			    "packages", store);
@@ -196,19 +216,16 @@ plan_junctions(struct guest *g, const struct pkg_set *set, int want,
 int
 undo_junction(struct guest *g, const struct man_copy *rec)
 {
-	char *t = gp_volume_link_target(g->vol, rec->dest);
-	bool same = t && strcasecmp(t, rec->link) == 0;
+	char *t;
+	bool same;
+	int why;
 
+	if (link_target(g, rec->dest, &t, &why) < 0)
+		return -1;
+	same = t && strcasecmp(t, rec->link) == 0;
 	free(t);
-	if (!t) {
-		if (errno == ENOENT) {
-			gp_error_clear();
-			return 0;
-		}
-		if (errno != EINVAL)
-			return -1;
-		gp_error_clear();
-	}
+	if (!t && why == ENOENT)
+		return 0;
 	if (!same) {
 		warn_add("%s is no longer the junction gpupv-prep made; it is "
 		    "left as it is", rec->dest);
@@ -220,14 +237,14 @@ undo_junction(struct guest *g, const struct man_copy *rec)
 int
 check_junction(struct guest *g, const struct man_copy *c, const char **what)
 {
-	char *t = gp_volume_link_target(g->vol, c->dest);
+	char *t;
+	int why;
 
 	*what = NULL;
+	if (link_target(g, c->dest, &t, &why) < 0)
+		return -1;
 	if (!t) {
-		if (errno != ENOENT && errno != EINVAL)
-			return -1;
-		*what = errno == ENOENT ? "missing" : "no longer a junction";
-		gp_error_clear();
+		*what = why == ENOENT ? "missing" : "no longer a junction";
 	} else if (strcasecmp(t, c->link) != 0) {
 		*what = "a junction to somewhere else";
 	}

@@ -142,13 +142,10 @@ static int
 remove_if_there(struct guest *g, const char *path, bool link_only)
 {
 	struct gp_stat st;
+	int r = gp_volume_exists(g->vol, path, &st);
 
-	if (gp_volume_stat(g->vol, path, &st) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
-		return 0;
-	}
+	if (r <= 0)
+		return r;
 	if (link_only && !st.is_link) {
 		warn_add("%s is not the link gpupv-prep makes; left alone", path);
 		return 0;
@@ -168,6 +165,7 @@ linux_arm(struct guest *g, bool on)
 		.mtime_ns = (int64_t)time(NULL) * 1000000000,
 	};
 	struct gp_stat st;
+	int r;
 
 	if (remove_if_there(g, GP_LINUX_STATUS, false) < 0)
 		return -1;
@@ -175,19 +173,15 @@ linux_arm(struct guest *g, bool on)
 		if (remove_if_there(g, LX_WANTS, true) < 0)
 			return -1;
 		/* The status folder, when it is empty (ENOTEMPTY: kept). */
-		if (gp_volume_stat(g->vol, LX_STATUS_DIR, &st) == 0 &&
-		    st.is_dir && gp_volume_remove(g->vol, LX_STATUS_DIR) < 0) {
-			if (errno != ENOTEMPTY)
-				return -1;
-		}
-		gp_error_clear();
-		return 0;
+		r = gp_volume_exists(g->vol, LX_STATUS_DIR, &st);
+		if (r > 0 && st.is_dir)
+			r = gp_volume_remove_any(g->vol, LX_STATUS_DIR,
+			    ENOTEMPTY);
+		return r < 0 ? -1 : 0;
 	}
-	if (gp_volume_stat(g->vol, LX_WANTS, &st) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return -1;
-	gp_error_clear();
+	r = gp_volume_exists(g->vol, LX_WANTS, &st);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
 	if (gp_volume_mkdir_p(g->vol, LX_WANTS_DIR) < 0)
 		return -1;
 	return gp_volume_symlink(g->vol, LX_WANTS, LX_UNIT, &m);
@@ -232,13 +226,10 @@ linux_in_place(struct guest *g, const struct man_copy *rec, const char *link,
     uint64_t size)
 {
 	struct gp_stat st;
+	int r = gp_volume_exists(g->vol, rec->dest, &st);
 
-	if (gp_volume_stat(g->vol, rec->dest, &st) < 0) {
-		if (errno != ENOENT)
-			return -1;
-		gp_error_clear();
-		return 0;
-	}
+	if (r <= 0)
+		return r;
 	if (link)
 		return st.is_link && rec->link && !strcmp(rec->link, link) &&
 		    st.size == strlen(link);
@@ -250,17 +241,15 @@ int
 linux_not_ours(struct guest *g, const char *dest)
 {
 	struct gp_stat st;
+	int r = gp_volume_exists(g->vol, dest, &st);
 
-	if (gp_volume_stat(g->vol, dest, &st) == 0) {
+	if (r > 0) {
 		error_set(EEXIST, "%s exists and was not placed by gpupv-prep, "
 		    "so it is left alone; remove it in the guest to stage "
 		    "this", dest);
 		return -1;
 	}
-	if (errno != ENOENT)
-		return -1;
-	gp_error_clear();
-	return 0;
+	return r;
 }
 
 /* The SHA-256 of a host file of the set, as hex (sha256_files: never
@@ -451,11 +440,12 @@ plan_linux(struct guest *g, const struct pkg_set *set, const bool *restage,
 			d3d = true;
 	if (!d3d) {
 		struct gp_stat st;
+		int r = gp_volume_exists(g->vol, WSL_ROOT "/lib/libdxcore.so",
+		    &st);
 
-		if (gp_volume_stat(g->vol, WSL_ROOT "/lib/libdxcore.so",
-		    &st) == 0)
-			d3d = true;
-		gp_error_clear();
+		if (r < 0)
+			return -1;
+		d3d = r > 0;
 	}
 	if (!d3d)
 		warn_add("no libdxcore.so/libd3d12.so in %s/lib: they come "
@@ -524,11 +514,10 @@ prune_src_dirs(struct guest *g, const char *dest)
 	while (!strncmp(dir, "/usr/src/", 9) && dir[9]) {
 		char *up;
 
-		if (gp_volume_remove(g->vol, dir) < 0) {
-			if (errno != ENOTEMPTY && errno != ENOENT)
-				ret = -1;
-			else
-				gp_error_clear();
+		int r = gp_volume_remove_any(g->vol, dir, ENOTEMPTY);
+
+		if (r != 0) {
+			ret = r < 0 ? -1 : 0;
 			break;
 		}
 		up = path_dirname(dir);
@@ -563,13 +552,10 @@ static int
 read_dir(struct guest *g, const char *path)
 {
 	struct gp_stat st;
+	int r = gp_volume_exists(g->vol, path, &st);
 
-	if (gp_volume_stat(g->vol, path, &st) < 0) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			return -1;
-		gp_error_clear();
-		return 0;
-	}
+	if (r <= 0)
+		return r;
 	return st.is_dir ? gp_volume_list(g->vol, path, read_entry, NULL) : 0;
 }
 
@@ -592,9 +578,8 @@ linux_preflight(struct guest *g)
 			path = xasprintf("%s/%s/%s", g->repo, mp->name,
 			    mp->files[k].rel);
 			r = mp->files[k].is_dir ? read_dir(g, path) :
-			    gp_volume_stat(g->vol, path, &st);
-			if (r < 0 && errno == ENOENT && !error_pending())
-				r = 0;
+			    gp_volume_exists(g->vol, path, &st);
+			r = r < 0 ? -1 : 0;
 			free(path);
 		}
 		if (r < 0)
@@ -605,15 +590,14 @@ linux_preflight(struct guest *g)
 		int r = read_dir(g, dir);
 
 		free(dir);
-		if (r == 0 && gp_volume_stat(g->vol, g->man.copies[i].dest,
-		    &st) < 0 && (errno != ENOENT || error_pending()))
+		if (r == 0 && gp_volume_exists(g->vol, g->man.copies[i].dest,
+		    &st) < 0)
 			r = -1;
 		if (r < 0)
 			goto fail;
 	}
 	return 0;
 fail:
-	if (!error_pending())
-		error_set(errno, "%s: %s", g->manifest_path, strerror(errno));
+	error_set(errno, "%s: %s", g->manifest_path, strerror(errno));
 	return -1;
 }

@@ -110,17 +110,17 @@ load_hive(struct guest *g, struct guest_reg *gr, enum reg_hive hv,
 
 		for (k = 0; k < 2; k++) {
 			char *lp = xasprintf("%s.LOG%zu", gr->gpath[hv], k + 1);
+			struct gp_stat st;
+			int r = gp_volume_exists(g->vol, lp, &st);
 
-			if (gp_volume_read(g->vol, lp, HIVE_MAX_SIZE,
-			    (void **)&log[k], &loglen[k]) < 0) {
-				if (errno != ENOENT) {
-					free(lp);
-					goto out;
-				}
-				gp_error_clear();
-				log[k] = NULL;
-			}
+			/* A log that is not there is not replayed. */
+			log[k] = NULL;
+			if (r > 0 && gp_volume_read(g->vol, lp, HIVE_MAX_SIZE,
+			    (void **)&log[k], &loglen[k]) < 0)
+				r = -1;
 			free(lp);
+			if (r < 0)
+				goto out;
 		}
 		n = hive_log_replay(&buf, &len, (const uint8_t *const *)log,
 		    loglen, where);
@@ -233,13 +233,19 @@ static struct inf_service *
 service_of(const struct pkg *p, const char *section, struct inf_service *svc)
 {
 	const struct inf *inf;
+	struct gp_error e;
 	int r;
 
 	memset(svc, 0, sizeof(*svc));
-	if (!p->inf_path || !(inf = pkg_inf(p))) {
-		gp_error_clear();
+	if (!p->inf_path)
 		return NULL;
-	}
+	/* An INF that cannot be read names no service; the package's own
+	 * checks report it. */
+	error_try(&e);
+	inf = pkg_inf(p);
+	error_end(&e);
+	if (!inf)
+		return NULL;
 	r = inf_service(inf, "nvlddmkm", section, svc);
 	if (r == 0 && section)
 		r = inf_service(inf, "nvlddmkm", NULL, svc);

@@ -50,13 +50,12 @@ check_package(struct guest *g, const struct man_pkg *mp,
 		struct gp_stat st;
 		uint8_t d[32];
 		const char *what = NULL;
+		int here = gp_volume_exists(g->vol, path, &st);
 
-		if (gp_volume_stat(g->vol, path, &st) < 0) {
-			if (errno != ENOENT) {
-				free(path);
-				return -1;
-			}
-			gp_error_clear();
+		if (here < 0) {
+			free(path);
+			return -1;
+		} else if (here == 0) {
 			what = "missing";
 		} else if (st.is_dir != f->is_dir) {
 			what = "of another kind";
@@ -97,6 +96,7 @@ static long
 check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
 {
 	struct gp_stat st;
+	int here;
 	struct hasher h;
 	uint8_t d[32];
 	char hex[65];
@@ -106,10 +106,9 @@ check_copy(struct guest *g, const struct man_copy *c, struct stage_report *r)
 		if (check_junction(g, c, &what) < 0)
 			return -1;
 		r->files_checked++;
-	} else if (gp_volume_stat(g->vol, c->dest, &st) < 0) {
-		if (errno != ENOENT)
+	} else if ((here = gp_volume_exists(g->vol, c->dest, &st)) <= 0) {
+		if (here < 0)
 			return -1;
-		gp_error_clear();
 		what = "missing";
 	} else {
 		sha256_init(&h.sha);

@@ -116,6 +116,7 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 	    .format = o->format };
 	struct gp_partition *p;
 	const char *root = "\\Windows";
+	struct gp_error e;
 	int r;
 	bool writable = flags & (GP_OPEN_RDWR | GP_OPEN_DRY_RUN);
 
@@ -125,7 +126,9 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 		return -1;
 	if (gp_partitions_read(g->img, &g->pt) < 0)
 		return -1;
+	error_try(&e);
 	r = gp_guest_find(g->img, &g->pt, o->partition, &g->w, &g->lx);
+	error_end(&e);
 	if (r == 1) {
 		g->is_linux = true;
 		return linux_open(g, image, writable);
@@ -134,15 +137,14 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 		unsigned i;
 
 		/* --partition on a volume without a hive: stage anyway. */
-		if (o->partition < 0 || gp_error_code() != GP_EXIT_NO_WINDOWS)
-			return -1;
+		if (o->partition < 0 || e.code != GP_EXIT_NO_WINDOWS)
+			return error_pass(&e);
 		for (i = 0; i < g->pt.count; i++)
 			if (g->pt.parts[i].index == (unsigned)o->partition)
 				break;
 		if (i == g->pt.count ||
 		    strcmp(g->pt.parts[i].filesystem, "ntfs") != 0)
-			return -1;
-		gp_error_clear();
+			return error_pass(&e);
 		warn_add("partition %d holds no Windows installation; using "
 		    "\\Windows\\System32 on it as given", o->partition);
 		memset(&g->w, 0, sizeof(g->w));
@@ -173,28 +175,36 @@ guest_open(struct guest *g, const char *image, const struct stage_opts *o,
 int
 read_manifest(struct guest *g, const char *image)
 {
+	struct gp_error e;
 	void *text = NULL;
 	size_t len;
+	int r;
 
-	if (gp_volume_read(g->vol, g->manifest_path, MANIFEST_MAX, &text,
-	    &len) == 0) {
-		if (manifest_parse(text, len, &g->man) < 0) {
-			free(text);
-			if (error_pending()) {
-				error_prefix("%s: %s", image, g->manifest_path);
-				return -1;
-			}
-			error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s is not a "
-			    "manifest this version understands; remove it in "
-			    "the guest to start over", image, g->manifest_path);
-			return -1;
-		}
-		free(text);
-		g->have_manifest = true;
-	} else if (error_pending()) {
+	/* No manifest (a read that fails with nothing recorded) is a guest
+	 * gpupv-prep has not staged into yet. */
+	error_try(&e);
+	r = gp_volume_read(g->vol, g->manifest_path, MANIFEST_MAX, &text,
+	    &len);
+	if (error_end(&e))
+		return error_pass(&e);
+	if (r < 0)
+		return 0;
+	error_try(&e);
+	r = manifest_parse(text, len, &g->man);
+	error_end(&e);
+	free(text);
+	if (r < 0 && e.set) {
+		error_pass(&e);
+		error_prefix("%s: %s", image, g->manifest_path);
 		return -1;
 	}
-	gp_error_clear();
+	if (r < 0) {
+		error_setc(GP_EXIT_CORRUPT, EINVAL, "%s: %s is not a manifest "
+		    "this version understands; remove it in the guest to start "
+		    "over", image, g->manifest_path);
+		return -1;
+	}
+	g->have_manifest = true;
 	return 0;
 }
 
@@ -231,13 +241,13 @@ same_package(struct guest *g, const struct man_pkg *mp, const struct pkg *p)
 		    a->mtime_ns != b->mtime_ns)))
 			return false;
 		path = guest_path(g, mp->name, a->rel);
-		r = gp_volume_stat(g->vol, path, &st);
+		r = gp_volume_exists(g->vol, path, &st);
 		free(path);
-		if (r < 0 || st.is_dir != a->is_dir ||
-		    (!a->is_dir && st.size != a->size)) {
-			gp_error_clear();
+		/* A file that cannot be read is not in place either; the
+		 * copy that follows meets the failure again and reports it. */
+		if (r <= 0 || st.is_dir != a->is_dir ||
+		    (!a->is_dir && st.size != a->size))
 			return false;
-		}
 	}
 	return true;
 }
@@ -273,15 +283,9 @@ remove_folder(struct guest *g, const char *path, bool force, int depth)
 	size_t i;
 	int r;
 
-	if (gp_volume_remove(g->vol, path) == 0)
-		return 0;
-	if (errno == ENOENT) {
-		gp_error_clear();
-		return 0;
-	}
-	if (errno != ENOTEMPTY)
-		return -1;
-	gp_error_clear();
+	r = gp_volume_remove_any(g->vol, path, ENOTEMPTY);
+	if (r < 2)
+		return r < 0 ? -1 : 0;	/* removed, absent, or an error */
 	if (gp_volume_list(g->vol, path, collect_extra, &e) < 0)
 		return -1;
 	if (!force || depth > 64) {
@@ -336,13 +340,10 @@ remove_package(struct guest *g, const struct man_pkg *mp, bool force)
 			return -1;
 		path = guest_path(g, mp->name, mp->files[i].rel);
 		r = mp->files[i].is_dir ? remove_folder(g, path, force, 0) :
-		    gp_volume_remove(g->vol, path);
+		    gp_volume_remove_any(g->vol, path, 0);
 		free(path);
-		if (r < 0) {
-			if (errno != ENOENT)
-				return -1;
-			gp_error_clear();
-		}
+		if (r < 0)
+			return -1;
 	}
 	path = guest_path(g, mp->name, NULL);
 	r = remove_folder(g, path, force, 0);
@@ -514,12 +515,9 @@ write_manifest(struct guest *g)
 	char *text;
 	int ret;
 
-	if (manifest_empty(&g->man)) {
-		if (gp_volume_stat(g->vol, g->manifest_path, &st) == 0)
-			return gp_volume_remove(g->vol, g->manifest_path);
-		gp_error_clear();
-		return 0;
-	}
+	if (manifest_empty(&g->man))
+		return gp_volume_remove_any(g->vol, g->manifest_path, 0) < 0 ?
+		    -1 : 0;
 	text = manifest_format(&g->man, &len);
 	ret = gp_volume_write_file(g->vol, g->manifest_path, text, len);
 	free(text);
@@ -663,17 +661,15 @@ repair_package(struct guest *g, const struct pkg *p, const bool *bad,
 		m.mtime_ns = f->mtime_ns;
 		m.crtime_ns = f->crtime_ns;
 		m.readonly = true;
-		if (gp_volume_stat(g->vol, gp, &st) == 0) {
+		rc = gp_volume_exists(g->vol, gp, &st);
+		if (rc > 0) {
 			if (f->is_dir && st.is_dir) {
 				free(gp);
 				continue;
 			}
 			rc = gp_volume_remove(g->vol, gp);
-		} else if (errno == ENOENT) {
-			gp_error_clear();
-		} else {
-			rc = -1;
 		}
+		rc = rc < 0 ? -1 : 0;
 		if (rc == 0 && !f->is_dir) {
 			c.src = f->src;
 			c.fd = open_package_file(f->src);
@@ -769,17 +765,16 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		} else {
 			struct gp_stat st;
 			char *path = guest_path(&g, p->name, NULL);
-			int e = gp_volume_stat(g.vol, path, &st);
+			int e = gp_volume_exists(g.vol, path, &st);
 
 			free(path);
-			if (e == 0) {
+			if (e > 0)
 				error_set(EEXIST, "%s: %s\\%s exists and was not "
 				    "staged by gpupv-prep, so it is left alone; "
 				    "remove it in the guest to stage this "
 				    "package", image, g.repo, p->name);
+			if (e != 0)
 				goto fail;
-			}
-			gp_error_clear();
 			a = ACT_STAGE;
 		}
 		it = add_item(r, p->name, p->inf, p->driver_ver, a);
@@ -977,13 +972,15 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	 */
 	for (i = 0; i < nplan; i++) {
 		struct gp_stat st;
+		int e = 0;
 
 		need_copies += gp_volume_file_cost(g.vol,
 		    plan[i].f ? plan[i].f->size : strlen(plan[i].data));
 		if (!copy_find(&g, plan[i].dest) &&
-		    gp_volume_stat(g.vol, plan[i].dest, &st) == 0)
+		    (e = gp_volume_exists(g.vol, plan[i].dest, &st)) > 0)
 			need_copies += gp_volume_file_cost(g.vol, st.size);
-		gp_error_clear();
+		if (e < 0)
+			goto fail;
 	}
 	if (commit_hives(&gr) < 0)
 		goto fail;
@@ -993,10 +990,12 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 	{
 		struct gp_stat st;
 		uint64_t man = 4096, k;
+		int e = gp_volume_exists(g.vol, g.manifest_path, &st);
 
-		if (gp_volume_stat(g.vol, g.manifest_path, &st) == 0)
+		if (e < 0)
+			goto fail;
+		if (e > 0)
 			man += st.size;
-		gp_error_clear();
 		for (k = 0; k < set->n; k++)
 			man += 1024 + 320 * (uint64_t)set->v[k].nfiles;
 		/* The manifest, and the MFT growing by its step (libntfs-3g
@@ -1115,10 +1114,9 @@ stage_run(const char *image, struct pkg_set *set, const struct stage_opts *o,
 		for (i = 0; i < g.man.n; i++)
 			if (in_set(set, g.man.v[i].name) &&
 			    check_package(&g, &g.man.v[i], r, NULL, &rb) != 0) {
-				if (!error_pending())
-					error_set(EIO, "%s: read-back after the "
-					    "dry run differs: %s", image,
-					    r->nproblems ? r->problems[0] : "?");
+				error_set(EIO, "%s: read-back after the dry "
+				    "run differs: %s", image,
+				    r->nproblems ? r->problems[0] : "?");
 				goto fail;
 			}
 		r->verified = true;

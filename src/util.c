@@ -16,37 +16,82 @@
 
 #include "util.h"
 
-#define MSG_MAX 1024
 #define WARN_MAX 64
 
-static char err_msg[MSG_MAX];
-static int err_code;
-static bool err_set;
+/*
+ * Errors are recorded into the innermost scope open on the calling thread
+ * (error_try).  The thread's own base scope takes what no scope was opened
+ * for: the CLI's command, or the hashing thread, which reports through its
+ * own result and never reads it.
+ */
+static _Thread_local struct gp_error base_scope;
+static _Thread_local struct gp_error *cur_scope;
 static char *warnings[WARN_MAX];
 static size_t nwarnings;
+
+static struct gp_error *
+scope(void)
+{
+	return cur_scope ? cur_scope : &base_scope;
+}
+
+void
+error_try(struct gp_error *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->outer = cur_scope;
+	cur_scope = e;
+}
+
+bool
+error_end(struct gp_error *e)
+{
+	/* Scopes close in the order they opened; anything else is a bug
+	 * that would send errors to a dead frame. */
+	if (cur_scope != e)
+		abort();
+	cur_scope = e->outer;
+	e->outer = NULL;
+	if (e->set)
+		errno = e->err;
+	return e->set;
+}
+
+int
+error_pass(const struct gp_error *e)
+{
+	if (e->set)
+		error_setc(e->code, e->err, "%s", e->msg);
+	return -1;
+}
 
 void
 error_setc(int code, int err, const char *fmt, ...)
 {
+	struct gp_error *e = scope();
 	va_list ap;
 
-	/* The first detector wins: a caller never overwrites the cause. */
-	if (!err_set) {
-		va_start(ap, fmt);
-		vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
-		va_end(ap);
-		err_code = code;
-		err_set = true;
-		if (debug_enabled())
-			fprintf(stderr, "gpupv-prep: debug: error: %s\n", err_msg);
+	/* The first detector wins: a caller never overwrites the cause,
+	 * and errno stays the cause's. */
+	if (e->set) {
+		errno = e->err;
+		return;
 	}
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	e->code = code;
+	e->err = err;
+	e->set = true;
+	if (debug_enabled())
+		fprintf(stderr, "gpupv-prep: debug: error: %s\n", e->msg);
 	errno = err;
 }
 
 int
 error_corrupt(const char *path, const char *fmt, ...)
 {
-	char buf[MSG_MAX];
+	char buf[GP_ERROR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -59,12 +104,13 @@ error_corrupt(const char *path, const char *fmt, ...)
 void
 error_rename(const char *from, const char *to)
 {
-	char out[MSG_MAX];
+	struct gp_error *e = scope();
+	char out[GP_ERROR_MAX];
 	size_t o = 0, fl = strlen(from), tl = strlen(to);
-	const char *p = err_msg;
+	const char *p = e->msg;
 	int saved = errno;
 
-	if (!err_set || !fl)
+	if (!e->set || !fl)
 		return;
 	while (*p && o + 1 < sizeof(out)) {
 		if (strncmp(p, from, fl) == 0 && o + tl + 1 < sizeof(out)) {
@@ -76,69 +122,63 @@ error_rename(const char *from, const char *to)
 		out[o++] = *p++;
 	}
 	out[o] = '\0';
-	memcpy(err_msg, out, o + 1);
+	memcpy(e->msg, out, o + 1);
 	errno = saved;
 }
 
 void
 error_prefix(const char *fmt, ...)
 {
-	char ctx[MSG_MAX], tmp[MSG_MAX];
+	struct gp_error *e = scope();
+	char ctx[GP_ERROR_MAX], tmp[GP_ERROR_MAX];
 	int saved = errno;
 	va_list ap;
 
-	if (!err_set)
+	if (!e->set)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
 	/* Do not repeat a context that is already there. */
-	if (strncmp(err_msg, ctx, strlen(ctx)) != 0) {
+	if (strncmp(e->msg, ctx, strlen(ctx)) != 0) {
 		/* Truncation keeps the cause's start; the message stays one
 		 * line either way. */
 		size_t n = strlen(ctx);
 
-		memcpy(tmp, err_msg, sizeof(tmp));
-		if (n > sizeof(err_msg) / 2)
-			n = sizeof(err_msg) / 2;
-		memcpy(err_msg, ctx, n);
-		memcpy(err_msg + n, ": ", 2);
-		memcpy(err_msg + n + 2, tmp, sizeof(err_msg) - n - 3);
-		err_msg[sizeof(err_msg) - 1] = '\0';
+		memcpy(tmp, e->msg, sizeof(tmp));
+		if (n > sizeof(e->msg) / 2)
+			n = sizeof(e->msg) / 2;
+		memcpy(e->msg, ctx, n);
+		memcpy(e->msg + n, ": ", 2);
+		memcpy(e->msg + n + 2, tmp, sizeof(e->msg) - n - 3);
+		e->msg[sizeof(e->msg) - 1] = '\0';
 	}
 	errno = saved;
-}
-
-void
-error_clear(void)
-{
-	err_set = false;
-	err_msg[0] = '\0';
-	err_code = 0;
-}
-
-bool
-error_pending(void)
-{
-	return err_set;
 }
 
 const char *
 gp_error_message(void)
 {
-	return err_set ? err_msg : "";
+	struct gp_error *e = scope();
+
+	return e->set ? e->msg : "";
 }
 
 int
 gp_error_code(void)
 {
-	return err_set ? err_code : GP_EXIT_FAILURE;
+	struct gp_error *e = scope();
+
+	return e->set ? e->code : GP_EXIT_FAILURE;
 }
 
 void
 gp_error_clear(void)
 {
-	error_clear();
+	struct gp_error *e = scope(), *outer = e->outer;
+
+	memset(e, 0, sizeof(*e));
+	e->outer = outer;
 }
 
 void

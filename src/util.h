@@ -4,8 +4,10 @@
  *
  * Error convention (as hivex and libntfs-3g): functions return -1 or NULL
  * and set errno.  The function that detects a failure records one message
- * with error_set(); callers may prepend context with error_prefix(), never
- * replace the message.  Layers never print.
+ * with error_set() into the caller's scope (error_try); callers may prepend
+ * context with error_prefix(), never replace the message.  A failure that
+ * is tolerated is tried in a scope of its own, so it never hides nor
+ * replaces another.  Layers never print.
  */
 #ifndef GPUPV_UTIL_H
 #define GPUPV_UTIL_H
@@ -44,13 +46,21 @@ void	error_setc(int code, int err, const char *fmt, ...)
 #define error_input(err, ...) error_setc(GP_EXIT_INPUT, (err), __VA_ARGS__)
 /* Prepend "context: " to the recorded message (keeps errno). */
 void	error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	error_clear(void);
 /* Say "to" wherever the recorded message says "from" (a temporary name). */
 void	error_rename(const char *from, const char *to);
 /* error_setc(GP_EXIT_CORRUPT, EINVAL, "PATH: ...") and return -1. */
 int	error_corrupt(const char *path, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-bool	error_pending(void);
+/*
+ * A scope for an attempt whose failure the caller may tolerate: between
+ * error_try(&e) and error_end(&e) every error this thread records goes to
+ * e (first one wins).  error_end returns whether one was, with errno set
+ * to its cause; error_pass(&e) then hands it on to the enclosing scope
+ * and returns -1.  Scopes close in the order they opened.
+ */
+void	error_try(struct gp_error *e);
+bool	error_end(struct gp_error *e);
+int	error_pass(const struct gp_error *e);
 
 /* s for a terminal: control characters and bytes that are not UTF-8
  * shown as \xNN (line breaks and tabs pass). */

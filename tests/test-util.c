@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "acl.h"
@@ -21,6 +22,74 @@
 		check_failures++;					\
 	}								\
 } while (0)
+
+/* What failed inside a scope stays there: a tolerated failure never
+ * hides, replaces nor clears anyone else's error. */
+static int
+tolerated_then_real(void)
+{
+	struct gp_error e;
+
+	error_try(&e);
+	error_set(ENOENT, "tolerated: not there");
+	CHECK(error_end(&e) && errno == ENOENT);
+	error_setc(GP_EXIT_CORRUPT, EIO, "the real failure");
+	return -1;
+}
+
+static void *
+thread_records(void *arg)
+{
+	(void)arg;
+	error_set(EAGAIN, "the other thread's failure");
+	return NULL;
+}
+
+static void
+test_scopes(void)
+{
+	struct gp_error e, inner;
+	pthread_t th;
+
+	/* A tolerated failure followed by a real one reports the real one. */
+	gp_error_clear();
+	CHECK(tolerated_then_real() < 0);
+	CHECK(strcmp(gp_error_message(), "the real failure") == 0);
+	CHECK(gp_error_code() == GP_EXIT_CORRUPT);
+
+	/* A caller's recorded error survives a callee's tolerated one. */
+	gp_error_clear();
+	error_set(EPERM, "the caller's cause");
+	error_try(&e);
+	error_set(EINVAL, "inside");
+	CHECK(error_end(&e));
+	CHECK(strcmp(e.msg, "inside") == 0 && e.err == EINVAL);
+	CHECK(strcmp(gp_error_message(), "the caller's cause") == 0);
+
+	/* Nested: the inner scope's failure reaches the outer one only when
+	 * handed on, with its class and errno. */
+	gp_error_clear();
+	error_try(&e);
+	error_try(&inner);
+	error_setc(GP_EXIT_PARENT, ENOENT, "parent missing");
+	CHECK(error_end(&inner));
+	CHECK(!e.set);
+	CHECK(error_pass(&inner) == -1);
+	CHECK(error_end(&e) && e.code == GP_EXIT_PARENT && e.err == ENOENT);
+	CHECK(strcmp(e.msg, "parent missing") == 0);
+	CHECK(gp_error_message()[0] == '\0');
+
+	/* A scope with nothing in it reports nothing and leaves errno. */
+	error_try(&e);
+	errno = EEXIST;
+	CHECK(!error_end(&e) && errno == EEXIST);
+	CHECK(error_pass(&e) == -1 && gp_error_message()[0] == '\0');
+
+	/* Another thread records into its own scope, never this one's. */
+	CHECK(pthread_create(&th, NULL, thread_records, NULL) == 0);
+	pthread_join(th, NULL);
+	CHECK(gp_error_message()[0] == '\0');
+}
 
 int
 main(void)
@@ -68,19 +137,22 @@ main(void)
 		free(t);
 	}
 
-	/* The first message wins; context is prepended once. */
-	error_clear();
+	/* The first message wins, with its errno; context is prepended
+	 * once. */
+	gp_error_clear();
 	error_setc(GP_EXIT_CORRUPT, EINVAL, "inner cause");
 	error_set(EIO, "outer must not replace");
 	CHECK(strcmp(gp_error_message(), "inner cause") == 0);
 	CHECK(gp_error_code() == GP_EXIT_CORRUPT);
-	CHECK(errno == EIO);
+	CHECK(errno == EINVAL);
 	error_prefix("file.vhdx");
 	CHECK(strcmp(gp_error_message(), "file.vhdx: inner cause") == 0);
 	error_prefix("file.vhdx");
 	CHECK(strcmp(gp_error_message(), "file.vhdx: inner cause") == 0);
-	error_clear();
-	CHECK(!error_pending() && gp_error_message()[0] == '\0');
+	gp_error_clear();
+	CHECK(gp_error_message()[0] == '\0');
+
+	test_scopes();
 
 	/* Paths. */
 	t = path_dirname("/a/b/c.vhdx");
