@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -74,8 +75,30 @@ raw_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 	return 1;
 }
 
+/* A new raw image: a sparse file of the virtual size. */
+static int
+raw_create(const char *path, const struct blk_new *n)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (fd < 0 || ftruncate(fd, (off_t)n->vsize) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		return -1;
+	}
+	if (close(fd) < 0) {
+		error_set(errno, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 const struct blk_driver blk_raw_driver = {
 	.name = "raw",
+	.create = raw_create,
 	.block_status = raw_block_status,
 	.probe = raw_probe,
 	.open = raw_open,

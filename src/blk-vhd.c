@@ -121,14 +121,14 @@ static int
 open_parent(gp_image *img, struct vhd *h, const uint8_t *dh,
     const char *override)
 {
-	char *cand[10] = { 0 }, *dir = path_dirname(img->path), *name;
-	const char *c[10];
+	char *cand[BLK_MAX_PARENT_CAND] = { 0 }, *dir = path_dirname(img->path);
+	char *name;
 	size_t n = 0, i;
 	int ret;
 
 	if (override)
 		cand[n++] = xstrdup(override);
-	for (i = 0; i < 8 && n < 9; i++) {
+	for (i = 0; i < 8 && n < BLK_MAX_PARENT_CAND - 1; i++) {
 		const uint8_t *e = dh + 576 + 24 * i;
 		uint32_t code = get_be32(e), len = get_be32(e + 8);
 		uint64_t off = get_be64(e + 16);
@@ -169,9 +169,10 @@ open_parent(gp_image *img, struct vhd *h, const uint8_t *dh,
 		cand[n++] = path_join(dir, path_basename(name));
 	}
 	free(name);
+	/* blk.c opens the first that exists, and parent_check judges it. */
 	for (i = 0; i < n; i++)
-		c[i] = cand[i];
-	ret = blk_open_parent(img, c, n, parent_check);
+		blk_want_parent(img, cand[i]);
+	ret = 0;
 	goto out;
 out_fail:
 	ret = -1;
@@ -629,8 +630,12 @@ vhd_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 	return stored;
 }
 
+static int vhd_create(const char *path, const struct blk_new *n);
+
 const struct blk_driver blk_vhd_driver = {
 	.name = "vhd",
+	.parent_check = parent_check,
+	.create = vhd_create,
 	.block_status = vhd_block_status,
 	.discard = vhd_discard,
 	.pack = vhd_pack,
@@ -681,9 +686,11 @@ vhd_geometry(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s)
 	*s = (uint8_t)spt;
 }
 
-int
-blk_vhd_create(const char *path, uint64_t vsize)
+/* A new, empty dynamic VHD (2 MiB blocks). */
+static int
+vhd_create(const char *path, const struct blk_new *n)
 {
+	uint64_t vsize = n->vsize;
 	const uint32_t bs = 2 * 1024 * 1024;
 	uint32_t entries = (uint32_t)((vsize + bs - 1) / bs), i;
 	size_t bat_len = ((size_t)entries * 4 + 511) / 512 * 512;

@@ -77,13 +77,6 @@ static const char *const GUID_PSS = "CDA348C7-445D-4471-9CC9-E9885251C556";
 static const char *const GUID_PARENT_LOC = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
 static const char *const GUID_LOCATOR_VHDX = "B04AEFB7-D19E-4A81-B789-25B8E9445913";
 
-/* An extent of the file as replayed in memory (read-only opens). */
-struct patch {
-	uint64_t off;
-	uint64_t len;
-	uint8_t *data;			/* NULL: zeros */
-};
-
 struct region {
 	uint64_t off;
 	uint64_t len;
@@ -125,10 +118,6 @@ struct vhdx {
 	bool bat_any_dirty;
 	bool data_unsynced;
 
-	struct patch *patches;
-	size_t npatches;
-	uint64_t vfile_size;		/* file size after in-memory replay */
-
 	bool session_started;		/* headers renewed for this session */
 
 	uint8_t *sb;			/* cached sector bitmap block */
@@ -159,52 +148,6 @@ guid_is(const uint8_t *p, const char *text)
 }
 
 #define corrupt(img, ...) error_corrupt((img)->path, __VA_ARGS__)
-
-/*
- * Read the file as the replayed log leaves it.  Past the physical end but
- * inside the replayed size reads zeros (the replay extends the file).
- */
-/* The file's size as the (possibly in-memory) replay leaves it. */
-static uint64_t
-replayed_size(const gp_image *img, const struct vhdx *v)
-{
-	return v->npatches ? v->vfile_size : img->file_size;
-}
-
-static int
-vhdx_fread(gp_image *img, void *buf, size_t len, uint64_t off)
-{
-	struct vhdx *v = img->priv;
-	uint8_t *p = buf;
-	size_t i;
-
-	if (!v->npatches)
-		return blk_file_read(img, buf, len, off);
-	if (off > v->vfile_size || len > v->vfile_size - off)
-		return blk_file_read(img, buf, len, off);	/* records error */
-	if (off < img->file_size) {
-		size_t in = (size_t)MIN((uint64_t)len, img->file_size - off);
-
-		if (blk_file_read(img, p, in, off) < 0)
-			return -1;
-		memset(p + in, 0, len - in);
-	} else {
-		memset(p, 0, len);
-	}
-	for (i = 0; i < v->npatches; i++) {
-		struct patch *pt = &v->patches[i];
-		uint64_t s = MAX(off, pt->off);
-		uint64_t e = MIN(off + len, pt->off + pt->len);
-
-		if (s >= e)
-			continue;
-		if (pt->data)
-			memcpy(p + (s - off), pt->data + (s - pt->off), e - s);
-		else
-			memset(p + (s - off), 0, e - s);
-	}
-	return 0;
-}
 
 /* ---- headers, 2.2.2 ----------------------------------------------- */
 
@@ -315,22 +258,23 @@ begin_session(gp_image *img, struct vhdx *v)
 
 /* ---- log replay, 2.3 ---------------------------------------------- */
 
-static void
-add_patch(struct vhdx *v, uint64_t off, uint64_t len, const uint8_t *data)
+/*
+ * Where the file cannot change (a read-only open, a dry run) the replay
+ * goes into the image's overlay, as a pending sidecar journal does: every
+ * read sees it, a dry run's own writes land on top of it, and nothing
+ * reaches the file.  Zeros past the file's end need no page: the overlay
+ * reads them there.
+ */
+static int
+overlay_zeros(gp_image *img, uint64_t off, uint64_t len)
 {
-	struct patch *p;
+	static const uint8_t zero[VHDX_LOG_SECTOR];
+	uint64_t end = off + len;
 
-	v->patches = xrealloc(v->patches, (v->npatches + 1) * sizeof(*p));
-	p = &v->patches[v->npatches++];
-	p->off = off;
-	p->len = len;
-	p->data = NULL;
-	if (data) {
-		p->data = xmalloc(len);
-		memcpy(p->data, data, len);
-	}
-	if (off + len > v->vfile_size)
-		v->vfile_size = off + len;
+	for (; off < end && off < img->phys_size; off += VHDX_LOG_SECTOR)
+		if (blk_cow_put(img, off, zero) < 0)
+			return -1;
+	return 0;
 }
 
 /* Apply one checked entry, in descriptor order (2.3.3). */
@@ -355,16 +299,20 @@ log_entry_apply(gp_image *img, struct vhdx *v, const uint8_t *buf,
 			memcpy(sector, d + 8, 8);		/* LeadingBytes */
 			memcpy(sector + 8, s + 8, 4084);
 			memcpy(sector + 4092, d + 4, 4);	/* TrailingBytes */
-			if (in_memory)
-				add_patch(v, foff, sizeof(sector), sector);
-			else if (blk_file_write_raw(img, sector, sizeof(sector),
+			if (in_memory ? blk_cow_put(img, foff, sector) < 0 :
+			    blk_file_write_raw(img, sector, sizeof(sector),
 			    foff) < 0)
 				return -1;
+			if (foff + sizeof(sector) > img->file_size)
+				img->file_size = foff + sizeof(sector);
 		} else {
 			uint64_t zlen = get_le64(d + 8), done = 0;
 
 			if (in_memory) {
-				add_patch(v, foff, zlen, NULL);
+				if (overlay_zeros(img, foff, zlen) < 0)
+					return -1;
+				if (foff + zlen > img->file_size)
+					img->file_size = foff + zlen;
 				continue;
 			}
 			while (done < zlen) {
@@ -433,7 +381,7 @@ replay_log(gp_image *img, struct vhdx *v)
 		if (best[start].off == best[nbest - 1].tail)
 			break;
 	if (in_memory)
-		v->vfile_size = img->file_size;
+		blk_cow_begin(img, true);
 	/* Every entry of the sequence passed the check in the search; the
 	 * log is in memory, so copying it out again is enough. */
 	for (i = start; i < nbest; i++) {
@@ -442,8 +390,8 @@ replay_log(gp_image *img, struct vhdx *v)
 			goto out;
 	}
 	if (in_memory) {
-		if (best[nbest - 1].last > v->vfile_size)
-			v->vfile_size = best[nbest - 1].last;
+		if (best[nbest - 1].last > img->file_size)
+			img->file_size = best[nbest - 1].last;
 	} else {
 		if (best[nbest - 1].last > img->file_size &&
 		    blk_file_truncate(img, best[nbest - 1].last) < 0)
@@ -485,7 +433,7 @@ read_region_table(gp_image *img, struct vhdx *v)
 	int t, ret = -1;
 
 	for (t = 0; t < 2; t++) {
-		if (vhdx_fread(img, rt, VHDX_RT_SIZE,
+		if (blk_file_read(img, rt, VHDX_RT_SIZE,
 		    t == 0 ? VHDX_RT1_OFF : VHDX_RT2_OFF) < 0)
 			goto out;
 		if (memcmp(rt, "regi", 4) != 0)
@@ -565,7 +513,7 @@ check_layout(gp_image *img, struct vhdx *v)
 {
 	struct region r[3];
 	size_t n = 0, i, j;
-	uint64_t fsize = replayed_size(img, v);
+	uint64_t fsize = img->file_size;
 
 	r[n++] = (struct region){ v->bat_off, v->bat_len, "BAT" };
 	r[n++] = (struct region){ v->meta_off, v->meta_len, "metadata" };
@@ -666,7 +614,7 @@ read_metadata(gp_image *img, struct vhdx *v)
 		return corrupt(img, "VHDX metadata region of %llu bytes is "
 		    "out of bounds", (unsigned long long)v->meta_len);
 	m = xmalloc(v->meta_len);
-	if (vhdx_fread(img, m, v->meta_len, v->meta_off) < 0)
+	if (blk_file_read(img, m, v->meta_len, v->meta_off) < 0)
 		goto out;
 	if (memcmp(m, "metadata", 8) != 0) {
 		corrupt(img, "VHDX metadata table has a bad signature");
@@ -787,7 +735,7 @@ sb_index(const struct vhdx *v, uint64_t chunk)
 static int
 read_bat(gp_image *img, struct vhdx *v)
 {
-	uint64_t nsb, i, fsize = replayed_size(img, v);
+	uint64_t nsb, i, fsize = img->file_size;
 	uint8_t *raw;
 	int ret = -1;
 
@@ -808,7 +756,7 @@ read_bat(gp_image *img, struct vhdx *v)
 		    "we accept", (unsigned long long)v->nbat);
 	raw = xmalloc((size_t)v->nbat * 8);
 	v->bat = xmalloc((size_t)v->nbat * 8);
-	if (vhdx_fread(img, raw, (size_t)v->nbat * 8, v->bat_off) < 0)
+	if (blk_file_read(img, raw, (size_t)v->nbat * 8, v->bat_off) < 0)
 		goto out;
 	for (i = 0; i < v->nbat; i++) {
 		uint64_t e = get_le64(raw + 8 * i), off = BAT_OFFSET(e);
@@ -1008,9 +956,7 @@ static int
 open_parent(gp_image *img, struct vhdx *v, const char *override)
 {
 	char *dir = path_dirname(img->path), *c[4] = { 0 }, *t;
-	const char *cand[4];
 	size_t n = 0, i;
-	int ret;
 
 	if (override)
 		c[n++] = xstrdup(override);
@@ -1027,13 +973,13 @@ open_parent(gp_image *img, struct vhdx *v, const char *override)
 	}
 	img->parent_hint = xstrdup(v->parent_relative ? v->parent_relative :
 	    v->parent_absolute ? v->parent_absolute : v->parent_linkage);
-	for (i = 0; i < n; i++)
-		cand[i] = c[i];
-	ret = blk_open_parent(img, cand, n, parent_check);
-	for (i = 0; i < n; i++)
+	/* blk.c opens the first that exists, and parent_check judges it. */
+	for (i = 0; i < n; i++) {
+		blk_want_parent(img, c[i]);
 		free(c[i]);
+	}
 	free(dir);
-	return ret;
+	return 0;
 }
 
 /* ---- open / close ------------------------------------------------- */
@@ -1048,13 +994,8 @@ vhdx_probe(const uint8_t *head, size_t headlen, const uint8_t tail[512],
 static void
 vhdx_free(struct vhdx *v)
 {
-	size_t i;
-
 	if (!v)
 		return;
-	for (i = 0; i < v->npatches; i++)
-		free(v->patches[i].data);
-	free(v->patches);
 	free(v->bat);
 	free(v->bat_dirty);
 	free(v->sb);
@@ -1133,7 +1074,7 @@ load_sb(gp_image *img, struct vhdx *v, uint64_t chunk)
 	if (!v->sb)
 		v->sb = xmalloc(VHDX_SB_SIZE);
 	v->sb_chunk = UINT64_MAX;
-	if (vhdx_fread(img, v->sb, VHDX_SB_SIZE, BAT_OFFSET(e)) < 0)
+	if (blk_file_read(img, v->sb, VHDX_SB_SIZE, BAT_OFFSET(e)) < 0)
 		return -1;
 	v->sb_chunk = chunk;
 	return 0;
@@ -1160,7 +1101,7 @@ read_partial(gp_image *img, struct vhdx *v, uint8_t *buf, size_t len,
 		size_t n;
 
 		n = (size_t)(MIN(run_end, off + len) - off);
-		if (here ? vhdx_fread(img, buf, n, file_off) < 0 :
+		if (here ? blk_file_read(img, buf, n, file_off) < 0 :
 		    blk_parent_read(img, buf, n, off) < 0)
 			return -1;
 		buf += n;
@@ -1186,7 +1127,7 @@ vhdx_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 
 		switch (BAT_STATE(e)) {
 		case PAYLOAD_FULLY_PRESENT:
-			r = vhdx_fread(img, buf, n, BAT_OFFSET(e) + in);
+			r = blk_file_read(img, buf, n, BAT_OFFSET(e) + in);
 			break;
 		case PAYLOAD_PARTIALLY_PRESENT:
 			r = read_partial(img, v, buf, n, off, BAT_OFFSET(e) + in);
@@ -1728,40 +1669,6 @@ vhdx_trim(gp_image *img)
 	return reclaim_tail(img, img->priv);
 }
 
-/*
- * A dry run over a file whose log was replayed in memory: the replayed
- * pages become the bottom of the session's overlay, so that the session's
- * own writes land on top of them (pasting the log over every read would
- * undo them).
- */
-static int
-vhdx_session_start(gp_image *img)
-{
-	struct vhdx *v = img->priv;
-	uint8_t page[4096];
-	size_t i;
-
-	if (!v->npatches || !img->cow)
-		return 0;
-	for (i = 0; i < v->npatches; i++) {
-		uint64_t o = v->patches[i].off / 4096 * 4096;
-		uint64_t end = v->patches[i].off + v->patches[i].len;
-
-		for (; o < end; o += 4096)
-			if (vhdx_fread(img, page, sizeof(page), o) < 0 ||
-			    blk_cow_put(img, o, page) < 0)
-				return -1;
-	}
-	if (v->vfile_size > img->file_size)
-		img->file_size = v->vfile_size;
-	for (i = 0; i < v->npatches; i++)
-		free(v->patches[i].data);
-	free(v->patches);
-	v->patches = NULL;
-	v->npatches = 0;
-	return 0;
-}
-
 /* Fully and partially present blocks are in the file (2.5.1). */
 static int
 vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
@@ -1784,10 +1691,15 @@ vhdx_block_status(gp_image *img, uint64_t off, uint64_t len, uint64_t *pnum)
 	return stored;
 }
 
+static int vhdx_create(const char *path, const struct blk_new *n);
+static int vhdx_data_write_guid(const gp_image *img, char out[39]);
+
 const struct blk_driver blk_vhdx_driver = {
 	.name = "vhdx",
+	.parent_check = parent_check,
+	.create = vhdx_create,
+	.data_write_guid = vhdx_data_write_guid,
 	.block_status = vhdx_block_status,
-	.session_start = vhdx_session_start,
 	.discard = vhdx_discard,
 	.pack = vhdx_pack,
 	.trim = vhdx_trim,
@@ -1862,8 +1774,8 @@ make_locator(const char *const *kv, size_t n, uint32_t *len)
 	return buf;
 }
 
-int
-blk_vhdx_create(const char *path, const struct blk_vhdx_new *n)
+static int
+vhdx_create(const char *path, const struct blk_new *n)
 {
 	uint32_t bs = n->block_size ? n->block_size : 32 * MiB;
 	uint32_t lss = n->lss ? n->lss : 512, pss = n->pss ? n->pss : 4096;
@@ -2020,16 +1932,11 @@ out:
 	return ret;
 }
 
-int
-blk_vhdx_data_write_guid(const gp_image *img, char out[39])
+static int
+vhdx_data_write_guid(const gp_image *img, char out[39])
 {
 	const struct vhdx *v = img->priv;
 
-	if (img->drv != &blk_vhdx_driver) {
-		error_set(EINVAL, "%s: a differencing VHDX needs a VHDX parent, "
-		    "not %s", img->path, img->drv->name);
-		return -1;
-	}
 	guid_format(&v->data_write_guid, out);
 	return 0;
 }

@@ -1,9 +1,15 @@
 /*
- * blk.h - image drivers.  Each format (raw, VHD, VHDX) is a table of
+ * blk.h - the image layer inside: drivers, the host file under them, the
+ * overlay and the journal.  Each format (raw, VHD, VHDX) is a table of
  * function pointers that bids on an image by probing its first and last
  * bytes (the highest score wins; raw bids 1 and is the fallback), then
- * reads and writes the virtual disk.  Differencing drivers read through
- * img->parent.
+ * reads and writes the virtual disk.  A differencing driver names its
+ * parent's candidates (blk_want_parent); blk.c opens it and the driver
+ * checks it (parent_check), and reads go through img->parent.
+ *
+ * One way down: image.c (the public API) -> blk.c (open, table) ->
+ * drivers -> blk-file.c -> blk-cow.c.  The overlay calls a driver back
+ * only through its table (begin_direct).
  */
 #ifndef GPUPV_BLK_H
 #define GPUPV_BLK_H
@@ -16,6 +22,8 @@
 
 /* Longest differencing chain we follow; deeper means a loop or abuse. */
 #define BLK_MAX_CHAIN 32
+
+struct blk_new;
 
 struct blk_driver {
 	const char *name;
@@ -39,6 +47,14 @@ struct blk_driver {
 	 * sidecar journal.
 	 */
 	int (*commit)(gp_image *img);
+	/* Differencing: is parent the image the child was made from?
+	 * Records why not. */
+	int (*parent_check)(gp_image *child, gp_image *parent);
+	/* Optional: make a new, empty image (blk_create). */
+	int (*create)(const char *path, const struct blk_new *n);
+	/* Optional: the identity a child records of its parent, "{...}"
+	 * (VHDX: DataWriteGuid). */
+	int (*data_write_guid)(const gp_image *img, char out[39]);
 	/*
 	 * Optional: whether the file stores virtual bytes [off, off+len)
 	 * (1) or not (0, they read from the parent or as zeros), with the
@@ -56,11 +72,24 @@ struct blk_driver {
 	 * are punched out of the file at the same offsets (raw, fixed VHD).
 	 */
 	int (*discard)(gp_image *img, uint64_t off, uint64_t len);
-	/* Optional: a session's overlay was made (txn.c). */
-	int (*session_start)(gp_image *img);
 	int (*pack)(gp_image *img);
 	int (*trim)(gp_image *img);
 };
+
+/* A new, empty image (dynamic, fixed, or differencing with a parent). */
+struct blk_new {
+	uint64_t vsize;
+	uint32_t block_size;		/* 0: the format's default */
+	uint32_t lss, pss;		/* 0: 512, 4096 */
+	bool fixed;
+	const char *creator;
+	/* Differencing: the parent's identity "{...}" and its paths. */
+	const char *parent_linkage;
+	const char *parent_relative;	/* ".\\base.vhdx" */
+	const char *parent_absolute;	/* or NULL */
+};
+
+#define BLK_MAX_PARENT_CAND 8
 
 struct gp_image {
 	const struct blk_driver *drv;
@@ -79,6 +108,10 @@ struct gp_image {
 	char *parent_path;		/* resolved, owned */
 	char *parent_hint;		/* as named in the file, owned */
 	gp_image *parent;
+	/* What a differencing driver's open asks blk.c to open as parent. */
+	bool wants_parent;
+	char *parent_cand[BLK_MAX_PARENT_CAND];
+	size_t nparent_cand;
 	unsigned depth;			/* position in a chain, 0 = top */
 	void *priv;
 };
@@ -89,7 +122,7 @@ extern const struct blk_driver blk_vhdx_driver;
 extern const struct blk_driver blk_vhdi_driver;
 
 /*
- * Host-file helpers that record an error naming the image.  During a
+ * blk-file.c: host-file helpers that record an error naming the image.  During a
  * session they go through the overlay: blk_file_write is for metadata and
  * anything the old state may refer to; blk_data_write is for payload and
  * honours img->unreferenced, the caller's word that the virtual range
@@ -133,6 +166,9 @@ void	blk_pack_plan(struct blk_extent *v, size_t n, uint64_t align);
  * LIMIT_MB lowers it (the tests prove payload never goes through it).
  */
 #define BLK_MAX_COMMIT_PAGES (256u * 1024)
+/* Begin the overlay; one that is there already (what a replay at open
+ * put there: a pending journal or VHDX log of a file that cannot change)
+ * is the session's own bottom layer and stays. */
 int	blk_cow_begin(gp_image *img, bool dry_run);
 void	blk_cow_end(gp_image *img);
 void	blk_cow_reset(gp_image *img);	/* after a commit: empty, new base */
@@ -158,36 +194,22 @@ char	*blk_journal_path(const char *image);
 int	blk_journal_recover(gp_image *img);	/* at open, before probing */
 int	blk_journal_commit(gp_image *img);
 
-/* blk.c: open and close without the session policy of txn.c. */
-gp_image *blk_open(const char *path, const struct gp_open_opts *opts);
-
-/* A new, empty VHDX (dynamic, fixed, or differencing with a parent). */
-struct blk_vhdx_new {
-	uint64_t vsize;
-	uint32_t block_size;		/* 0: 32 MiB */
-	uint32_t lss, pss;		/* 0: 512, 4096 */
-	bool fixed;
-	const char *creator;
-	/* Differencing: the parent's DataWriteGuid "{...}" and its paths. */
-	const char *parent_linkage;
-	const char *parent_relative;	/* ".\\base.vhdx" */
-	const char *parent_absolute;	/* or NULL */
-};
-int	blk_vhdx_create(const char *path, const struct blk_vhdx_new *n);
-int	blk_vhdx_data_write_guid(const gp_image *img, char out[39]);
-/* A new, empty dynamic VHD (2 MiB blocks). */
-int	blk_vhd_create(const char *path, uint64_t vsize);
-int	blk_close(gp_image *img);
-int	blk_write(gp_image *img, const void *buf, size_t len, uint64_t off);
-
 /*
- * Open the parent of a differencing image.  candidates: paths to try in
- * order (an override first when given); check() validates the opened
- * parent (linkage ids) and records an error when it does not match.
+ * blk.c, for image.c: open and close a file with its driver (and its
+ * parents), I/O checked against the virtual size, new images.
  */
-int	blk_open_parent(gp_image *img, const char *const *candidates,
-	    size_t ncandidates, int (*check)(gp_image *child, gp_image *parent));
+gp_image *blk_open(const char *path, const struct gp_open_opts *opts);
+int	blk_close(gp_image *img);
+int	blk_read(gp_image *img, void *buf, size_t len, uint64_t off);
+int	blk_write(gp_image *img, const void *buf, size_t len, uint64_t off);
+int	blk_block_status(gp_image *img, uint64_t off, uint64_t len,
+	    uint64_t *pnum);
+int	blk_flush(gp_image *img);
+int	blk_create(const char *path, const struct gp_create_opts *o);
 
+/* blk-file.c, for a differencing driver's open: one more place its
+ * parent may be (an override first when given), tried in order. */
+void	blk_want_parent(gp_image *img, const char *path);
 /* Read from the parent, or zeros when there is none. */
 int	blk_parent_read(gp_image *img, void *buf, size_t len, uint64_t off);
 

@@ -188,19 +188,10 @@ gp_volume_remove_any(gp_volume *v, const char *path, int ok_errno)
 	r = gp_volume_remove(v, path);
 	saved = errno;
 	error_end(&e);
-	if (r == 0)
-		return 0;
-	if (e.set)
-		saved = e.err;
-	if (saved == ENOENT || (ok_errno && saved == ok_errno)) {
-		errno = saved;
-		return saved == ENOENT ? 1 : 2;
-	}
-	if (!e.set) {
-		errno = saved;
-		return -1;
-	}
-	return error_pass(&e);
+	r = error_unless(&e, r, saved, ENOENT, ok_errno);
+	if (r <= 0)
+		return r;
+	return errno == ENOENT ? 1 : 2;
 }
 
 int

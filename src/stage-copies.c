@@ -392,23 +392,27 @@ undo_copy(struct guest *g, struct man_copy *rec)
 	void *data = NULL;
 	size_t len = 0;
 	struct hasher h;
+	struct gp_error e;
 	struct gp_stat st;
 	uint8_t d[32];
 	char hex[65];
-	int r;
+	int r, saved;
 
 	if (copy_is_junction(g, rec))
 		return undo_junction(g, rec);
 	/* Only the file gpupv-prep placed: one the guest changed since (a
 	 * driver update in the guest) stays, and so does the original kept
 	 * for it. */
+	/* Gone already (or a link to nothing) is as good as removed. */
 	sha256_init(&h.sha);
-	r = gp_volume_exists(g->vol, rec->dest, &st);
+	error_try(&e);
+	r = gp_volume_read_cb(g->vol, rec->dest, hash_cb, &h);
+	saved = errno;
+	error_end(&e);
+	r = error_unless(&e, r, saved, ENOENT, 0);
 	if (r < 0)
 		return -1;
-	if (r > 0 && gp_volume_read_cb(g->vol, rec->dest, hash_cb, &h) < 0)
-		return -1;
-	if (r > 0) {
+	if (r == 0) {
 		sha256_final(&h.sha, d);
 		sha256_hex(d, hex);
 		if (strcmp(hex, rec->sha256) != 0) {

@@ -30,22 +30,16 @@ static int
 link_target(struct guest *g, const char *path, char **t, int *why)
 {
 	struct gp_error e;
+	int r;
 
 	error_try(&e);
 	*t = gp_volume_link_target(g->vol, path);
 	*why = errno;
 	error_end(&e);
-	if (*t)
-		return 1;
-	if (e.set)
-		*why = e.err;
-	if (*why == ENOENT || *why == EINVAL)
-		return 0;
-	if (!e.set) {
-		errno = *why;
-		return -1;
-	}
-	return error_pass(&e);
+	r = error_unless(&e, *t ? 0 : -1, *why, ENOENT, EINVAL);
+	if (r == 1)
+		*why = errno;
+	return r < 0 ? -1 : *t ? 1 : 0;
 }
 
 /* System32\DriverStore\FileRepository\<name> */

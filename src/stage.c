@@ -510,7 +510,6 @@ out:
 static int
 write_manifest(struct guest *g)
 {
-	struct gp_stat st;
 	size_t len;
 	char *text;
 	int ret;

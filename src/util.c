@@ -65,6 +65,23 @@ error_pass(const struct gp_error *e)
 	return -1;
 }
 
+int
+error_unless(const struct gp_error *e, int r, int saved, int ok, int ok2)
+{
+	int why = e->set ? e->err : saved;
+
+	if (r >= 0 && !e->set)
+		return 0;
+	if (why && (why == ok || why == ok2)) {
+		errno = why;
+		return 1;
+	}
+	if (e->set)
+		return error_pass(e);
+	errno = why;
+	return -1;
+}
+
 void
 error_setc(int code, int err, const char *fmt, ...)
 {

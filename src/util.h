@@ -61,6 +61,14 @@ int	error_corrupt(const char *path, const char *fmt, ...)
 void	error_try(struct gp_error *e);
 bool	error_end(struct gp_error *e);
 int	error_pass(const struct gp_error *e);
+/*
+ * After error_end(e) of an attempt that returned r, with saved the errno
+ * right after it: 0 when it succeeded; 1 when it failed with errno ok or
+ * ok2 (0: none), which is then recorded nowhere; otherwise -1, with the
+ * failure handed on to the enclosing scope.
+ */
+int	error_unless(const struct gp_error *e, int r, int saved, int ok,
+	    int ok2);
 
 /* s for a terminal: control characters and bytes that are not UTF-8
  * shown as \xNN (line breaks and tabs pass). */
