@@ -1295,10 +1295,9 @@ vhdx_write(gp_image *img, const void *vbuf, size_t len, uint64_t off)
 	struct vhdx *v = img->priv;
 	const uint8_t *buf = vbuf;
 
-	/* In a session the overlay calls begin_direct before the first
-	 * byte reaches the file, and commit renews the headers. */
-	if (!img->cow && begin_session(img, v) < 0)
-		return -1;
+	/* Writes come in a session (blk.c): the overlay calls begin_direct
+	 * before the first byte reaches the file, and commit renews the
+	 * headers. */
 	if (v->has_parent)
 		return diff_write(img, v, buf, len, off);
 	while (len) {

@@ -460,7 +460,8 @@ int
 main(int argc, char **argv)
 {
 	const struct cmd *cmd;
-	int rc, i;
+	void *opts;
+	int rc, i, first;
 
 	/* A file size limit (ulimit -f) then fails a write with EFBIG, which
 	 * the session turns into a clean stop, instead of killing us
@@ -517,9 +518,18 @@ main(int argc, char **argv)
 	cmd = find(argv[1]);
 	if (!cmd)
 		return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
-	optind = 0;	/* GNU getopt: start afresh, permuting arguments */
-	signals_catch();
-	rc = cmd->run(cmd, argc - 1, argv + 1);
+	opts = xcalloc(1, cmd->opts_size ? cmd->opts_size : 1);
+	if (cmd->init)
+		cmd->init(opts);
+	rc = cli_parse(cmd, argc - 1, argv + 1, opts, &first);
+	if (rc == CLI_HELP_SHOWN)
+		rc = 0;
+	else if (rc == 0) {
+		signals_catch();
+		rc = cmd->run(cmd, opts, argc - 1 - first, argv + 1 + first);
+	}
+	cli_opts_free(cmd, opts);
+	free(opts);
 	/* Stopped by a signal: everything is cleaned up; report it as the
 	 * signal would have. */
 	if (signal_caught() && rc != 0)

@@ -5,16 +5,75 @@
 #ifndef GPUPV_CLI_H
 #define GPUPV_CLI_H
 
+#include <stddef.h>
+
 #include "manifest.h"
 #include "util.h"
+
+/*
+ * A command's options, declared (cli-opts.c parses them all): the long
+ * name, the short one, what kind of value it takes and the field of the
+ * command's options struct it fills, with the value's bounds.
+ */
+enum cli_opt_kind {
+	CLI_FLAG,	/* bool: true */
+	CLI_SET,	/* an integer: min */
+	CLI_STR,	/* const char *: the value (nonempty, check: if set) */
+	CLI_LIST,	/* char ** at off, its count (size_t) at off2: appended */
+	CLI_NUM,	/* an integer: a number from min to max in base */
+	CLI_MIB,	/* uint64_t: a size with a unit, in MiB, min to max */
+	CLI_WORD,	/* an integer: values[i] for the value words[i] */
+};
+
+struct cli_opt {
+	const char *name;
+	int short_name;			/* 0: none */
+	enum cli_opt_kind kind;
+	size_t off, size;		/* the field (CLI_FIELD) */
+	size_t off2;			/* CLI_LIST: the count */
+	long long min, max;
+	int base;			/* CLI_NUM: 10, or 0 for 0x... too */
+	bool nonempty;
+	bool (*check)(const char *arg);
+	const char *const *words;
+	const int *values;
+	/* The usage error for a value out of bounds; "%s" is the value. */
+	const char *msg;
+};
+#define CLI_FIELD(type, f) \
+	.off = offsetof(type, f), .size = sizeof(((type *)0)->f)
+
+/* A table of options, at base in the options struct; with refuse, each
+ * is a usage error: refuse, "%s" being the command's name. */
+struct cli_optset {
+	const struct cli_opt *v;	/* ends with an entry without name */
+	size_t base;
+	const char *refuse;
+};
 
 struct cmd {
 	const char *name;
 	const char *args;		/* usage after the name */
 	const char *summary;		/* one line */
 	const char *options;		/* option help, may be "" */
-	int (*run)(const struct cmd *cmd, int argc, char **argv);
+	const struct cli_optset *opts;	/* ends with { NULL } */
+	size_t opts_size;		/* the struct the options fill */
+	void (*init)(void *opts);	/* its defaults, or NULL: zeros */
+	/* operands: what is left of argv once the options are taken */
+	int (*run)(const struct cmd *cmd, void *opts, int noperands,
+	    char **operands);
 };
+
+/* Parse argv (argv[0] the command's name) into opts; *first is the first
+ * operand.  0, CLI_HELP_SHOWN after the help was printed, or a usage
+ * error's exit status after it was printed. */
+#define CLI_HELP_SHOWN (-2)
+int	cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
+	    int *first);
+/* Free what cli_parse allocated in opts (the CLI_LIST arrays). */
+void	cli_opts_free(const struct cmd *cmd, void *opts);
+/* A size with a unit, in MiB from lo to hi; 0 when it is not one. */
+uint64_t cli_parse_mib(const char *s, uint64_t lo, uint64_t hi);
 
 extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_stage;
@@ -32,10 +91,6 @@ struct host_opts {
 	unsigned cpus;
 	uint64_t memory_mb;
 };
-/* Take one host option (getopt's ch and optarg): 1 if it was one, 0 if
- * not, -1 after a usage error was printed. */
-int	host_opt(const struct cmd *cmd, int ch, const char *arg,
-	    struct host_opts *h);
 /* Options that do not go together, or give a VM the script would
  * refuse: 0, or the usage error's exit status after printing it. */
 int	host_check(const struct cmd *cmd, const struct host_opts *h);
@@ -43,15 +98,9 @@ int	host_check(const struct cmd *cmd, const struct host_opts *h);
  * error recorded. */
 int	host_write(const struct host_opts *h, const char *image,
 	    const struct manifest *m);
-#define HOST_LONGOPTS \
-	{ "vm-name", required_argument, NULL, 1001 }, \
-	{ "gpu", required_argument, NULL, 1002 }, \
-	{ "low-mmio", required_argument, NULL, 1003 }, \
-	{ "high-mmio", required_argument, NULL, 1004 }, \
-	{ "dda", required_argument, NULL, 1005 }, \
-	{ "nanabox", required_argument, NULL, 1006 }, \
-	{ "cpus", required_argument, NULL, 1007 }, \
-	{ "memory", required_argument, NULL, 1008 }
+/* The host options as a table (cli-host.c), for an options struct
+ * holding a struct host_opts. */
+extern const struct cli_opt host_options[];
 #define HOST_OPTIONS_HELP \
 	"  --vm-name NAME     the Hyper-V VM (default: the image's name)\n" \
 	"  --gpu PATH         GPU-PV instance path (\\\\?\\PCI#...\\GPUPARAV);\n" \
@@ -95,16 +144,13 @@ void	cli_json_finish(struct json *j);
 bool	cli_same_file(const char *a, const char *b);
 /* Global options, taken before the command or among its options. */
 extern bool cli_quiet;			/* -q: errors and warnings only */
-#define CLI_COMMON_LONGOPTS \
-	{ "quiet", no_argument, NULL, 'q' }, \
-	{ "verbose", no_argument, NULL, 'v' }, \
-	{ "no-progress", no_argument, NULL, 3001 }
 #define CLI_COMMON_HELP \
 	"  -q, --quiet        print errors and warnings only (--json still " \
 	"prints)\n" \
 	"  -v, --verbose      trace what the tool does and plans on stderr\n" \
 	"  --no-progress      no progress line, even on a terminal\n"
-/* Take -q, -v or --no-progress (getopt's ch): 1 if it was one. */
+/* Take -q, -v or --no-progress (getopt's ch, 3001 for the last): 1 if it
+ * was one. */
 int	cli_common_opt(int ch);
 
 /*

@@ -7,7 +7,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -57,66 +56,47 @@ print_json(const struct compact_report *r)
 	cli_json_finish(&j);
 }
 
+struct compact_cli {
+	struct compact_opts o;
+	bool json;
+};
+
+static const struct cli_opt compact_options[] = {
+	{ "dry-run", 'n', CLI_FLAG, CLI_FIELD(struct compact_cli, o.dry_run) },
+	{ "json", 'j', CLI_FLAG, CLI_FIELD(struct compact_cli, json) },
+	{ "output", 'o', CLI_STR, CLI_FIELD(struct compact_cli, o.output) },
+	{ "output-format", 0, CLI_STR, CLI_FIELD(struct compact_cli,
+	    o.output_format) },
+	{ "parent", 0, CLI_STR, CLI_FIELD(struct compact_cli, o.parent) },
+	{ "format", 0, CLI_STR, CLI_FIELD(struct compact_cli, o.format) },
+	{ NULL },
+};
+
+static const struct cli_optset compact_optsets[] = {
+	{ .v = compact_options },
+	{ .v = NULL },
+};
+
 static int
-compact_main(const struct cmd *cmd, int argc, char **argv)
+compact_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "output-format", required_argument, NULL, 'F' },
-		{ "parent", required_argument, NULL, 'p' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	struct compact_opts o = { 0 };
+	struct compact_cli *c = opts;
+	struct compact_opts o = c->o;
 	struct compact_report r;
 	struct cli_progress pg;
-	bool json = false;
+	bool json = c->json;
 	char b1[32], b2[32];
-	int ch, rc;
+	int rc;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":no:hqv", longopts, NULL)) != -1) {
-		if (cli_common_opt(ch))
-			continue;
-		switch (ch) {
-		case 'n':
-			o.dry_run = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'o':
-			o.output = optarg;
-			break;
-		case 'F':
-			o.output_format = optarg;
-			break;
-		case 'p':
-			o.parent = optarg;
-			break;
-		case 'f':
-			o.format = optarg;
-			break;
-		case 'h':
-			cli_help(cmd, stdout);
-			return 0;
-		default:
-			return cli_bad_option(cmd, ch, argv);
-		}
-	}
-	if (argc - optind != 1)
-		return cli_usage_error(cmd, argc - optind ? "one IMAGE, please" :
+	if (argc != 1)
+		return cli_usage_error(cmd, argc ? "one IMAGE, please" :
 		    "IMAGE is missing");
 	if (o.output_format && !o.output)
 		return cli_usage_error(cmd, "--output-format goes with --output");
 	cli_progress_init(&pg);
 	o.progress = copy_progress;
 	o.pctx = &pg;
-	rc = compact_run(argv[optind], &o, &r);
+	rc = compact_run(argv[0], &o, &r);
 	cli_progress_end(&pg);
 	if (rc < 0) {
 		rc = cli_fail(cmd);
@@ -163,5 +143,7 @@ const struct cmd cmd_compact = {
 	    "  --output-format F  vhdx (default for .vhdx), vhdx-fixed, vhd, "
 	    "raw\n"
 	    "  --parent FILE      parent of a differencing image\n",
+	.opts = compact_optsets,
+	.opts_size = sizeof(struct compact_cli),
 	.run = compact_main,
 };

@@ -7,7 +7,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -559,69 +558,61 @@ orphan(const struct cmd *cmd, const char *path, struct gp_open_opts *oo,
 	return cli_fail(cmd);
 }
 
-static int
-inspect_run(const struct cmd *cmd, int argc, char **argv)
+struct inspect_opts {
+	bool json;
+	int partition;
+	const char *parent, *format;
+};
+
+static void
+inspect_init(void *opts)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "parent", required_argument, NULL, 'P' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY };
+	((struct inspect_opts *)opts)->partition = -1;
+}
+
+static const struct cli_opt inspect_options[] = {
+	{ "json", 'j', CLI_FLAG, CLI_FIELD(struct inspect_opts, json) },
+	{ "partition", 'p', CLI_NUM, CLI_FIELD(struct inspect_opts,
+	    partition), .max = 65535, .base = 10,
+	    .msg = "--partition: '%s' is not a partition number" },
+	{ "parent", 'P', CLI_STR, CLI_FIELD(struct inspect_opts, parent) },
+	{ "format", 'f', CLI_STR, CLI_FIELD(struct inspect_opts, format) },
+	{ NULL },
+};
+
+static const struct cli_optset inspect_optsets[] = {
+	{ .v = inspect_options },
+	{ .v = NULL },
+};
+
+static int
+inspect_run(const struct cmd *cmd, void *opts, int argc, char **argv)
+{
+	const struct inspect_opts *io = opts;
+	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY,
+	    .parent = io->parent, .format = io->format };
 	struct gp_partition_table pt = { 0 };
 	struct gp_image_info info;
 	struct gp_error e;
 	struct gp_windows w = { 0 };
 	struct gp_linux lx = { 0 };
 	struct pkgs pk = { .root = HDS_PATH };
-	bool json = false, have_windows = false, have_linux = false;
-	long partition = -1;
+	bool json = io->json, have_windows = false, have_linux = false;
+	int partition = io->partition;
 	gp_image *img = NULL;
 	int c, ret = GP_EXIT_FAILURE;
 	size_t i;
 
-	while ((c = getopt_long(argc, argv, ":jp:P:f:hqv", longopts,
-	    NULL)) != -1) {
-		if (cli_common_opt(c))
-			continue;
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'p':
-			partition = cli_parse_uint(optarg);
-			if (partition < 0 || partition > 65535)
-				return cli_usage_error(cmd, "--partition: '%s' "
-				    "is not a partition number", optarg);
-			break;
-		case 'P':
-			oo.parent = optarg;
-			break;
-		case 'f':
-			oo.format = optarg;
-			break;
-		case 'h':
-			cli_help(cmd, stdout);
-			return 0;
-		default:
-			return cli_bad_option(cmd, c, argv);
-		}
-	}
-	if (optind >= argc)
+	if (argc < 1)
 		return cli_usage_error(cmd, "missing IMAGE");
-	if (argc - optind > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'",
-		    argv[optind + 1]);
+	if (argc > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
 
 	error_try(&e);
-	img = gp_image_open(argv[optind], &oo);
+	img = gp_image_open(argv[0], &oo);
 	error_end(&e);
 	if (!img && e.code == GP_EXIT_PARENT)
-		return orphan(cmd, argv[optind], &oo, json, &e);
+		return orphan(cmd, argv[0], &oo, json, &e);
 	if (!img) {
 		error_pass(&e);
 		return cli_fail(cmd);
@@ -633,7 +624,7 @@ inspect_run(const struct cmd *cmd, int argc, char **argv)
 	}
 	/* No guest at all is a report of its own, not a failure. */
 	error_try(&e);
-	c = gp_guest_find(img, &pt, (int)partition, &w, &lx);
+	c = gp_guest_find(img, &pt, partition, &w, &lx);
 	error_end(&e);
 	if (c == 0) {
 		have_windows = true;
@@ -694,5 +685,8 @@ const struct cmd cmd_inspect = {
 	    "  --parent FILE    parent image of a differencing disk\n"
 	    "  --format FMT     do not probe: raw, vhd or vhdx\n"
 	    "  -h, --help       show this help\n",
+	.opts = inspect_optsets,
+	.opts_size = sizeof(struct inspect_opts),
+	.init = inspect_init,
 	.run = inspect_run,
 };

@@ -1,12 +1,10 @@
 /*
  * cmd-script.c - `script` (the Hyper-V script for a staged image, from its
- * manifest), `host-script` (the collector to run on the Windows host), and
- * the host options and sidecar writing that `stage` shares.
+ * manifest) and `host-script` (the collector to run on the Windows host).
  */
 #include <config.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,177 +12,6 @@
 #include "json.h"
 #include "sidecar.h"
 #include "stage.h"
-
-/*
- * "1G", "1024M", "33280MB", "3GiB", "1T": a size in MiB between lo and
- * hi MiB; 0 on garbage, a missing unit or a size out of bounds.  A bare
- * number is refused: qemu-img reads it as bytes, Set-VM as bytes, and
- * the NanaBox file as MiB, so it would mean something else to each.
- */
-static uint64_t
-parse_mib(const char *s, uint64_t lo, uint64_t hi)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || v == 0)
-		return 0;
-	switch (*end) {
-	case 'M': case 'm': shift = 0; break;
-	case 'G': case 'g': shift = 10; break;
-	case 'T': case 't': shift = 20; break;
-	default: return 0;
-	}
-	end++;
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || v > (hi >> shift))
-		return 0;
-	v <<= shift;
-	return v < lo ? 0 : v;
-}
-
-/* Bounds, in MiB.  The low MMIO window lies below 4 GB (with the VM's
- * memory and firmware); the high one above all memory. */
-#define LOW_MMIO_MIN	128
-#define LOW_MMIO_MAX	3584
-#define HIGH_MMIO_MAX	(16ull << 20)
-#define MMIO_NEEDED	8192		/* what the Hyper-V script checks */
-
-int
-host_opt(const struct cmd *cmd, int ch, const char *arg, struct host_opts *h)
-{
-	long n;
-
-	switch (ch) {
-	case 1001:
-		if (!*arg)
-			return cli_usage_error(cmd, "--vm-name: empty"), -1;
-		h->cfg.vm_name = (char *)arg;
-		return 1;
-	case 1002:
-		h->cfg.gpu = (char *)arg;	/* "": Hyper-V's choice */
-		return 1;
-	case 1003:
-		if (!(h->cfg.low_mmio_mb = parse_mib(arg, LOW_MMIO_MIN,
-		    LOW_MMIO_MAX)))
-			return cli_usage_error(cmd, "--low-mmio: '%s' is not a "
-			    "size from 128M to 3584M, such as 1G", arg), -1;
-		return 1;
-	case 1004:
-		if (!(h->cfg.high_mmio_mb = parse_mib(arg, 1, HIGH_MMIO_MAX)))
-			return cli_usage_error(cmd, "--high-mmio: '%s' is not a "
-			    "size up to 16T, such as 32G or 33280M", arg), -1;
-		return 1;
-	case 1005:
-		if (!*arg)
-			return cli_usage_error(cmd, "--dda: empty"), -1;
-		h->cfg.dda = (char *)arg;
-		return 1;
-	case 1006:
-		h->nanabox = arg;
-		return 1;
-	case 1007:
-		n = cli_parse_uint(arg);
-		if (n < 1 || n > 1024)
-			return cli_usage_error(cmd, "--cpus: '%s' is not a count "
-			    "of processors from 1 to 1024", arg), -1;
-		h->cpus = (unsigned)n;
-		return 1;
-	case 1008:
-		if (!(h->memory_mb = parse_mib(arg, 32, 16ull << 20)))
-			return cli_usage_error(cmd, "--memory: '%s' is not a "
-			    "size from 32M to 16T, such as 8G", arg), -1;
-		return 1;
-	}
-	return 0;
-}
-
-int
-host_check(const struct cmd *cmd, const struct host_opts *h)
-{
-	bool dda = h->cfg.dda && *h->cfg.dda;
-	uint64_t low = h->cfg.low_mmio_mb ? h->cfg.low_mmio_mb :
-	    dda ? SIDECAR_DDA_LOW_MMIO_MB : SIDECAR_LOW_MMIO_MB;
-	uint64_t high = h->cfg.high_mmio_mb ? h->cfg.high_mmio_mb :
-	    dda ? SIDECAR_DDA_HIGH_MMIO_MB : SIDECAR_HIGH_MMIO_MB;
-
-	if (h->script && h->nanabox && strcmp(h->script, "-") == 0 &&
-	    strcmp(h->nanabox, "-") == 0)
-		return cli_usage_error(cmd, "only one of the script and the "
-		    "NanaBox file can go to standard output (-)");
-	if (dda && h->cfg.gpu)
-		return cli_usage_error(cmd, "--dda and --gpu exclude each "
-		    "other: --dda assigns the whole device, --gpu chooses a "
-		    "GPU-PV partition");
-	if (dda && h->nanabox)
-		return cli_usage_error(cmd, "--nanabox writes a GPU-PV "
-		    "configuration; it does not take --dda");
-	if ((h->cpus || h->memory_mb) && !h->nanabox)
-		return cli_usage_error(cmd, "--cpus and --memory go into the "
-		    "NanaBox file; give --nanabox FILE as well (the Hyper-V "
-		    "script keeps the VM's own)");
-	if (low + high < MMIO_NEEDED)
-		return cli_usage_error(cmd, "--low-mmio and --high-mmio give "
-		    "%llu MiB of memory-mapped IO in all; the GPU needs at "
-		    "least 8G (the Hyper-V script refuses less)",
-		    (unsigned long long)(low + high));
-	return 0;
-}
-
-int
-host_write(const struct host_opts *h, const char *image,
-    const struct manifest *m)
-{
-	struct host_cfg cfg = { 0 };
-	struct sidecar s = { .image = image, .man = m, .host = &cfg,
-	    .cpus = h->cpus, .memory_mb = h->memory_mb };
-	struct gp_open_opts oo = { .flags = GP_OPEN_RDONLY | GP_OPEN_NO_PARENT };
-	struct gp_image_info info;
-	struct gp_error e;
-	gp_image *img;
-	char *text;
-	size_t len;
-	int rc = 0;
-
-	if (!h->script && !h->nanabox)
-		return 0;
-	/* The image's own identifier, for the script to find it among the
-	 * VM's disks (a raw image has none: the check is left out). */
-	info.disk_id[0] = '\0';
-	error_try(&e);
-	img = gp_image_open(image, &oo);
-	if (img) {
-		gp_image_get_info(img, &info);
-		gp_image_close(img);
-	}
-	error_end(&e);
-	if (info.disk_id[0])
-		s.disk_id = info.disk_id;
-	host_cfg_merge(&cfg, &m->host);
-	host_cfg_merge(&cfg, &h->cfg);
-	if (!cfg.vm_name)
-		cfg.vm_name = sidecar_default_vm_name(image);
-	if (h->script) {
-		text = sidecar_vm_script(&s);
-		rc = text ? sidecar_write(h->script, text, strlen(text)) : -1;
-		free(text);
-	}
-	if (rc == 0 && h->nanabox) {
-		text = sidecar_nanabox(&s, &len);
-		rc = text ? sidecar_write(h->nanabox, text, len) : -1;
-		free(text);
-	}
-	host_cfg_free(&cfg);
-	return rc;
-}
 
 /* The --json report of script and host-script: the files written. */
 static void
@@ -230,125 +57,105 @@ json_stdout(const struct cmd *cmd, bool json, const char *a, const char *b)
 	return 0;
 }
 
-static int
-script_main(const struct cmd *cmd, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "script", required_argument, NULL, 'o' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "parent", required_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_COMMON_LONGOPTS,
-		HOST_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct stage_opts o = { .partition = -1, .short_names = -1 };
-	struct host_opts h = { 0 };
-	struct manifest m;
-	bool json = false;
-	int ch, r;
+struct script_opts {
+	struct stage_opts o;
+	struct host_opts h;
+	bool json;
+};
 
-	while ((ch = getopt_long(argc, argv, ":o:p:P:jhqv", longopts,
-	    NULL)) != -1) {
-		if (cli_common_opt(ch))
-			continue;
-		if ((r = host_opt(cmd, ch, optarg, &h)) != 0) {
-			if (r < 0)
-				return GP_EXIT_USAGE;
-			continue;
-		}
-		switch (ch) {
-		case 'o':
-			h.script = optarg;
-			break;
-		case 'p':
-			if ((r = cli_partition(cmd, optarg, &o.partition)) != 0)
-				return r;
-			break;
-		case 'P':
-			o.parent = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			cli_help(cmd, stdout);
-			return 0;
-		default:
-			return cli_bad_option(cmd, ch, argv);
-		}
-	}
-	if (optind >= argc)
+static void
+script_init(void *opts)
+{
+	struct script_opts *s = opts;
+
+	s->o.partition = -1;
+	s->o.short_names = -1;
+}
+
+static const struct cli_opt script_options[] = {
+	{ "output", 'o', CLI_STR, CLI_FIELD(struct script_opts, h.script) },
+	{ "script", 0, CLI_STR, CLI_FIELD(struct script_opts, h.script) },
+	{ "partition", 'p', CLI_NUM, CLI_FIELD(struct script_opts, o.partition),
+	    .max = 65535, .base = 10,
+	    .msg = "--partition: '%s' is not a partition number" },
+	{ "parent", 'P', CLI_STR, CLI_FIELD(struct script_opts, o.parent) },
+	{ "json", 'j', CLI_FLAG, CLI_FIELD(struct script_opts, json) },
+	{ NULL },
+};
+
+static const struct cli_optset script_optsets[] = {
+	{ .v = script_options },
+	{ .v = host_options, .base = offsetof(struct script_opts, h) },
+	{ .v = NULL },
+};
+
+static int
+script_main(const struct cmd *cmd, void *opts, int argc, char **argv)
+{
+	struct script_opts *so = opts;
+	struct host_opts *h = &so->h;
+	struct manifest m;
+	int r;
+
+	if (argc < 1)
 		return cli_usage_error(cmd, "missing IMAGE");
-	if (argc - optind > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'",
-		    argv[optind + 1]);
-	if (!h.script && !h.nanabox)
+	if (argc > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+	if (!h->script && !h->nanabox)
 		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
 		    "FILE)");
-	if ((r = host_check(cmd, &h)) != 0 ||
-	    (r = json_stdout(cmd, json, h.script, h.nanabox)) != 0)
+	if ((r = host_check(cmd, h)) != 0 ||
+	    (r = json_stdout(cmd, so->json, h->script, h->nanabox)) != 0)
 		return r;
-	if (cli_same_file(h.script, argv[optind]) ||
-	    cli_same_file(h.nanabox, argv[optind]))
+	if (cli_same_file(h->script, argv[0]) ||
+	    cli_same_file(h->nanabox, argv[0]))
 		return cli_usage_error(cmd, "-o/--nanabox names the image (%s); "
-		    "name another file", argv[optind]);
-	if (stage_manifest(argv[optind], &o, &m) < 0)
+		    "name another file", argv[0]);
+	if (stage_manifest(argv[0], &so->o, &m) < 0)
 		return cli_fail(cmd);
-	r = host_write(&h, argv[optind], &m);
+	r = host_write(h, argv[0], &m);
 	manifest_free(&m);
 	if (r < 0)
 		return cli_fail(cmd);
-	if (json)
-		written_json(cmd, argv[optind], h.script, "hyper-v-script",
-		    h.nanabox);
+	if (so->json)
+		written_json(cmd, argv[0], h->script, "hyper-v-script",
+		    h->nanabox);
 	return 0;
 }
 
-static int
-host_script_main(const struct cmd *cmd, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *out = NULL, *text = sidecar_host_script();
-	bool json = false;
-	int ch, r;
+struct host_script_opts {
+	const char *out;
+	bool json;
+};
 
-	while ((ch = getopt_long(argc, argv, ":o:jhqv", longopts, NULL)) != -1) {
-		if (cli_common_opt(ch))
-			continue;
-		switch (ch) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			cli_help(cmd, stdout);
-			return 0;
-		default:
-			return cli_bad_option(cmd, ch, argv);
-		}
-	}
-	if (optind < argc)
-		return cli_usage_error(cmd, "unexpected argument '%s'",
-		    argv[optind]);
-	if (!out)
+static const struct cli_opt host_script_options[] = {
+	{ "output", 'o', CLI_STR, CLI_FIELD(struct host_script_opts, out) },
+	{ "json", 'j', CLI_FLAG, CLI_FIELD(struct host_script_opts, json) },
+	{ NULL },
+};
+
+static const struct cli_optset host_script_optsets[] = {
+	{ .v = host_script_options },
+	{ .v = NULL },
+};
+
+static int
+host_script_main(const struct cmd *cmd, void *opts, int argc, char **argv)
+{
+	struct host_script_opts *o = opts;
+	const char *text = sidecar_host_script();
+	int r;
+
+	if (argc > 0)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[0]);
+	if (!o->out)
 		return cli_usage_error(cmd, "missing -o FILE");
-	if ((r = json_stdout(cmd, json, out, NULL)) != 0)
+	if ((r = json_stdout(cmd, o->json, o->out, NULL)) != 0)
 		return r;
-	if (sidecar_write(out, text, strlen(text)) < 0)
+	if (sidecar_write(o->out, text, strlen(text)) < 0)
 		return cli_fail(cmd);
-	if (json)
-		written_json(cmd, NULL, out, "host-script", NULL);
+	if (o->json)
+		written_json(cmd, NULL, o->out, "host-script", NULL);
 	return 0;
 }
 
@@ -367,6 +174,9 @@ const struct cmd cmd_script = {
 	    "  --parent FILE      parent of a differencing image\n"
 	    "  --json             report the files written as JSON\n"
 	    HOST_OPTIONS_HELP,
+	.opts = script_optsets,
+	.opts_size = sizeof(struct script_opts),
+	.init = script_init,
 	.run = script_main,
 };
 
@@ -378,5 +188,7 @@ const struct cmd cmd_host_script = {
 	.options =
 	    "  -o, --output FILE  the script to write (- for standard output)\n"
 	    "  --json             report the file written as JSON\n",
+	.opts = host_script_optsets,
+	.opts_size = sizeof(struct host_script_opts),
 	.run = host_script_main,
 };

@@ -5,7 +5,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -257,15 +256,8 @@ print_human(const struct cmd *cmd, const struct stage_report *r)
 struct common {
 	struct stage_opts o;
 	bool json;
-	bool checksum;
+	int output_format;		/* index into check_options' list */
 	struct host_opts host;		/* stage only */
-};
-
-enum {
-	OPT_REG = 2001, OPT_COPY_KEY, OPT_NO_REWRITE, OPT_ALL_CSETS,
-	OPT_INF_SECTION, OPT_COPY_MODE, OPT_VIRT_FLAGS, OPT_NO_FASTBOOT,
-	OPT_OUTPUT, OPT_OUTPUT_FORMAT, OPT_CHILD, OPT_REPAIR, OPT_FORCE,
-	OPT_PARENT_PATH, OPT_DKMS, OPT_DS_LINKS, OPT_NO_DS_LINKS,
 };
 
 /*
@@ -304,219 +296,148 @@ windows_vhdx_path(const char *p)
 	return ok && skip >= (p[0] == '\\' ? 3 : 1);
 }
 
+/* A new child is a differencing VHDX; under another name it would be
+ * taken for what the name says. */
+static bool
+child_name(const char *p)
+{
+	const char *ext = strrchr(path_basename(p), '.');
+
+	return ext && (!strcasecmp(ext, ".avhdx") || !strcasecmp(ext, ".vhdx"));
+}
+
 static void
-push(char ***v, size_t *n, char *s)
+common_init(void *opts)
 {
-	*v = xrealloc(*v, (*n + 1) * sizeof(char *));
-	(*v)[(*n)++] = s;
-}
+	struct common *c = opts;
 
-static int
-parse_u32(const struct cmd *cmd, const char *opt, const char *arg,
-    uint32_t max, int64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 0);
-	if (errno || end == arg || *end || arg[0] == '-' || v > max)
-		return cli_usage_error(cmd, "%s: a number from 0 to %u, not "
-		    "'%s'", opt, max, arg);
-	*out = (int64_t)v;
-	return 0;
-}
-
-static int
-parse(const struct cmd *cmd, int argc, char **argv, struct common *c,
-    bool writes)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "parent", required_argument, NULL, 'P' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "short-names", required_argument, NULL, 's' },
-		{ "script", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		CLI_COMMON_LONGOPTS,
-		{ "reg", required_argument, NULL, OPT_REG },
-		{ "copy-key", required_argument, NULL, OPT_COPY_KEY },
-		{ "no-rewrite", no_argument, NULL, OPT_NO_REWRITE },
-		{ "all-control-sets", no_argument, NULL, OPT_ALL_CSETS },
-		{ "inf-section", required_argument, NULL, OPT_INF_SECTION },
-		{ "dkms", required_argument, NULL, OPT_DKMS },
-		{ "driver-store-copy-mode", required_argument, NULL,
-		    OPT_COPY_MODE },
-		{ "gpu-virtualization-flags", required_argument, NULL,
-		    OPT_VIRT_FLAGS },
-		{ "disable-fast-startup", no_argument, NULL, OPT_NO_FASTBOOT },
-		{ "output", required_argument, NULL, OPT_OUTPUT },
-		{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
-		{ "child", required_argument, NULL, OPT_CHILD },
-		{ "repair", no_argument, NULL, OPT_REPAIR },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "parent-path", required_argument, NULL, OPT_PARENT_PATH },
-		{ "driverstore-links", no_argument, NULL, OPT_DS_LINKS },
-		{ "no-driverstore-links", no_argument, NULL, OPT_NO_DS_LINKS },
-		HOST_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	bool stage = strcmp(cmd->name, "stage") == 0;
-	int ch, r;
-
-	memset(c, 0, sizeof(*c));
 	c->o.partition = -1;
 	c->o.short_names = -1;
 	c->o.copy_mode = -1;
 	c->o.virt_flags = -1;
-	while ((ch = getopt_long(argc, argv, ":jnp:P:f:s:hqv", longopts,
-	    NULL)) != -1) {
-		int64_t num;
+}
 
-		if (cli_common_opt(ch))
-			continue;
-		if (ch > 2000 && ch != OPT_FORCE && !stage)
-			return cli_usage_error(cmd, "%s takes no registry or "
-			    "guest options (--reg, --copy-key, ...)", cmd->name);
-		if ((ch == 'S' || (ch > 1000 && ch != OPT_FORCE)) && !stage)
-			return cli_usage_error(cmd, "%s takes no host options "
-			    "(--script, --vm-name, ...)", cmd->name);
-		switch (ch) {
-		case OPT_REG:
-			push(&c->o.reg_files, &c->o.nreg_files, optarg);
-			continue;
-		case OPT_COPY_KEY:
-			push(&c->o.copy_keys, &c->o.ncopy_keys, optarg);
-			continue;
-		case OPT_NO_REWRITE:
-			c->o.no_rewrite = true;
-			continue;
-		case OPT_ALL_CSETS:
-			c->o.all_control_sets = true;
-			continue;
-		case OPT_INF_SECTION:
-			c->o.inf_section = optarg;
-			continue;
-		case OPT_COPY_MODE:
-			if (parse_u32(cmd, "--driver-store-copy-mode", optarg,
-			    2, &num))
-				return GP_EXIT_USAGE;
-			c->o.copy_mode = (int)num;
-			continue;
-		case OPT_VIRT_FLAGS:
-			if (parse_u32(cmd, "--gpu-virtualization-flags", optarg,
-			    0xFFFFFFFFu, &num))
-				return GP_EXIT_USAGE;
-			c->o.virt_flags = num;
-			continue;
-		case OPT_NO_FASTBOOT:
-			c->o.disable_fast_startup = true;
-			continue;
-		case OPT_REPAIR:
-			c->o.repair = true;
-			continue;
-		case OPT_DS_LINKS:
-			c->o.driverstore_links = 1;
-			continue;
-		case OPT_NO_DS_LINKS:
-			c->o.driverstore_links = -1;
-			continue;
-		case OPT_DKMS:
-			if (!stage)
-				return cli_usage_error(cmd, "--dkms: only stage "
-				    "places a DKMS tree");
-			c->o.dkms = optarg;
-			continue;
-		case OPT_FORCE:
-			if (!writes || (!stage && strcmp(cmd->name, "remove")))
-				return cli_usage_error(cmd, "--force: %s "
-				    "deletes nothing", cmd->name);
-			c->o.force = true;
-			continue;
-		case OPT_OUTPUT:
-			c->o.output = optarg;
-			continue;
-		case OPT_OUTPUT_FORMAT:
-			if (strcmp(optarg, "vhdx") && strcmp(optarg, "vhdx-fixed") &&
-			    strcmp(optarg, "vhd") && strcmp(optarg, "raw"))
-				return cli_usage_error(cmd, "--output-format: "
-				    "vhdx, vhdx-fixed, vhd or raw");
-			c->o.output_format = optarg;
-			continue;
-		case OPT_PARENT_PATH:
-			if (!windows_vhdx_path(optarg))
-				return cli_usage_error(cmd, "--parent-path: '%s' is "
-				    "not an absolute Windows path to a VHDX, such "
-				    "as D:\\VMs\\base.vhdx or "
-				    "\\\\server\\share\\base.vhdx", optarg);
-			c->o.parent_path = optarg;
-			continue;
-		case OPT_CHILD: {
-			const char *ext = strrchr(path_basename(optarg), '.');
+/* What stage, remove and verify all take. */
+static const struct cli_opt common_options[] = {
+	{ "json", 'j', CLI_FLAG, CLI_FIELD(struct common, json) },
+	{ "partition", 'p', CLI_NUM, CLI_FIELD(struct common, o.partition),
+	    .max = 65535, .base = 10,
+	    .msg = "--partition: '%s' is not a partition number" },
+	{ "parent", 'P', CLI_STR, CLI_FIELD(struct common, o.parent) },
+	{ "format", 'f', CLI_STR, CLI_FIELD(struct common, o.format) },
+	{ "short-names", 's', CLI_WORD, CLI_FIELD(struct common, o.short_names),
+	    .words = (const char *const[]){ "auto", "on", "off", NULL },
+	    .values = (const int[]){ -1, 1, 0 },
+	    .msg = "--short-names: auto, on or off" },
+	{ NULL },
+};
 
-			/* A differencing VHDX under another name would be
-			 * taken for what the name says. */
-			if (!ext || (strcasecmp(ext, ".avhdx") &&
-			    strcasecmp(ext, ".vhdx")))
-				return cli_usage_error(cmd, "--child %s: the new "
-				    "child is a differencing VHDX; name it "
-				    ".avhdx or .vhdx", optarg);
-			c->o.child = optarg;
-			continue;
-		}
-		default:
-			break;
-		}
-		if ((r = host_opt(cmd, ch, optarg, &c->host)) != 0) {
-			if (r < 0)
-				return GP_EXIT_USAGE;
-			continue;
-		}
-		switch (ch) {
-		case 'S':
-			c->host.script = optarg;
-			break;
-		case 'j':
-			c->json = true;
-			break;
-		case 'n':
-			if (!writes)
-				return cli_usage_error(cmd, "--dry-run: %s "
-				    "writes nothing anyway", cmd->name);
-			c->o.dry_run = true;
-			break;
-		case 'p':
-			if ((r = cli_partition(cmd, optarg, &c->o.partition)) != 0)
-				return r;
-			break;
-		case 'P':
-			c->o.parent = optarg;
-			break;
-		case 'f':
-			c->o.format = optarg;
-			break;
-		case 's':
-			if (strcmp(optarg, "auto") == 0)
-				c->o.short_names = -1;
-			else if (strcmp(optarg, "on") == 0)
-				c->o.short_names = 1;
-			else if (strcmp(optarg, "off") == 0)
-				c->o.short_names = 0;
-			else
-				return cli_usage_error(cmd, "--short-names: "
-				    "auto, on or off");
-			break;
-		case 'h':
-			cli_help(cmd, stdout);
-			return -2;
-		default:
-			return cli_bad_option(cmd, ch, argv);
-		}
-	}
-	if (optind >= argc)
+static const struct cli_opt dry_run_option[] = {
+	{ "dry-run", 'n', CLI_FLAG, CLI_FIELD(struct common, o.dry_run) },
+	{ NULL },
+};
+
+static const struct cli_opt force_option[] = {
+	{ "force", 0, CLI_FLAG, CLI_FIELD(struct common, o.force) },
+	{ NULL },
+};
+
+/* The registry, the guest and the new image: stage's alone. */
+static const struct cli_opt stage_options[] = {
+	{ "reg", 0, CLI_LIST, CLI_FIELD(struct common, o.reg_files),
+	    .off2 = offsetof(struct common, o.nreg_files) },
+	{ "copy-key", 0, CLI_LIST, CLI_FIELD(struct common, o.copy_keys),
+	    .off2 = offsetof(struct common, o.ncopy_keys) },
+	{ "no-rewrite", 0, CLI_FLAG, CLI_FIELD(struct common, o.no_rewrite) },
+	{ "all-control-sets", 0, CLI_FLAG, CLI_FIELD(struct common,
+	    o.all_control_sets) },
+	{ "inf-section", 0, CLI_STR, CLI_FIELD(struct common, o.inf_section) },
+	{ "dkms", 0, CLI_STR, CLI_FIELD(struct common, o.dkms) },
+	{ "driver-store-copy-mode", 0, CLI_NUM, CLI_FIELD(struct common,
+	    o.copy_mode), .max = 2,
+	    .msg = "--driver-store-copy-mode: a number from 0 to 2, not '%s'" },
+	{ "gpu-virtualization-flags", 0, CLI_NUM, CLI_FIELD(struct common,
+	    o.virt_flags), .max = 0xFFFFFFFFll,
+	    .msg = "--gpu-virtualization-flags: a number from 0 to 4294967295, "
+	    "not '%s'" },
+	{ "disable-fast-startup", 0, CLI_FLAG, CLI_FIELD(struct common,
+	    o.disable_fast_startup) },
+	{ "output", 0, CLI_STR, CLI_FIELD(struct common, o.output) },
+	{ "output-format", 0, CLI_WORD, CLI_FIELD(struct common,
+	    output_format),
+	    .words = (const char *const[]){ "vhdx", "vhdx-fixed", "vhd", "raw",
+	    NULL }, .values = (const int[]){ 1, 2, 3, 4 },
+	    .msg = "--output-format: vhdx, vhdx-fixed, vhd or raw" },
+	{ "child", 0, CLI_STR, CLI_FIELD(struct common, o.child),
+	    .check = child_name,
+	    .msg = "--child %s: the new child is a differencing VHDX; name it "
+	    ".avhdx or .vhdx" },
+	{ "repair", 0, CLI_FLAG, CLI_FIELD(struct common, o.repair) },
+	{ "parent-path", 0, CLI_STR, CLI_FIELD(struct common, o.parent_path),
+	    .check = windows_vhdx_path,
+	    .msg = "--parent-path: '%s' is not an absolute Windows path to a "
+	    "VHDX, such as D:\\VMs\\base.vhdx or \\\\server\\share\\"
+	    "base.vhdx" },
+	{ "driverstore-links", 0, CLI_SET, CLI_FIELD(struct common,
+	    o.driverstore_links), .min = 1 },
+	{ "no-driverstore-links", 0, CLI_SET, CLI_FIELD(struct common,
+	    o.driverstore_links), .min = -1 },
+	{ NULL },
+};
+
+static const struct cli_opt script_option[] = {
+	{ "script", 0, CLI_STR, CLI_FIELD(struct common, host.script) },
+	{ NULL },
+};
+
+#define NO_GUEST_OPTIONS "%s takes no registry or guest options (--reg, " \
+	"--copy-key, ...)"
+#define NO_HOST_OPTIONS "%s takes no host options (--script, --vm-name, ...)"
+
+static const struct cli_optset stage_optsets[] = {
+	{ .v = common_options },
+	{ .v = dry_run_option },
+	{ .v = force_option },
+	{ .v = stage_options },
+	{ .v = script_option },
+	{ .v = host_options, .base = offsetof(struct common, host) },
+	{ .v = NULL },
+};
+
+static const struct cli_optset remove_optsets[] = {
+	{ .v = common_options },
+	{ .v = dry_run_option },
+	{ .v = force_option },
+	{ .v = stage_options, .refuse = NO_GUEST_OPTIONS },
+	{ .v = script_option, .refuse = NO_HOST_OPTIONS },
+	{ .v = host_options, .base = offsetof(struct common, host),
+	    .refuse = NO_HOST_OPTIONS },
+	{ .v = NULL },
+};
+
+static const struct cli_optset verify_optsets[] = {
+	{ .v = common_options },
+	{ .v = dry_run_option, .refuse = "--dry-run: %s writes nothing anyway" },
+	{ .v = force_option, .refuse = "--force: %s deletes nothing" },
+	{ .v = stage_options, .refuse = NO_GUEST_OPTIONS },
+	{ .v = script_option, .refuse = NO_HOST_OPTIONS },
+	{ .v = host_options, .base = offsetof(struct common, host),
+	    .refuse = NO_HOST_OPTIONS },
+	{ .v = NULL },
+};
+
+/* The checks between options, once all are taken. */
+static int
+check_options(const struct cmd *cmd, struct common *c, int argc)
+{
+	static const char *const formats[] = { NULL, "vhdx", "vhdx-fixed",
+	    "vhd", "raw" };
+	bool stage = strcmp(cmd->name, "stage") == 0;
+	int r;
+
+	if (argc < 1)
 		return cli_usage_error(cmd, "missing IMAGE");
+	c->o.output_format = formats[c->output_format];
 	if (c->o.output && c->o.child)
 		return cli_usage_error(cmd, "--output and --child exclude each "
 		    "other");
@@ -594,10 +515,10 @@ bundle_notes(const struct bundle *b, const struct host_cfg *given)
 }
 
 static int
-stage_main(const struct cmd *cmd, int argc, char **argv)
+stage_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 {
 	struct host_cfg want = { 0 };
-	struct common c;
+	struct common *c = opts;
 	struct pkg_set set = { 0 };
 	struct stage_report r;
 	struct cli_progress pg;
@@ -605,43 +526,38 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	bool side;
 	int rc, i;
 
-	rc = parse(cmd, argc, argv, &c, true);
-	if (rc)
-		return rc == -2 ? 0 : rc;
-	image = argv[optind];
-	if (argc - optind < 2 && !c.o.nreg_files && !c.o.ncopy_keys &&
-	    c.o.copy_mode < 0 && c.o.virt_flags < 0 &&
-	    !c.o.disable_fast_startup) {
-		free(c.o.reg_files);
-		free(c.o.copy_keys);
+	if ((rc = check_options(cmd, c, argc)) != 0)
+		return rc;
+	image = argv[0];
+	if (argc < 2 && !c->o.nreg_files && !c->o.ncopy_keys &&
+	    c->o.copy_mode < 0 && c->o.virt_flags < 0 &&
+	    !c->o.disable_fast_startup) {
 		return cli_usage_error(cmd, "missing PACKAGE (or --reg, "
 		    "--copy-key, a guest setting)");
 	}
 	/* A sidecar file never replaces the image, NEW or a package. */
-	for (i = optind; i < argc; i++) {
+	for (i = 0; i < argc; i++) {
 		const char *what = NULL;
 
-		if (cli_same_file(c.host.script, argv[i]) ||
-		    cli_same_file(c.host.nanabox, argv[i]))
-			what = i == optind ? "the image" : "a package";
-		else if (cli_same_file(c.host.script, c.o.output ? c.o.output :
-		    c.o.child) || cli_same_file(c.host.nanabox, c.o.output ?
-		    c.o.output : c.o.child))
+		if (cli_same_file(c->host.script, argv[i]) ||
+		    cli_same_file(c->host.nanabox, argv[i]))
+			what = i == 0 ? "the image" : "a package";
+		else if (cli_same_file(c->host.script, c->o.output ? c->o.output :
+		    c->o.child) || cli_same_file(c->host.nanabox, c->o.output ?
+		    c->o.output : c->o.child))
 			what = "the new image";
 		if (what) {
-			free(c.o.reg_files);
-			free(c.o.copy_keys);
 			return cli_usage_error(cmd, "--script/--nanabox names %s "
 			    "(%s); name another file", what, argv[i]);
 		}
 	}
-	for (i = optind + 1; i < argc; i++)
+	for (i = 1; i < argc; i++)
 		if (pkg_collect(&set, argv[i]) < 0) {
 			rc = cli_fail(cmd);
 			pkg_set_free(&set);
 			return rc;
 		}
-	if (c.o.dkms && pkg_load_dkms(&set, c.o.dkms) < 0) {
+	if (c->o.dkms && pkg_load_dkms(&set, c->o.dkms) < 0) {
 		rc = cli_fail(cmd);
 		pkg_set_free(&set);
 		return rc;
@@ -649,55 +565,53 @@ stage_main(const struct cmd *cmd, int argc, char **argv)
 	if (set.bundle.present) {
 		size_t k;
 
-		bundle_notes(&set.bundle, &c.host.cfg);
+		bundle_notes(&set.bundle, &c->host.cfg);
 		/* The bundle's registry exports are imported before the
 		 * ones given, which can then override them. */
 		if (set.bundle.nreg) {
-			char **v = xcalloc(set.bundle.nreg + c.o.nreg_files + 1,
+			char **v = xcalloc(set.bundle.nreg + c->o.nreg_files + 1,
 			    sizeof(char *));
 
 			for (k = 0; k < set.bundle.nreg; k++)
 				v[k] = set.bundle.reg[k];
-			for (k = 0; k < c.o.nreg_files; k++)
-				v[set.bundle.nreg + k] = c.o.reg_files[k];
-			free(c.o.reg_files);
-			c.o.reg_files = v;
-			c.o.nreg_files += set.bundle.nreg;
+			for (k = 0; k < c->o.nreg_files; k++)
+				v[set.bundle.nreg + k] = c->o.reg_files[k];
+			free(c->o.reg_files);
+			c->o.reg_files = v;
+			c->o.nreg_files += set.bundle.nreg;
 		}
-		if (!c.o.inf_section && set.bundle.install_section) {
-			c.o.inf_section = set.bundle.install_section;
-			c.o.inf_section_soft = true;
+		if (!c->o.inf_section && set.bundle.install_section) {
+			c->o.inf_section = set.bundle.install_section;
+			c->o.inf_section_soft = true;
 		}
 	}
 	host_cfg_merge(&want, &set.bundle.host);
-	host_cfg_merge(&want, &c.host.cfg);
-	c.o.host = &want;
-	if (!c.o.output && !c.o.child)
+	host_cfg_merge(&want, &c->host.cfg);
+	c->o.host = &want;
+	if (!c->o.output && !c->o.child)
 		gp_image_children(image, child_warning, (void *)image);
 	cli_progress_init(&pg);
-	c.o.progress = progress_cb;
-	c.o.pctx = &pg;
-	rc = c.o.output || c.o.child ? stage_derive(image, &set, &c.o, &r) :
-	    stage_run(image, &set, &c.o, &r);
+	c->o.progress = progress_cb;
+	c->o.pctx = &pg;
+	rc = c->o.output || c->o.child ? stage_derive(image, &set, &c->o, &r) :
+	    stage_run(image, &set, &c->o, &r);
 	cli_progress_end(&pg);
 	pkg_set_free(&set);
-	free(c.o.reg_files);
-	free(c.o.copy_keys);
 	host_cfg_free(&want);
 	/* The sidecar files follow a run that committed (or had nothing to
 	 * do); a dry run writes nothing anywhere. */
 	/* A sidecar that cannot be written does not hide what the run did
 	 * to the image: the report is printed all the same. */
-	side = rc == 0 && !c.o.dry_run && host_write(&c.host,
-	    c.o.output ? c.o.output : c.o.child ? c.o.child : image,
+	side = rc == 0 && !c->o.dry_run && host_write(&c->host,
+	    c->o.output ? c->o.output : c->o.child ? c->o.child : image,
 	    &r.man) < 0;
-	return finish(cmd, &c, &r, rc, side);
+	return finish(cmd, c, &r, rc, side);
 }
 
 static int
-remove_main(const struct cmd *cmd, int argc, char **argv)
+remove_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 {
-	struct common c;
+	struct common *c = opts;
 	struct stage_report r;
 	struct cli_progress pg;
 	struct pkg_set set = { 0 };
@@ -705,12 +619,11 @@ remove_main(const struct cmd *cmd, int argc, char **argv)
 	size_t n = 0, k;
 	int rc, i;
 
-	rc = parse(cmd, argc, argv, &c, true);
-	if (rc)
-		return rc == -2 ? 0 : rc;
+	if ((rc = check_options(cmd, c, argc)) != 0)
+		return rc;
 	/* What stage took takes remove: a package's name, or its folder,
 	 * archive or bundle on the host (whose packages are removed). */
-	for (i = optind + 1; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
 		struct stat st;
 
 		if (stat(argv[i], &st) < 0) {
@@ -727,13 +640,13 @@ remove_main(const struct cmd *cmd, int argc, char **argv)
 		for (; k < set.n; k++)
 			names[n++] = set.v[k].name;
 	}
-	gp_image_children(argv[optind], child_warning, argv[optind]);
+	gp_image_children(argv[0], child_warning, argv[0]);
 	cli_progress_init(&pg);
-	c.o.progress = progress_cb;
-	c.o.pctx = &pg;
-	rc = stage_remove(argv[optind], names, n, &c.o, &r);
+	c->o.progress = progress_cb;
+	c->o.pctx = &pg;
+	rc = stage_remove(argv[0], names, n, &c->o, &r);
 	cli_progress_end(&pg);
-	rc = finish(cmd, &c, &r, rc, false);
+	rc = finish(cmd, c, &r, rc, false);
 out:
 	pkg_set_free(&set);
 	free(names);
@@ -741,25 +654,23 @@ out:
 }
 
 static int
-verify_main(const struct cmd *cmd, int argc, char **argv)
+verify_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 {
 	struct cli_progress pg;
-	struct common c;
+	struct common *c = opts;
 	struct stage_report r;
 	int rc;
 
-	rc = parse(cmd, argc, argv, &c, false);
-	if (rc)
-		return rc == -2 ? 0 : rc;
-	if (argc - optind > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'",
-		    argv[optind + 1]);
+	if ((rc = check_options(cmd, c, argc)) != 0)
+		return rc;
+	if (argc > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
 	cli_progress_init(&pg);
-	c.o.progress = progress_cb;
-	c.o.pctx = &pg;
-	rc = stage_verify(argv[optind], &c.o, &r);
+	c->o.progress = progress_cb;
+	c->o.pctx = &pg;
+	rc = stage_verify(argv[0], &c->o, &r);
 	cli_progress_end(&pg);
-	return finish(cmd, &c, &r, rc, false);
+	return finish(cmd, c, &r, rc, false);
 }
 
 #define COMMON_OPTIONS \
@@ -830,6 +741,9 @@ const struct cmd cmd_stage = {
 	    "                     the relative path\n"
 	    "  --script FILE      write the Hyper-V script that sets up the VM\n"
 	    HOST_OPTIONS_HELP,
+	.opts = stage_optsets,
+	.opts_size = sizeof(struct common),
+	.init = common_init,
 	.run = stage_main,
 };
 
@@ -842,6 +756,9 @@ const struct cmd cmd_remove = {
 	    "  --force            also delete what the guest added inside a "
 	    "staged folder\n"
 	    COMMON_OPTIONS,
+	.opts = remove_optsets,
+	.opts_size = sizeof(struct common),
+	.init = common_init,
 	.run = remove_main,
 };
 
@@ -851,5 +768,8 @@ const struct cmd cmd_verify = {
 	.summary = "re-read staged files through libvhdi and check their "
 	    "SHA-256",
 	.options = COMMON_OPTIONS,
+	.opts = verify_optsets,
+	.opts_size = sizeof(struct common),
+	.init = common_init,
 	.run = verify_main,
 };

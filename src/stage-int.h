@@ -216,4 +216,48 @@ int	linux_preflight(struct guest *g);
 /* An entry gpupv-prep did not place is never replaced: EEXIST. */
 int	linux_not_ours(struct guest *g, const char *dest);
 
+/* stage-guest.c */
+int	guest_commit(struct guest *g);
+int	write_manifest(struct guest *g);
+
+/* stage-pkg.c */
+int	remove_package(struct guest *g, const struct man_pkg *mp, bool force);
+void	manifest_drop(struct manifest *m, const char *name);
+void	manifest_add(struct manifest *m, const struct pkg *p);
+int	repair_package(struct guest *g, const struct pkg *p, const bool *bad,
+	    struct stage_report *r);
+void	bad_free(bool **bad, size_t n);
+struct hash_run;
+int	stage_package(struct guest *g, struct pkg *p,
+	    const struct stage_opts *o, struct stage_report *r,
+	    uint64_t nfiles, uint64_t total, struct hash_run *h);
+
+/*
+ * stage-plan.c: one stage run as it goes (stage.c tells its story: plan,
+ * room, apply, commit): the guest, what the run will do, and the room it
+ * needs.
+ */
+struct run {
+	const char *image;
+	const struct stage_opts *o;
+	struct pkg_set *set;
+	struct stage_report *r;
+	struct guest g;
+	struct guest_reg gr;
+	struct copy_plan *plan;		/* files outside the store */
+	size_t nplan;
+	bool short_names;		/* the volume keeps 8.3 aliases */
+	uint64_t nfiles, total;		/* of the packages to copy */
+	uint64_t need_pkgs, need_copies, need_hives, need_meta;
+	bool *restage;			/* per package of the set: copied */
+	bool *todo;			/* the same, once apply begins */
+	bool **bad;			/* --repair: the files to write again */
+	struct hash_run h;
+};
+int	plan_packages(struct run *x);
+struct stage_item *add_removal(struct stage_report *r,
+	    const struct man_pkg *q);
+int	plan_system(struct run *x);
+int	check_space(struct run *x);
+
 #endif

@@ -64,5 +64,28 @@ usage "only one of the script and the NanaBox file" script x.img -o - --nanabox 
 usage "stage prints its report on standard output" stage x.img --script -
 usage "--output and --child exclude each other" stage x.img --output a.vhdx --child b.avhdx
 usage "--dry-run: verify writes nothing anyway" verify x.img --dry-run
+# Each command takes the options it declares; the others of the family
+# are refused by name, as are values out of their declared bounds.
+usage "--force: verify deletes nothing" verify x.img --force
+usage "verify takes no registry or guest options" verify x.img --reg f.reg
+usage "remove takes no registry or guest options" remove x.img --repair
+usage "remove takes no host options" remove x.img --script s.ps1
+usage "remove takes no host options" remove x.img --vm-name VM
+usage "--short-names: auto, on or off" stage x.img --short-names maybe
+usage "--driver-store-copy-mode: a number from 0 to 2, not '3'" stage x.img --driver-store-copy-mode 3
+usage "--driver-store-copy-mode: a number from 0 to 2, not '-1'" stage x.img --driver-store-copy-mode -1
+usage "not '0x100000000'" stage x.img --gpu-virtualization-flags 0x100000000
+usage "--output-format: vhdx, vhdx-fixed, vhd or raw" stage x.img --output x.vhdx --output-format qcow2
+usage "--child c.img: the new child is a differencing VHDX" stage x.img --child c.img
+usage "--parent-path: 'C:/x.vhdx' is not an absolute Windows path" stage x.img --child c.avhdx --parent-path C:/x.vhdx
+usage "--partition: '70000' is not a partition number" stage x.img --partition 70000
+usage "--vm-name: empty" script x.img -o s.ps1 --vm-name ''
+usage "--cpus: '1025' is not a count" script x.img --nanabox n.7b --cpus 1025
+usage "unknown option '--reg'" inspect x.img --reg f.reg
+usage "unexpected argument 'y.img'" verify x.img y.img
+# A value the bounds allow, in hex too, passes the parser: what fails
+# next is the missing image.
+run 1 "$GPUPV_PREP" stage x.img --gpu-virtualization-flags 0xffffffff --driver-store-copy-mode 2
+grep -q "x.img" "$TMP/err" || fail "a valid option value refused: $(cat "$TMP/err")"
 [ ! -e s.ps1 ] && [ ! -e n.7b ] || fail "a refused run wrote a sidecar file"
 pass cli
