@@ -178,4 +178,12 @@ long	cli_parse_uint(const char *s);
 /* "64.0 GiB" style; returns buf. */
 const char *cli_size(uint64_t v, char buf[32]);
 
+/* report-stage.c: the report of a stage, remove or verify run (its
+ * error, after a failure), then r freed; the exit status.  A failure after
+ * the commit (side_fail: a sidecar file that could not be written) still
+ * reports what the run did, with the error in it. */
+struct stage_report;
+int	stage_report_finish(const struct cmd *cmd, bool json,
+	    struct stage_report *r, int rc, bool side_fail);
+
 #endif
