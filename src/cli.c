@@ -530,6 +530,18 @@ main(int argc, char **argv)
 	}
 	cli_opts_free(cmd, opts);
 	free(opts);
+	/*
+	 * A run that succeeds with an error recorded went on past a failure
+	 * that no scope of its own tolerated: that error would have hidden
+	 * the next real one.  The tests run with this check on.
+	 */
+	if (rc == 0 && *gp_error_message() && getenv("GPUPV_PREP_CHECK_ERRORS")) {
+		fprintf(stderr, "gpupv-prep: %s: internal error: the run went "
+		    "on past an untried failure: ", cmd->name);
+		fputs_term(stderr, gp_error_message());
+		fputc('\n', stderr);
+		return 70;
+	}
 	/* Stopped by a signal: everything is cleaned up; report it as the
 	 * signal would have. */
 	if (signal_caught() && rc != 0)

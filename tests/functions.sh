@@ -9,6 +9,8 @@ set -eu
 : "${IMGTOOL:=$top_builddir/tests/imgtool}"
 CORPUS=${GPUPV_CORPUS:-$top_srcdir/../shared/corpus}
 export PATH="$PATH:/usr/sbin:/sbin"
+# A run that succeeds must not carry an error it went past (cli.c).
+export GPUPV_PREP_CHECK_ERRORS=1
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpupv-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

@@ -29,6 +29,10 @@
  *   imgtool mkvhdx RAW OUT.vhdx SECTOR  a dynamic VHDX of RAW's contents
  *                                       with SECTOR-byte logical sectors
  *                                       (qemu-img makes only 512)
+ *   imgtool errscope IMAGE PART         the error paths that tolerate a
+ *                                       failure, on a real volume: none
+ *                                       hides, replaces or clears another
+ *                                       error (prints one line per check)
  */
 #include <config.h>
 
@@ -256,9 +260,9 @@ fail:
 
 /* Open the NTFS volume of partition index part (0: whole disk). */
 static gp_volume *
-open_vol(const char *path, long part, gp_image **imgp)
+open_vol_flags(const char *path, long part, gp_image **imgp, unsigned flags)
 {
-	struct gp_open_opts oo = { .flags = GP_OPEN_RDWR };
+	struct gp_open_opts oo = { .flags = flags };
 	struct gp_partition_table pt;
 	gp_volume *vol = NULL;
 	gp_image *img = gp_image_open(path, &oo);
@@ -275,6 +279,12 @@ open_vol(const char *path, long part, gp_image **imgp)
 		fprintf(stderr, "imgtool: no partition %ld\n", part);
 	gp_partitions_free(&pt);
 	return vol;
+}
+
+static gp_volume *
+open_vol(const char *path, long part, gp_image **imgp)
+{
+	return open_vol_flags(path, part, imgp, GP_OPEN_RDWR);
 }
 
 static int
@@ -311,6 +321,93 @@ ntfs_op(int argc, char **argv)
 	    gp_image_close(img) < 0)
 		return die("close");
 	return 0;
+}
+
+/* An error a caller recorded before it called fn: still the one told. */
+#define KEEPS(what, call) do {						\
+	gp_error_clear();						\
+	error_set(EPERM, "the caller's own cause");			\
+	(void)(call);							\
+	if (strcmp(gp_error_message(), "the caller's own cause") != 0) {	\
+		fprintf(stderr, "imgtool: %s replaced the caller's error "	\
+		    "with: %s\n", what, gp_error_message());		\
+		bad++;							\
+	}								\
+	printf("keeps: %s\n", what);					\
+} while (0)
+
+/* A failure fn tolerates, then a real one: the real one is told. */
+#define TOLERATES(what, call) do {					\
+	gp_error_clear();						\
+	(void)(call);							\
+	if (*gp_error_message()) {					\
+		fprintf(stderr, "imgtool: %s left an error behind: %s\n",	\
+		    what, gp_error_message());				\
+		bad++;							\
+	}								\
+	if (gp_volume_mkdir_p(vol, "errscope/file/sub") == 0 ||		\
+	    (!strstr(gp_error_message(), "not a directory") &&		\
+	    !strstr(gp_error_message(), "not a folder"))) {		\
+		fprintf(stderr, "imgtool: after %s the real failure reads: "	\
+		    "%s\n", what, gp_error_message());			\
+		bad++;							\
+	}								\
+	printf("then the real one: %s\n", what);			\
+} while (0)
+
+static int
+errscope(char **argv)
+{
+	gp_image *img;
+	/* A dry run: nothing reaches the file, whatever the volume does. */
+	gp_volume *vol = open_vol_flags(argv[2], strtol(argv[3], NULL, 0), &img,
+	    GP_OPEN_DRY_RUN);
+	struct gp_stat st;
+	int bad = 0, r;
+
+	if (!vol)
+		return die(argv[2]);
+	if (gp_volume_mkdir_p(vol, "errscope") < 0 ||
+	    gp_volume_write_file(vol, "errscope/file", "x", 1) < 0)
+		return die("errscope");
+	KEEPS("gp_volume_state", gp_volume_state(vol));
+	KEEPS("gp_volume_short_names", gp_volume_short_names(vol,
+	    "errscope", -1));
+	KEEPS("gp_volume_stored_free", gp_volume_stored_free(vol));
+	KEEPS("gp_volume_exists (absent)", gp_volume_exists(vol,
+	    "errscope/none", &st));
+	KEEPS("gp_volume_remove_any (absent)", gp_volume_remove_any(vol,
+	    "errscope/none", 0));
+	TOLERATES("gp_volume_exists (absent)", gp_volume_exists(vol,
+	    "errscope/none", &st));
+	TOLERATES("gp_volume_exists (under a file)", gp_volume_exists(vol,
+	    "errscope/file/x", &st));
+	TOLERATES("gp_volume_remove_any (absent)", gp_volume_remove_any(vol,
+	    "errscope/none", 0));
+	TOLERATES("gp_volume_state", gp_volume_state(vol));
+	TOLERATES("gp_volume_short_names", gp_volume_short_names(vol,
+	    "errscope/none", -1));
+	/* What the tolerating calls answer. */
+	gp_error_clear();
+	r = gp_volume_exists(vol, "errscope/none", &st);
+	if (r != 0 || errno != ENOENT) {
+		fprintf(stderr, "imgtool: exists of an absent path: %d\n", r);
+		bad++;
+	}
+	if (gp_volume_exists(vol, "errscope/file", &st) != 1 || st.is_dir) {
+		fprintf(stderr, "imgtool: exists of a file\n");
+		bad++;
+	}
+	if (gp_volume_remove_any(vol, "errscope/none", 0) != 1 ||
+	    gp_volume_remove_any(vol, "errscope", ENOTEMPTY) != 2 ||
+	    gp_volume_remove_any(vol, "errscope/file", 0) != 0 ||
+	    gp_volume_remove_any(vol, "errscope", ENOTEMPTY) != 0) {
+		fprintf(stderr, "imgtool: remove_any answers\n");
+		bad++;
+	}
+	gp_volume_close(vol);
+	gp_image_close(img);
+	return bad ? 1 : 0;
 }
 
 #define MB (1024ull * 1024)
@@ -776,6 +873,8 @@ main(int argc, char **argv)
 		return vhdi_dump(argc, argv);
 	if (argc == 5 && strcmp(argv[1], "mkdir") == 0)
 		return ntfs_op(argc, argv);
+	if (argc == 4 && strcmp(argv[1], "errscope") == 0)
+		return errscope(argv);
 	if (argc == 6 && strcmp(argv[1], "put") == 0)
 		return ntfs_op(argc, argv);
 	if (argc == 4 && strcmp(argv[1], "hold") == 0) {
