@@ -242,6 +242,12 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 			return r;
 	}
 	*first = optind;
+	if (argc - optind < cmd->min_operands)
+		return cli_usage_error(cmd, "missing %s", cmd->operand ?
+		    cmd->operand : "IMAGE");
+	if (cmd->max_operands >= 0 && argc - optind > cmd->max_operands)
+		return cli_usage_error(cmd, "unexpected argument '%s'",
+		    argv[optind + cmd->max_operands]);
 	return 0;
 }
 

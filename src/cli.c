@@ -46,7 +46,10 @@ static const char environment[] =
     "  GPUPV_PREP_FAULT=POINT        kill the process at POINT (crash "
     "tests);\n"
     "  GPUPV_PREP_FAULT_SIGNAL=TERM|INT|STOP  with that signal "
-    "instead of KILL\n";
+    "instead of KILL\n"
+    "  GPUPV_PREP_CHECK_ERRORS=1     a run that went on past a failure "
+    "no code\n"
+    "                                chose to tolerate exits 70 (tests)\n";
 
 static const char exit_codes[] =
     "Exit status:\n"
@@ -65,6 +68,8 @@ static const char exit_codes[] =
     "  9  differencing parent missing or not matching\n"
     "  10 bad input file: a package, INF, .reg file or host bundle that "
     "is not\n     what it must be (a missing or unreadable one is 1)\n"
+    "  70 internal error: a success past an untried failure "
+    "(GPUPV_PREP_CHECK_ERRORS)\n"
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); the image "
     "keeps its old state\n";
 

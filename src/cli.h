@@ -58,15 +58,19 @@ struct cmd {
 	const char *options;		/* option help, may be "" */
 	const struct cli_optset *opts;	/* ends with { NULL } */
 	size_t opts_size;		/* the struct the options fill */
+	/* How many operands it takes (max -1: any), and what the first is
+	 * called in "missing IMAGE". */
+	int min_operands, max_operands;
+	const char *operand;
 	void (*init)(void *opts);	/* its defaults, or NULL: zeros */
 	/* operands: what is left of argv once the options are taken */
 	int (*run)(const struct cmd *cmd, void *opts, int noperands,
 	    char **operands);
 };
 
-/* Parse argv (argv[0] the command's name) into opts; *first is the first
- * operand.  0, CLI_HELP_SHOWN after the help was printed, or a usage
- * error's exit status after it was printed. */
+/* Parse argv (argv[0] the command's name) into opts, and count the
+ * operands; *first is the first.  0, CLI_HELP_SHOWN after the help was
+ * printed, or a usage error's exit status after it was printed. */
 #define CLI_HELP_SHOWN (-2)
 int	cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 	    int *first);

@@ -88,9 +88,7 @@ compact_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	char b1[32], b2[32];
 	int rc;
 
-	if (argc != 1)
-		return cli_usage_error(cmd, argc ? "one IMAGE, please" :
-		    "IMAGE is missing");
+	(void)argc;
 	if (o.output_format && !o.output)
 		return cli_usage_error(cmd, "--output-format goes with --output");
 	cli_progress_init(&pg);
@@ -145,5 +143,7 @@ const struct cmd cmd_compact = {
 	    "  --parent FILE      parent of a differencing image\n",
 	.opts = compact_optsets,
 	.opts_size = sizeof(struct compact_cli),
+	.min_operands = 1,
+	.max_operands = 1,
 	.run = compact_main,
 };

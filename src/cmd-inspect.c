@@ -303,11 +303,6 @@ inspect_run(const struct cmd *cmd, void *opts, int argc, char **argv)
 	int c, ret = GP_EXIT_FAILURE;
 	size_t i;
 
-	if (argc < 1)
-		return cli_usage_error(cmd, "missing IMAGE");
-	if (argc > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
-
 	error_try(&e);
 	img = gp_image_open(argv[0], &oo);
 	error_end(&e);
@@ -387,6 +382,8 @@ const struct cmd cmd_inspect = {
 	    "  -h, --help       show this help\n",
 	.opts = inspect_optsets,
 	.opts_size = sizeof(struct inspect_opts),
+	.min_operands = 1,
+	.max_operands = 1,
 	.init = inspect_init,
 	.run = inspect_run,
 };

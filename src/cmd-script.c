@@ -97,10 +97,7 @@ script_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	struct manifest m;
 	int r;
 
-	if (argc < 1)
-		return cli_usage_error(cmd, "missing IMAGE");
-	if (argc > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+	(void)argc;
 	if (!h->script && !h->nanabox)
 		return cli_usage_error(cmd, "missing -o FILE (or --nanabox "
 		    "FILE)");
@@ -146,8 +143,8 @@ host_script_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	const char *text = sidecar_host_script();
 	int r;
 
-	if (argc > 0)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[0]);
+	(void)argc;
+	(void)argv;
 	if (!o->out)
 		return cli_usage_error(cmd, "missing -o FILE");
 	if ((r = json_stdout(cmd, o->json, o->out, NULL)) != 0)
@@ -176,6 +173,8 @@ const struct cmd cmd_script = {
 	    HOST_OPTIONS_HELP,
 	.opts = script_optsets,
 	.opts_size = sizeof(struct script_opts),
+	.min_operands = 1,
+	.max_operands = 1,
 	.init = script_init,
 	.run = script_main,
 };
@@ -190,5 +189,6 @@ const struct cmd cmd_host_script = {
 	    "  --json             report the file written as JSON\n",
 	.opts = host_script_optsets,
 	.opts_size = sizeof(struct host_script_opts),
+	.max_operands = 0,
 	.run = host_script_main,
 };

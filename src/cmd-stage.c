@@ -198,15 +198,13 @@ static const struct cli_optset verify_optsets[] = {
 
 /* The checks between options, once all are taken. */
 static int
-check_options(const struct cmd *cmd, struct common *c, int argc)
+check_options(const struct cmd *cmd, struct common *c)
 {
 	static const char *const formats[] = { NULL, "vhdx", "vhdx-fixed",
 	    "vhd", "raw" };
 	bool stage = strcmp(cmd->name, "stage") == 0;
 	int r;
 
-	if (argc < 1)
-		return cli_usage_error(cmd, "missing IMAGE");
 	c->o.output_format = formats[c->output_format];
 	if (c->o.output && c->o.child)
 		return cli_usage_error(cmd, "--output and --child exclude each "
@@ -258,7 +256,7 @@ stage_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	bool side;
 	int rc, i;
 
-	if ((rc = check_options(cmd, c, argc)) != 0)
+	if ((rc = check_options(cmd, c)) != 0)
 		return rc;
 	image = argv[0];
 	if (argc < 2 && !c->o.nreg_files && !c->o.ncopy_keys &&
@@ -351,7 +349,7 @@ remove_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	size_t n = 0, k;
 	int rc, i;
 
-	if ((rc = check_options(cmd, c, argc)) != 0)
+	if ((rc = check_options(cmd, c)) != 0)
 		return rc;
 	/* What stage took takes remove: a package's name, or its folder,
 	 * archive or bundle on the host (whose packages are removed). */
@@ -393,10 +391,8 @@ verify_main(const struct cmd *cmd, void *opts, int argc, char **argv)
 	struct stage_report r;
 	int rc;
 
-	if ((rc = check_options(cmd, c, argc)) != 0)
+	if ((rc = check_options(cmd, c)) != 0)
 		return rc;
-	if (argc > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[1]);
 	cli_progress_init(&pg);
 	c->o.progress = progress_cb;
 	c->o.pctx = &pg;
@@ -475,6 +471,8 @@ const struct cmd cmd_stage = {
 	    HOST_OPTIONS_HELP,
 	.opts = stage_optsets,
 	.opts_size = sizeof(struct common),
+	.min_operands = 1,
+	.max_operands = -1,
 	.init = common_init,
 	.run = stage_main,
 };
@@ -490,6 +488,8 @@ const struct cmd cmd_remove = {
 	    COMMON_OPTIONS,
 	.opts = remove_optsets,
 	.opts_size = sizeof(struct common),
+	.min_operands = 1,
+	.max_operands = -1,
 	.init = common_init,
 	.run = remove_main,
 };
@@ -502,6 +502,8 @@ const struct cmd cmd_verify = {
 	.options = COMMON_OPTIONS,
 	.opts = verify_optsets,
 	.opts_size = sizeof(struct common),
+	.min_operands = 1,
+	.max_operands = 1,
 	.init = common_init,
 	.run = verify_main,
 };
