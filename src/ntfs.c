@@ -2104,7 +2104,7 @@ set_reparse(struct ntfs_vol *v, ntfs_inode *ni, const uint8_t *data,
 	REPARSE_INDEX_KEY k = reparse_key(ni, get_le32(data));
 	ntfs_index_context *icx;
 	ntfs_inode *xr;
-	int r;
+	int r, err;
 
 	if (ntfs_attr_add(ni, AT_REPARSE_POINT, AT_UNNAMED, 0, (const u8 *)data,
 	    (s64)len) < 0)
@@ -2121,9 +2121,10 @@ set_reparse(struct ntfs_vol *v, ntfs_inode *ni, const uint8_t *data,
 	if (!(icx = reparse_index(v, &xr)))
 		return -1;
 	r = ntfs_ie_add(icx, &e.ie);
+	err = errno;		/* before the close */
 	reparse_index_close(icx, xr);
 	if (r < 0)
-		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot index its "
+		return ntfs_fail(v, GP_EXIT_FAILURE, err, "cannot index its "
 		    "reparse point in $Reparse");
 	return 0;
 }
@@ -2137,7 +2138,7 @@ remove_reparse(struct ntfs_vol *v, ntfs_inode *ni)
 	REPARSE_INDEX_KEY k;
 	ntfs_inode *xr;
 	uint8_t tag[4];
-	int r = 0;
+	int r = 0, e;
 
 	if (!na || ntfs_attr_pread(na, 0, 4, tag) != 4) {
 		if (na)
@@ -2154,12 +2155,15 @@ remove_reparse(struct ntfs_vol *v, ntfs_inode *ni)
 		r = ntfs_index_rm(icx);
 	else if (errno != ENOENT)
 		r = -1;
+	e = errno;		/* before the closes below */
 	reparse_index_close(icx, xr);
-	if (r == 0)
+	if (r == 0) {
 		r = ntfs_attr_rm(na);
+		e = errno;
+	}
 	ntfs_attr_close(na);
 	if (r < 0)
-		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot remove its "
+		return ntfs_fail(v, GP_EXIT_FAILURE, e, "cannot remove its "
 		    "reparse point");
 	ni->flags &= ~FILE_ATTR_REPARSE_POINT;
 	NInoSetDirty(ni);
@@ -2397,8 +2401,10 @@ nv_read(gp_volume *pv, const char *path, size_t max, void **data,
 		return -1;
 	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
 	if (!na) {
+		int e = errno;
+
 		ntfs_inode_close(ni);
-		return ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file "
+		return ntfs_fail(v, GP_EXIT_FAILURE, e, "cannot open file "
 		    "data");
 	}
 	if (size_ok(v, na, path) < 0)
@@ -2514,8 +2520,10 @@ nv_read_cb(gp_volume *pv, const char *path,
 	}
 	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
 	if (!na) {
+		int e = errno;
+
 		ntfs_inode_close(ni);
-		ntfs_fail(v, GP_EXIT_FAILURE, errno, "cannot open file data");
+		ntfs_fail(v, GP_EXIT_FAILURE, e, "cannot open file data");
 		error_prefix("%s", path);
 		return -1;
 	}
