@@ -199,8 +199,11 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 	int ch, r;
 
 	for (set = cmd->opts; set && set->v; set++)
-		for (i = 0; set->v[i].name && n < CLI_MAX_OPTS; i++, n++) {
+		for (i = 0; set->v[i].name; i++, n++) {
 			const struct cli_opt *o = &set->v[i];
+
+			if (n == CLI_MAX_OPTS)
+				abort();	/* a table too long: a bug */
 
 			slots[n] = (struct slot){ o, set->base, set->refuse };
 			longopts[n] = (struct option){ o->name, takes_value(o) ?
