@@ -11,6 +11,11 @@
  *
  * Pages live in memory up to a cap, then in an unlinked temporary file,
  * so a large dry run does not grow the process without bound.
+ *
+ * The drivers read and write the host file through the functions at the
+ * end of this file (blk_file_read, blk_file_write, blk_data_write,
+ * blk_file_truncate, blk_file_move), which go through the overlay while
+ * a session is open; blk-file.c writes the file straight.
  */
 #include <config.h>
 
@@ -476,4 +481,107 @@ blk_cow_put(gp_image *img, uint64_t off, const uint8_t *page)
 	if (cow_lookup(img->cow, off / PAGE, &slot))
 		return slot_write(img, img->cow, slot, page);
 	return slot_new(img, img->cow, off / PAGE, &slot, page);
+}
+
+/* ---- the host file as the session sees it ---------------------------- */
+
+int
+blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off)
+{
+	if (off > img->file_size || len > img->file_size - off) {
+		error_setc(GP_EXIT_CORRUPT, EIO,
+		    "%s: read of %zu bytes at offset %llu lies past the end "
+		    "of the file (%llu bytes); the file is truncated or corrupt",
+		    img->path, len, (unsigned long long)off,
+		    (unsigned long long)img->file_size);
+		return -1;
+	}
+	if (img->cow)
+		return blk_cow_read(img, buf, len, off);
+	if (file_pread(img->fd, buf, len, off) < 0) {
+		error_set(errno, "%s: read at offset %llu: %s", img->path,
+		    (unsigned long long)off, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (img->cow)
+		return blk_cow_write(img, buf, len, off, false);
+	return blk_file_write_raw(img, buf, len, off);
+}
+
+int
+blk_data_write(gp_image *img, const void *buf, size_t len, uint64_t off)
+{
+	if (!(img->flags & GP_OPEN_RDWR)) {
+		error_set(EBADF, "%s: image is open read-only", img->path);
+		return -1;
+	}
+	if (img->cow)
+		return blk_cow_write(img, buf, len, off, img->unreferenced);
+	return blk_file_write_raw(img, buf, len, off);
+}
+
+/*
+ * Set the file's size.  In a dry run the change stays in the session's
+ * view; otherwise growing is safe (the old state never reads past its own
+ * end) and happens at once.
+ */
+int
+blk_file_truncate(gp_image *img, uint64_t size)
+{
+	if (img->cow && !blk_cow_may_write(img)) {
+		img->file_size = size;
+		return 0;
+	}
+	if (size == img->phys_size) {
+		img->file_size = size;
+		return 0;
+	}
+	if (img->cow && blk_cow_prepare_direct(img) < 0)
+		return -1;
+	if (ftruncate(img->fd, (off_t)size) < 0) {
+		int e = errno;
+
+		error_set(e, "%s: cannot resize the file to %llu bytes: %s%s",
+		    img->path, (unsigned long long)size, strerror(e),
+		    e == ENOSPC || e == EFBIG ? " (host file system full)" : "");
+		return -1;
+	}
+	img->file_size = img->phys_size = size;
+	return 0;
+}
+
+int
+blk_file_move(gp_image *img, uint64_t from, uint64_t to, uint64_t len)
+{
+	const size_t chunk = 1024 * 1024;
+	uint8_t *buf = xmalloc(chunk);
+	bool was = img->unreferenced;
+	int ret = -1;
+
+	img->unreferenced = true;
+	while (len) {
+		size_t n = (size_t)MIN((uint64_t)chunk, len);
+
+		if (blk_file_read(img, buf, n, from) < 0 ||
+		    blk_data_write(img, buf, n, to) < 0)
+			goto out;
+		from += n;
+		to += n;
+		len -= n;
+	}
+	ret = 0;
+out:
+	img->unreferenced = was;
+	free(buf);
+	return ret;
 }

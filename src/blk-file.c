@@ -1,10 +1,10 @@
 /*
- * blk-file.c - the host file under an image, as the drivers reach it:
- * reads and writes that go through the session's overlay (blk-cow.c)
- * while one is open, the file's size, holes and moves, the parent's
- * bytes of a differencing image, and the small algorithms the formats
- * share (a sector bitmap's runs, the plan that packs a file).  The
- * drivers call this file and blk-cow.c, nothing above them.
+ * blk-file.c - the host file under an image, straight: writes past the
+ * overlay (headers, a commit, a session's direct data), flushes and
+ * holes; the parent's bytes of a differencing image; and the small
+ * algorithms the formats share (a sector bitmap's runs, the plan that
+ * packs a file).  It calls nothing of the image layer above it; reads and
+ * writes as a session sees the file are blk-cow.c's.
  */
 #include <config.h>
 
@@ -17,27 +17,6 @@
 #include "blk.h"
 
 #define WRITEBACK_STEP (16u * 1024 * 1024)
-
-int
-blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off)
-{
-	if (off > img->file_size || len > img->file_size - off) {
-		error_setc(GP_EXIT_CORRUPT, EIO,
-		    "%s: read of %zu bytes at offset %llu lies past the end "
-		    "of the file (%llu bytes); the file is truncated or corrupt",
-		    img->path, len, (unsigned long long)off,
-		    (unsigned long long)img->file_size);
-		return -1;
-	}
-	if (img->cow)
-		return blk_cow_read(img, buf, len, off);
-	if (file_pread(img->fd, buf, len, off) < 0) {
-		error_set(errno, "%s: read at offset %llu: %s", img->path,
-		    (unsigned long long)off, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 int
 blk_file_write_raw(gp_image *img, const void *buf, size_t len, uint64_t off)
@@ -74,30 +53,6 @@ blk_file_write_raw(gp_image *img, const void *buf, size_t len, uint64_t off)
 }
 
 int
-blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off)
-{
-	if (!(img->flags & GP_OPEN_RDWR)) {
-		error_set(EBADF, "%s: image is open read-only", img->path);
-		return -1;
-	}
-	if (img->cow)
-		return blk_cow_write(img, buf, len, off, false);
-	return blk_file_write_raw(img, buf, len, off);
-}
-
-int
-blk_data_write(gp_image *img, const void *buf, size_t len, uint64_t off)
-{
-	if (!(img->flags & GP_OPEN_RDWR)) {
-		error_set(EBADF, "%s: image is open read-only", img->path);
-		return -1;
-	}
-	if (img->cow)
-		return blk_cow_write(img, buf, len, off, img->unreferenced);
-	return blk_file_write_raw(img, buf, len, off);
-}
-
-int
 blk_file_sync(gp_image *img)
 {
 	if (!BLK_FILE_WRITABLE(img))
@@ -106,36 +61,6 @@ blk_file_sync(gp_image *img)
 		error_set(errno, "%s: flush: %s", img->path, strerror(errno));
 		return -1;
 	}
-	return 0;
-}
-
-/*
- * Set the file's size.  In a dry run the change stays in the session's
- * view; otherwise growing is safe (the old state never reads past its own
- * end) and happens at once.
- */
-int
-blk_file_truncate(gp_image *img, uint64_t size)
-{
-	if (img->cow && !blk_cow_may_write(img)) {
-		img->file_size = size;
-		return 0;
-	}
-	if (size == img->phys_size) {
-		img->file_size = size;
-		return 0;
-	}
-	if (img->cow && blk_cow_prepare_direct(img) < 0)
-		return -1;
-	if (ftruncate(img->fd, (off_t)size) < 0) {
-		int e = errno;
-
-		error_set(e, "%s: cannot resize the file to %llu bytes: %s%s",
-		    img->path, (unsigned long long)size, strerror(e),
-		    e == ENOSPC || e == EFBIG ? " (host file system full)" : "");
-		return -1;
-	}
-	img->file_size = img->phys_size = size;
 	return 0;
 }
 
@@ -157,32 +82,6 @@ blk_file_punch(gp_image *img, uint64_t off, uint64_t len)
 		return -1;
 	}
 	return 0;
-}
-
-int
-blk_file_move(gp_image *img, uint64_t from, uint64_t to, uint64_t len)
-{
-	const size_t chunk = 1024 * 1024;
-	uint8_t *buf = xmalloc(chunk);
-	bool was = img->unreferenced;
-	int ret = -1;
-
-	img->unreferenced = true;
-	while (len) {
-		size_t n = (size_t)MIN((uint64_t)chunk, len);
-
-		if (blk_file_read(img, buf, n, from) < 0 ||
-		    blk_data_write(img, buf, n, to) < 0)
-			goto out;
-		from += n;
-		to += n;
-		len -= n;
-	}
-	ret = 0;
-out:
-	img->unreferenced = was;
-	free(buf);
-	return ret;
 }
 
 static int
@@ -228,7 +127,6 @@ blk_pack_plan(struct blk_extent *v, size_t n, uint64_t align)
 	}
 	free(gap);
 }
-
 
 static bool
 bitmap_bit(const uint8_t *b, uint64_t s, bool msb_first)

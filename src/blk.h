@@ -8,8 +8,9 @@
  * checks it (parent_check), and reads go through img->parent.
  *
  * One way down: image.c (the public API) -> blk.c (open, table) ->
- * drivers -> blk-file.c -> blk-cow.c.  The overlay calls a driver back
- * only through its table (begin_direct).
+ * drivers -> blk-cow.c (the host file as the session sees it, through
+ * the overlay) -> blk-file.c (the host file straight).  The overlay calls
+ * a driver back only through its table (begin_direct).
  */
 #ifndef GPUPV_BLK_H
 #define GPUPV_BLK_H
@@ -122,12 +123,12 @@ extern const struct blk_driver blk_vhdx_driver;
 extern const struct blk_driver blk_vhdi_driver;
 
 /*
- * blk-file.c: host-file helpers that record an error naming the image.  During a
- * session they go through the overlay: blk_file_write is for metadata and
- * anything the old state may refer to; blk_data_write is for payload and
- * honours img->unreferenced, the caller's word that the virtual range
- * being written is unused by the old state.  blk_file_write_raw bypasses
- * the overlay (header updates, commit).
+ * Host-file helpers that record an error naming the image.  blk-cow.c's
+ * go through the overlay during a session: blk_file_write is for metadata
+ * and anything the old state may refer to; blk_data_write is for payload
+ * and honours img->unreferenced, the caller's word that the virtual range
+ * being written is unused by the old state.  blk-file.c's bypass it:
+ * blk_file_write_raw (header updates, commit), sync and punch.
  */
 int	blk_file_read(gp_image *img, void *buf, size_t len, uint64_t off);
 int	blk_file_write(gp_image *img, const void *buf, size_t len, uint64_t off);

@@ -239,19 +239,6 @@ gp_volume_file_cost(gp_volume *v, uint64_t size)
 	return v->ops->file_cost(v, size);
 }
 
-int
-fs_mem_fill(void *ctx, void *buf, size_t n)
-{
-	struct fs_mem *m = ctx;
-
-	if (n > m->left)
-		n = m->left;
-	memcpy(buf, m->p, n);
-	m->p += n;
-	m->left -= n;
-	return 0;
-}
-
 /* Create or replace: parents made as needed, then gp_volume_create. */
 int
 gp_volume_write_file(gp_volume *v, const char *path, const void *data,

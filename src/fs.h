@@ -58,7 +58,19 @@ struct fs_mem {
 	const uint8_t *p;
 	size_t left;
 };
-int	fs_mem_fill(void *ctx, void *buf, size_t n);
+/* Inline, so that the drivers need nothing of fs.c, which calls them. */
+static inline int
+fs_mem_fill(void *ctx, void *buf, size_t n)
+{
+	struct fs_mem *m = ctx;
+
+	if (n > m->left)
+		n = m->left;
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return 0;
+}
 
 extern const struct fs_ops ntfs_fs_ops;
 extern const struct fs_ops ext4_fs_ops;
