@@ -12,7 +12,6 @@
 
 #include "cli.h"
 #include "sidecar.h"
-#include "stage.h"
 
 /* Bounds, in MiB.  The low MMIO window lies below 4 GB (with the VM's
  * memory and firmware); the high one above all memory. */
