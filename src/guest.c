@@ -72,6 +72,8 @@ read_build(gp_volume *vol, struct gp_windows *w)
 			w->drive = (char)toupper((unsigned char)root[0]);
 		free(root);
 	}
+	/* The hive's name in the guest, not the copy's. */
+	error_rename(tmp, SOFTWARE_HIVE);
 	if (error_end(&e))
 		warn_add("cannot read the guest's build: %s", e.msg);
 	unlink(tmp);

@@ -33,6 +33,25 @@ expect_eq "$(grep -c '^then the real one: ' "$TMP/out")" 5 "ext4: checks of a re
 expect_eq "$(sha "$TMP/lx.img")" "$before" "ext4: errscope changed the image"
 pass "ext4: tolerated failures stay in their scopes"
 
+# Through the CLI, tolerated on the way and then the real failure: a
+# SOFTWARE hive that is not a hive makes the build unknown (a warning that
+# names the hive, not the copy read), and is then the reason a run that
+# edits it is refused, with the image unchanged.
+mkgpt_windows "$TMP/junk.img"
+head -c 8192 /dev/urandom >"$TMP/junk"
+"$IMGTOOL" put "$TMP/junk.img" 3 Windows/System32/config/SOFTWARE "$TMP/junk"
+run 0 "$GPUPV_PREP" inspect --json "$TMP/junk.img"
+jqv '.warnings[]' | grep -q "^cannot read the guest's build: Windows/System32/config/SOFTWARE: " ||
+  fail "inspect: the build warning: $(jqv '.warnings[]')"
+jqv '.warnings[]' | grep -q 'gpupv-prep-hive' && fail "a temporary file named: $(jqv '.warnings[]')"
+printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\gpupv-test]\r\n"a"=dword:00000001\r\n' >"$TMP/sw.reg"
+before=$(sha "$TMP/junk.img")
+run 3 "$GPUPV_PREP" stage "$TMP/junk.img" --reg "$TMP/sw.reg"
+grep -q '^gpupv-prep: stage: .*junk.img: .*config.SOFTWARE: not a registry hive' "$TMP/err" ||
+  fail "stage: the real failure: $(cat "$TMP/err")"
+expect_eq "$(sha "$TMP/junk.img")" "$before" "stage changed a refused image"
+pass "a tolerated failure, then the real one, through the CLI"
+
 # The whole CLI: a run that went on past an untried failure exits 70
 # under GPUPV_PREP_CHECK_ERRORS (every test runs with it).  inspect walks
 # every tolerant path of guest detection, Windows and Linux.
