@@ -1,6 +1,7 @@
 /*
- * util.h - helpers shared by every layer: error recording, allocation,
- * little/big-endian field access, CRC-32C, GUIDs and UTF-16 text.
+ * util.h - helpers shared by every layer: error recording and signals
+ * (error.c), allocation, little/big-endian field access, CRC-32C, GUIDs and
+ * host files (util.c), UTF-8/UTF-16 text (text.c).
  *
  * Error convention (as hivex and libntfs-3g): functions return -1 or NULL
  * and set errno.  The function that detects a failure records one message
@@ -38,7 +39,9 @@
 #define SUM_OK(a, b)	((a) == (b))
 #endif
 
-/* Record a message and set errno = err; code is a GP_EXIT_* class. */
+/* Record a message in the current scope and set errno = err; code is a
+ * GP_EXIT_* class.  When the scope holds one already, that first one
+ * stays, and errno is set to its cause. */
 void	error_setc(int code, int err, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 #define error_set(err, ...) error_setc(GP_EXIT_FAILURE, (err), __VA_ARGS__)
