@@ -35,7 +35,11 @@ scope(void)
 void
 error_try(struct gp_error *e)
 {
-	memset(e, 0, sizeof(*e));
+	/* Not the whole message buffer: lookups open a scope each. */
+	e->set = false;
+	e->code = 0;
+	e->err = 0;
+	e->msg[0] = '\0';
 	e->outer = cur_scope;
 	cur_scope = e;
 }
