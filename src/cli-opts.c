@@ -179,7 +179,10 @@ take(const struct cmd *cmd, const struct slot *s, void *opts, const char *arg)
 	case CLI_WORD:
 		for (i = 0; o->words[i]; i++)
 			if (strcmp(arg, o->words[i]) == 0) {
-				store_int(field, o->size, o->values[i]);
+				if (o->values)
+					store_int(field, o->size, o->values[i]);
+				else
+					*(const char **)field = o->words[i];
 				return 0;
 			}
 		return bad_value(cmd, o, arg);

@@ -22,7 +22,8 @@ enum cli_opt_kind {
 	CLI_LIST,	/* char ** at off, its count (size_t) at off2: appended */
 	CLI_NUM,	/* an integer: a number from min to max in base */
 	CLI_MIB,	/* uint64_t: a size with a unit, in MiB, min to max */
-	CLI_WORD,	/* an integer: values[i] for the value words[i] */
+	CLI_WORD,	/* one of words[]: values[i] into an integer, or
+			   without values the word itself (const char *) */
 };
 
 struct cli_opt {

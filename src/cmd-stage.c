@@ -26,7 +26,6 @@ progress_cb(void *ctx, const char *phase, uint64_t files, uint64_t nfiles,
 struct common {
 	struct stage_opts o;
 	bool json;
-	int output_format;		/* index into check_options' list */
 	struct host_opts host;		/* stage only */
 };
 
@@ -134,9 +133,9 @@ static const struct cli_opt stage_options[] = {
 	    o.disable_fast_startup) },
 	{ "output", 0, CLI_STR, CLI_FIELD(struct common, o.output) },
 	{ "output-format", 0, CLI_WORD, CLI_FIELD(struct common,
-	    output_format),
+	    o.output_format),
 	    .words = (const char *const[]){ "vhdx", "vhdx-fixed", "vhd", "raw",
-	    NULL }, .values = (const int[]){ 1, 2, 3, 4 },
+	    NULL },
 	    .msg = "--output-format: vhdx, vhdx-fixed, vhd or raw" },
 	{ "child", 0, CLI_STR, CLI_FIELD(struct common, o.child),
 	    .check = child_name,
@@ -200,12 +199,9 @@ static const struct cli_optset verify_optsets[] = {
 static int
 check_options(const struct cmd *cmd, struct common *c)
 {
-	static const char *const formats[] = { NULL, "vhdx", "vhdx-fixed",
-	    "vhd", "raw" };
 	bool stage = strcmp(cmd->name, "stage") == 0;
 	int r;
 
-	c->o.output_format = formats[c->output_format];
 	if (c->o.output && c->o.child)
 		return cli_usage_error(cmd, "--output and --child exclude each "
 		    "other");

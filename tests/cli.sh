@@ -76,6 +76,7 @@ usage "--driver-store-copy-mode: a number from 0 to 2, not '3'" stage x.img --dr
 usage "--driver-store-copy-mode: a number from 0 to 2, not '-1'" stage x.img --driver-store-copy-mode -1
 usage "not '0x100000000'" stage x.img --gpu-virtualization-flags 0x100000000
 usage "--output-format: vhdx, vhdx-fixed, vhd or raw" stage x.img --output x.vhdx --output-format qcow2
+usage "--output-format: vhdx, vhdx-fixed, vhd or raw" compact x.img --output y.img --output-format qcow2
 usage "--child c.img: the new child is a differencing VHDX" stage x.img --child c.img
 usage "--parent-path: 'C:/x.vhdx' is not an absolute Windows path" stage x.img --child c.avhdx --parent-path C:/x.vhdx
 usage "--partition: '70000' is not a partition number" stage x.img --partition 70000
