@@ -197,7 +197,7 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 	struct option longopts[CLI_MAX_OPTS + 5];
 	struct slot slots[CLI_MAX_OPTS];
 	char shortopts[3 * CLI_MAX_OPTS + 8] = ":hqv";
-	size_t n = 0, k, i, sl = strlen(shortopts);
+	size_t n = 0, nopts, k, i, sl = strlen(shortopts);
 	const struct cli_optset *set;
 	int ch, r;
 
@@ -207,7 +207,6 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 
 			if (n == CLI_MAX_OPTS)
 				abort();	/* a table too long: a bug */
-
 			slots[n] = (struct slot){ o, set->base, set->refuse };
 			longopts[n] = (struct option){ o->name, takes_value(o) ?
 			    required_argument : no_argument, NULL,
@@ -219,6 +218,7 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 			}
 		}
 	shortopts[sl] = '\0';
+	nopts = n;
 	longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	longopts[n++] = (struct option){ "quiet", no_argument, NULL, 'q' };
 	longopts[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
@@ -235,13 +235,13 @@ cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 			cli_help(cmd, stdout);
 			return CLI_HELP_SHOWN;
 		}
-		if (ch >= VAL_BASE && (size_t)(ch - VAL_BASE) < n - 4) {
+		if (ch >= VAL_BASE && (size_t)(ch - VAL_BASE) < nopts) {
 			k = (size_t)(ch - VAL_BASE);
 		} else {
-			for (k = 0; k < n - 4; k++)
+			for (k = 0; k < nopts; k++)
 				if (slots[k].o->short_name == ch)
 					break;
-			if (k == n - 4 || ch == '?' || ch == ':')
+			if (k == nopts)		/* '?' or ':' from getopt */
 				return cli_bad_option(cmd, ch, argv);
 		}
 		if ((r = take(cmd, &slots[k], opts, optarg)) != 0)
