@@ -249,8 +249,9 @@ struct run {
 	bool short_names;		/* the volume keeps 8.3 aliases */
 	uint64_t nfiles, total;		/* of the packages to copy */
 	uint64_t need_pkgs, need_copies, need_hives, need_meta;
-	bool *restage;			/* per package of the set: copied */
-	bool *todo;			/* the same, once apply begins */
+	bool *restage;			/* per package of the set: copied in
+					   (staged or replaced) */
+	bool hashing;			/* hash_start was called */
 	bool **bad;			/* --repair: the files to write again */
 	struct hash_run h;
 };

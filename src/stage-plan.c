@@ -253,8 +253,7 @@ debug_plan(const struct run *x)
 			    x->plan[i].host_lib ? "host" : x->plan[i].p->name,
 			    g->is_linux ? '/' : '\\', x->plan[i].f->rel,
 			    x->plan[i].dest, x->plan[i].overwrite ?
-			    "overwrite" :
-			    "when newer");
+			    "overwrite" : "when newer");
 	}
 	if (debug_enabled() && (x->gr.s.values_set || x->gr.s.values_deleted ||
 	    x->gr.s.keys_created || x->gr.s.keys_deleted))

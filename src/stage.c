@@ -94,31 +94,23 @@ apply(struct run *x)
 			return -1;
 		manifest_drop(&g->man, r->v[i].name);
 	}
-	x->todo = xcalloc(set->n + 1, sizeof(*x->todo));
-	for (i = 0; i < set->n; i++) {
-		size_t k;
-
-		for (k = 0; k < r->n; k++)
-			if (!strcmp(r->v[k].name, set->v[i].name))
-				break;
-		x->todo[i] = r->v[k].action == ACT_STAGE ||
-		    r->v[k].action == ACT_REPLACE;
-	}
 	t0 = mono_ms();
-	if (hash_start(&x->h, set, x->todo) < 0)
+	/* The packages plan_system marked to copy (staged or replaced). */
+	x->hashing = true;
+	if (hash_start(&x->h, set, x->restage) < 0)
 		return -1;
 	for (i = 0; i < set->n; i++)
-		if (x->todo[i] && stage_package(g, &set->v[i], o, r, x->nfiles,
-		    x->total, &x->h) < 0)
+		if (x->restage[i] && stage_package(g, &set->v[i], o, r,
+		    x->nfiles, x->total, &x->h) < 0)
 			return -1;
 	t1 = mono_ms();
-	if (hash_finish(&x->h, set, x->todo, true) < 0)
+	if (hash_finish(&x->h, set, x->restage, true) < 0)
 		return -1;
 	debug("%s: copied %llu files in %.0f ms; their hashes were ready "
 	    "%.0f ms later", image, (unsigned long long)r->files_written,
 	    t1 - t0, mono_ms() - t1);
 	for (i = 0; i < set->n; i++)
-		if (x->todo[i])
+		if (x->restage[i])
 			manifest_add(&g->man, &set->v[i]);
 	for (i = 0; i < set->n; i++)
 		if (x->bad[i] &&
@@ -165,12 +157,11 @@ read_back(struct run *x)
 static void
 run_free(struct run *x, bool ok)
 {
-	if (x->todo && !ok)
-		hash_finish(&x->h, x->set, x->todo, false);
+	if (x->hashing && !ok)
+		hash_finish(&x->h, x->set, x->restage, false);
 	guest_close(&x->g);
 	guest_reg_free(&x->gr);
 	copy_plans_free(x->plan, x->nplan);
-	free(x->todo);
 	free(x->restage);
 	bad_free(x->bad, x->set->n);
 }
