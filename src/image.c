@@ -53,6 +53,7 @@ gp_image_children(const char *path, void (*fn)(void *ctx,
 		char *c, *hint, *t;
 		gp_image *img;
 		struct gp_error err;
+		bool child = false;
 
 		if (!ext || (strcasecmp(ext, ".avhdx") && strcasecmp(ext, ".vhdx") &&
 		    strcasecmp(ext, ".vhd") && strcasecmp(ext, ".avhd")))
@@ -81,17 +82,19 @@ gp_image_children(const char *path, void (*fn)(void *ctx,
 				free(t);
 				t = path_join(dir, path_basename(hint));
 			}
-			if (stat(t, &st) == 0 && st.st_dev == self.st_dev &&
-			    st.st_ino == self.st_ino) {
-				fn(ctx, c);
-				n++;
-			}
+			child = stat(t, &st) == 0 &&
+			    st.st_dev == self.st_dev && st.st_ino == self.st_ino;
 			free(t);
 			free(hint);
 		}
 		if (img)
 			gp_image_close(img);
 		error_end(&err);
+		/* Outside the scope: what fn records is its caller's. */
+		if (child) {
+			fn(ctx, c);
+			n++;
+		}
 		free(c);
 	}
 	closedir(d);
