@@ -326,7 +326,7 @@ blk_cow_foreach(gp_image *img, int (*fn)(gp_image *img, uint64_t off,
 	return ret;
 }
 
-int
+static int
 blk_cow_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 {
 	struct blk_cow *c = img->cow;
@@ -361,13 +361,13 @@ blk_cow_read(gp_image *img, void *vbuf, size_t len, uint64_t off)
 	return 0;
 }
 
-bool
+static bool
 blk_cow_may_write(const gp_image *img)
 {
 	return img->cow && img->cow->direct_ok;
 }
 
-int
+static int
 blk_cow_prepare_direct(gp_image *img)
 {
 	struct blk_cow *c = img->cow;
@@ -389,7 +389,7 @@ direct_write(gp_image *img, const uint8_t *buf, size_t len, uint64_t off)
 	return blk_file_write_raw(img, buf, len, off);
 }
 
-int
+static int
 blk_cow_write(gp_image *img, const void *vbuf, size_t len, uint64_t off,
     bool unreferenced)
 {

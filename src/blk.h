@@ -179,12 +179,7 @@ size_t	blk_cow_count(const gp_image *img);
  * error when over it. */
 int	blk_cow_check_limit(gp_image *img);
 bool	blk_cow_direct_used(const gp_image *img);
-bool	blk_cow_may_write(const gp_image *img);	/* not a dry run */
-int	blk_cow_prepare_direct(gp_image *img);
 uint64_t blk_cow_base_size(const gp_image *img);
-int	blk_cow_read(gp_image *img, void *buf, size_t len, uint64_t off);
-int	blk_cow_write(gp_image *img, const void *buf, size_t len, uint64_t off,
-	    bool unreferenced);
 int	blk_cow_put(gp_image *img, uint64_t off, const uint8_t *page);
 /* Each held page in file order; stops at the first nonzero return. */
 int	blk_cow_foreach(gp_image *img, int (*fn)(gp_image *img, uint64_t off,

@@ -98,7 +98,7 @@ parse_num(const char *s, int base, long long lo, long long hi, long long *v)
  * number is refused: qemu-img reads it as bytes, Set-VM as bytes, and the
  * NanaBox file as MiB, so it would mean something else to each.
  */
-uint64_t
+static uint64_t
 cli_parse_mib(const char *s, uint64_t lo, uint64_t hi)
 {
 	char *end;

@@ -385,33 +385,6 @@ cli_help(const struct cmd *cmd, FILE *f)
 	fprintf(f, "\n%s", exit_codes);
 }
 
-int
-cli_partition(const struct cmd *cmd, const char *arg, int *out)
-{
-	long v = cli_parse_uint(arg);
-
-	if (v < 0 || v > 65535)
-		return cli_usage_error(cmd, "--partition: '%s' is not a "
-		    "partition number", arg);
-	*out = (int)v;
-	return 0;
-}
-
-long
-cli_parse_uint(const char *s)
-{
-	char *end;
-	long v;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	return v;
-}
-
 const char *
 cli_size(uint64_t v, char buf[32])
 {

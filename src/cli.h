@@ -77,8 +77,6 @@ int	cli_parse(const struct cmd *cmd, int argc, char **argv, void *opts,
 	    int *first);
 /* Free what cli_parse allocated in opts (the CLI_LIST arrays). */
 void	cli_opts_free(const struct cmd *cmd, void *opts);
-/* A size with a unit, in MiB from lo to hi; 0 when it is not one. */
-uint64_t cli_parse_mib(const char *s, uint64_t lo, uint64_t hi);
 
 extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_stage;
@@ -130,8 +128,6 @@ void	cli_help(const struct cmd *cmd, FILE *f);
 /* The usage error for getopt's '?' or ':' (option strings start with ':'
  * so that getopt itself prints nothing). */
 int	cli_bad_option(const struct cmd *cmd, int ch, char **argv);
-/* --partition N into *out; a usage error (its exit status) otherwise. */
-int	cli_partition(const struct cmd *cmd, const char *arg, int *out);
 /*
  * --json reports: every one is an object that begins with "version" (of
  * the report formats, CLI_JSON_VERSION; raised when a field changes
@@ -178,8 +174,6 @@ void	cli_progress(struct cli_progress *p, const char *phase,
 	    uint64_t files, uint64_t nfiles, uint64_t bytes, uint64_t total);
 void	cli_progress_end(struct cli_progress *p);
 
-/* Parse a non-negative decimal; -1 on garbage. */
-long	cli_parse_uint(const char *s);
 /* "64.0 GiB" style; returns buf. */
 const char *cli_size(uint64_t v, char buf[32]);
 
